@@ -1,0 +1,373 @@
+/* SPDX-License-Identifier: GPL-2.0 OR MIT */
+/*
+ * What every probe family shares: the maps, packet parsing, the filter and
+ * the reserve → fill → submit path with loss accounting. Maps are __weak so
+ * that each .bpf.c can include this header and the BPF linker (bpftool gen
+ * object) merges them into one object.
+ */
+#ifndef NETWHY_COMMON_BPF_H
+#define NETWHY_COMMON_BPF_H
+
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_endian.h>
+#include "netwhy.h"
+#include "core_fixes.bpf.h"
+
+#define AF_INET 2
+#define AF_INET6 10
+#define ETH_P_IP 0x0800
+#define ETH_P_IPV6 0x86DD
+#define IPPROTO_TCP 6
+#define IPPROTO_UDP 17
+#define IPPROTO_ICMP 1
+#define IPPROTO_ICMPV6 58
+#define IPS_SRC_NAT_BIT 4
+#define IPS_DST_NAT_BIT 5
+#define IPS_TEMPLATE_BIT 11
+#define NFCT_PTRMASK (~7UL)
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 4 << 20); /* resized by user space before load */
+} events __weak SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, NW_PROBE_MAX);
+	__type(key, __u32);
+	__type(value, struct nw_stats);
+} stats __weak SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct nw_filter);
+} filter __weak SEC(".maps");
+
+/* Flows that followed processes started (NW_FILTER_FOLLOW). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct nw_flow_key);
+	__type(value, __u64);
+} flows __weak SEC(".maps");
+
+/* Thread-group ids whose packets seed followed flows. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u32);
+	__type(value, __u8);
+} followed_pids __weak SEC(".maps");
+
+/* The skb this CPU is receiving, so a FIB lookup can be tied to it. */
+struct nw_cur_skb {
+	__u64 skb;     /* 0 when the skb did not pass the filter */
+	__u32 netns;
+	__u32 saddr;   /* IPv4 source, network byte order */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct nw_cur_skb);
+} cur_skb __weak SEC(".maps");
+
+static __always_inline struct nw_stats *probe_stats(__u32 probe)
+{
+	return bpf_map_lookup_elem(&stats, &probe);
+}
+
+static __always_inline void count_filtered(__u32 probe)
+{
+	struct nw_stats *s = probe_stats(probe);
+
+	if (s)
+		s->filtered++;
+}
+
+/* Reserve a record; on a full ring buffer count the loss and return NULL. */
+static __always_inline void *reserve(__u32 probe, __u32 size, __u8 type)
+{
+	struct nw_stats *s = probe_stats(probe);
+	struct nw_hdr *h = bpf_ringbuf_reserve(&events, size, 0);
+
+	if (!h) {
+		if (s)
+			s->lost++;
+		return NULL;
+	}
+	if (s)
+		s->events++;
+	h->version = NW_ABI_VERSION;
+	h->type = type;
+	h->size = size;
+	h->probe = probe;
+	h->cpu = bpf_get_smp_processor_id();
+	h->ts = bpf_ktime_get_ns();
+	return h;
+}
+
+static __always_inline __u32 task_netns(void)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+
+	return BPF_CORE_READ(task, nsproxy, net_ns, ns.inum);
+}
+
+static __always_inline __u32 current_tgid(void)
+{
+	return bpf_get_current_pid_tgid() >> 32;
+}
+
+static __always_inline __u32 skb_netns(struct sk_buff *skb)
+{
+	struct net_device *dev = BPF_CORE_READ(skb, dev);
+	struct sock *sk;
+
+	if (dev)
+		return BPF_CORE_READ(dev, nd_net.net, ns.inum);
+	sk = BPF_CORE_READ(skb, sk);
+	if (sk)
+		return BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
+	return 0;
+}
+
+static __always_inline void read_ct(struct sk_buff *skb, struct nw_pkt *p)
+{
+	unsigned long nfct;
+	struct nf_conn *ct;
+	unsigned long status;
+
+	if (!have_conntrack())
+		return;
+	nfct = BPF_CORE_READ(skb, _nfct);
+	ct = (struct nf_conn *)(nfct & NFCT_PTRMASK);
+	if (!ct)
+		return;
+	status = BPF_CORE_READ(ct, status);
+	if (status & (1UL << IPS_TEMPLATE_BIT))
+		return;
+	p->ct_status = status;
+	p->flags |= NW_PKT_HAS_CT;
+	if (status & (1UL << IPS_SRC_NAT_BIT))
+		p->flags |= NW_PKT_CT_SNAT;
+	if (status & (1UL << IPS_DST_NAT_BIT))
+		p->flags |= NW_PKT_CT_DNAT;
+
+#pragma unroll
+	for (int dir = 0; dir < 2; dir++) {
+		struct nw_tuple *t = dir ? &p->ct_reply : &p->ct_orig;
+		struct nf_conntrack_tuple *ctt = &ct->tuplehash[dir].tuple;
+
+		bpf_core_read(&t->saddr, sizeof(t->saddr), &ctt->src.u3);
+		bpf_core_read(&t->daddr, sizeof(t->daddr), &ctt->dst.u3);
+		t->sport = bpf_ntohs(BPF_CORE_READ(ctt, src.u.all));
+		t->dport = bpf_ntohs(BPF_CORE_READ(ctt, dst.u.all));
+		t->proto = BPF_CORE_READ(ctt, dst.protonum);
+		t->family = BPF_CORE_READ(ctt, src.l3num);
+	}
+}
+
+/*
+ * Fill p from skb. l3_at_data: the network header starts at skb->data (true
+ * at netif_receive_skb, which fires before the stack resets the header
+ * offsets); elsewhere use skb->network_header.
+ */
+static __always_inline void read_pkt(struct sk_buff *skb, struct nw_pkt *p, bool l3_at_data)
+{
+	unsigned char *head = BPF_CORE_READ(skb, head);
+	__u16 proto = bpf_ntohs(BPF_CORE_READ(skb, protocol));
+	struct net_device *dev = BPF_CORE_READ(skb, dev);
+	struct sock *sk = BPF_CORE_READ(skb, sk);
+	unsigned char *l3;
+	unsigned char *l4 = NULL;
+	__u16 nh;
+
+	p->skb = (__u64)skb;
+	p->netns = skb_netns(skb);
+	p->len = BPF_CORE_READ(skb, len);
+	p->mark = BPF_CORE_READ(skb, mark);
+	p->pid = current_tgid();
+	if (dev) {
+		p->ifindex = BPF_CORE_READ(dev, ifindex);
+		bpf_core_read_str(p->dev, sizeof(p->dev), &dev->name);
+	}
+	if (sk && sk_is_fullsock(sk))
+		p->flags |= NW_PKT_LOCAL_SK;
+
+	nh = BPF_CORE_READ(skb, network_header);
+	if (l3_at_data || nh == (__u16)~0U)
+		l3 = BPF_CORE_READ(skb, data);
+	else
+		l3 = head + nh;
+
+	if (proto == ETH_P_IP) {
+		struct iphdr iph;
+
+		if (bpf_probe_read_kernel(&iph, sizeof(iph), l3) || iph.version != 4)
+			goto ct;
+		p->tuple.family = AF_INET;
+		p->tuple.proto = iph.protocol;
+		__builtin_memcpy(p->tuple.saddr.b, &iph.saddr, 4);
+		__builtin_memcpy(p->tuple.daddr.b, &iph.daddr, 4);
+		/* Only the first fragment carries the ports. */
+		if (!(iph.frag_off & bpf_htons(0x1fff)))
+			l4 = l3 + iph.ihl * 4;
+	} else if (proto == ETH_P_IPV6) {
+		struct ipv6hdr ip6;
+
+		if (bpf_probe_read_kernel(&ip6, sizeof(ip6), l3) || ip6.version != 6)
+			goto ct;
+		p->tuple.family = AF_INET6;
+		p->tuple.proto = ip6.nexthdr;
+		__builtin_memcpy(p->tuple.saddr.b, &ip6.saddr, 16);
+		__builtin_memcpy(p->tuple.daddr.b, &ip6.daddr, 16);
+		l4 = l3 + sizeof(ip6);
+	}
+
+	if (l4 && (p->tuple.proto == IPPROTO_TCP || p->tuple.proto == IPPROTO_UDP)) {
+		__be16 ports[2];
+
+		if (!bpf_probe_read_kernel(ports, sizeof(ports), l4)) {
+			p->tuple.sport = bpf_ntohs(ports[0]);
+			p->tuple.dport = bpf_ntohs(ports[1]);
+			p->flags |= NW_PKT_HAS_L4;
+		}
+		if (p->tuple.proto == IPPROTO_TCP)
+			bpf_probe_read_kernel(&p->tcp_flags, 1, l4 + 13);
+	} else if (l4 && (p->tuple.proto == IPPROTO_ICMP || p->tuple.proto == IPPROTO_ICMPV6)) {
+		/* type/code in the port fields, as conntrack keeps them */
+		__u8 tc[2];
+
+		if (!bpf_probe_read_kernel(tc, sizeof(tc), l4)) {
+			p->tuple.sport = tc[0];
+			p->tuple.dport = tc[1];
+		}
+	}
+ct:
+	read_ct(skb, p);
+}
+
+/*
+ * Global functions (filter.bpf.c): the verifier checks each once, instead of
+ * once per clause and term at every call site.
+ */
+extern int nw_clause_match(const struct nw_clause *c, const struct nw_tuple *tp, __u32 netns);
+
+static __always_inline bool static_match(const struct nw_filter *f, const struct nw_pkt *p)
+{
+	__u32 n = f->nclauses;
+	bool has_ct = p->flags & NW_PKT_HAS_CT;
+
+#pragma clang loop unroll(disable)
+	for (__u32 i = 0; i < NW_FILTER_CLAUSES; i++) {
+		if (i >= n)
+			break;
+		if (nw_clause_match(&f->clauses[i], &p->tuple, p->netns))
+			return true;
+		if (has_ct && nw_clause_match(&f->clauses[i], &p->ct_orig, p->netns))
+			return true;
+	}
+	return false;
+}
+
+static __always_inline bool addr_less(const struct nw_addr *a, const struct nw_addr *b)
+{
+#pragma unroll
+	for (int i = 0; i < 16; i++) {
+		if (a->b[i] != b->b[i])
+			return a->b[i] < b->b[i];
+	}
+	return false;
+}
+
+/* Both directions of a tuple map to one key. */
+static __always_inline void flow_key(struct nw_flow_key *k, const struct nw_tuple *t)
+{
+	bool swap = addr_less(&t->daddr, &t->saddr) ||
+		    (!addr_less(&t->saddr, &t->daddr) && t->dport < t->sport);
+
+	__builtin_memset(k, 0, sizeof(*k));
+	k->proto = t->proto;
+	if (swap) {
+		k->a = t->daddr;
+		k->b = t->saddr;
+		k->aport = t->dport;
+		k->bport = t->sport;
+	} else {
+		k->a = t->saddr;
+		k->b = t->daddr;
+		k->aport = t->sport;
+		k->bport = t->dport;
+	}
+}
+
+static __always_inline bool flow_known(const struct nw_tuple *t)
+{
+	struct nw_flow_key k;
+
+	if (!t->family)
+		return false;
+	flow_key(&k, t);
+	return bpf_map_lookup_elem(&flows, &k) != NULL;
+}
+
+static __always_inline void flow_add(const struct nw_tuple *t)
+{
+	struct nw_flow_key k;
+	__u64 now = bpf_ktime_get_ns();
+
+	if (!t->family)
+		return;
+	flow_key(&k, t);
+	bpf_map_update_elem(&flows, &k, &now, BPF_NOEXIST);
+}
+
+/*
+ * Follow mode: a packet belongs to a followed flow when its tuple, or its
+ * conntrack entry's original or reply tuple, is known. Every tuple of a
+ * matching packet is then learnt, so the flow stays followed after NAT
+ * rewrites it and into the next namespace. A packet from a local socket of a
+ * followed process, sent in that process's own namespace, seeds the flow.
+ */
+static __always_inline bool follow_match(struct nw_pkt *p)
+{
+	bool has_ct = p->flags & NW_PKT_HAS_CT;
+	bool known = flow_known(&p->tuple) ||
+		     (has_ct && (flow_known(&p->ct_orig) || flow_known(&p->ct_reply)));
+
+	if (!known && (p->flags & NW_PKT_LOCAL_SK) && p->netns == task_netns()) {
+		__u32 tgid = current_tgid();
+
+		known = bpf_map_lookup_elem(&followed_pids, &tgid) != NULL;
+	}
+	if (!known)
+		return false;
+	p->flags |= NW_PKT_FOLLOWED;
+	flow_add(&p->tuple);
+	if (has_ct) {
+		flow_add(&p->ct_orig);
+		flow_add(&p->ct_reply);
+	}
+	return true;
+}
+
+static __always_inline bool filter_pass(struct nw_pkt *p)
+{
+	__u32 zero = 0;
+	const struct nw_filter *f = bpf_map_lookup_elem(&filter, &zero);
+
+	if (!f || f->mode == NW_FILTER_ALL)
+		return true;
+	if (f->mode == NW_FILTER_STATIC)
+		return static_match(f, p);
+	return follow_match(p);
+}
+
+#endif /* NETWHY_COMMON_BPF_H */

@@ -1,0 +1,195 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * netwhy ABI: every record that crosses the ring buffer, and every map value
+ * user space writes. Fixed-width fields only, no kernel types, so the BPF
+ * programs, the addon and src/abi.ts all read this one layout.
+ * test/unit/abi.test.ts compiles this header and checks src/abi.ts against it.
+ *
+ * Bump NW_ABI_VERSION whenever a layout below changes.
+ */
+#ifndef NETWHY_H
+#define NETWHY_H
+
+#define NW_ABI_VERSION 1
+
+#define NW_DEV_LEN 16
+#define NW_STACK_DEPTH 6
+#define NW_FILTER_TERMS 16
+#define NW_FILTER_CLAUSES 8
+
+/* Record types (nw_hdr.type). */
+enum nw_record_type {
+	NW_REC_DROP = 1,   /* skb:kfree_skb */
+	NW_REC_RX = 2,     /* net:netif_receive_skb */
+	NW_REC_TX = 3,     /* net:net_dev_queue */
+	NW_REC_FIB = 4,    /* fib:fib_table_lookup */
+};
+
+/*
+ * Probe ids: one per attach point, index into the stats map. Each probe may
+ * have several program variants (fentry, kprobe, tp_btf, raw_tp); the addon
+ * picks one per probe at load time.
+ */
+enum nw_probe_id {
+	NW_PROBE_KFREE_SKB = 0,
+	NW_PROBE_NETIF_RECEIVE = 1,
+	NW_PROBE_NET_DEV_QUEUE = 2,
+	NW_PROBE_FIB_LOOKUP = 3,
+	NW_PROBE_PROCESS_FORK = 4,
+	NW_PROBE_MAX = 16,
+};
+
+/* nw_pkt.flags */
+#define NW_PKT_HAS_CT     (1u << 0) /* ct_orig/ct_reply are valid */
+#define NW_PKT_CT_SNAT    (1u << 1) /* IPS_SRC_NAT */
+#define NW_PKT_CT_DNAT    (1u << 2) /* IPS_DST_NAT */
+#define NW_PKT_HAS_L4     (1u << 3) /* ports are valid */
+#define NW_PKT_LOCAL_SK   (1u << 4) /* skb->sk is a full local socket */
+#define NW_PKT_FOLLOWED   (1u << 5) /* passed because it belongs to a followed flow */
+
+struct nw_hdr {
+	__u8 version;      /* NW_ABI_VERSION */
+	__u8 type;         /* enum nw_record_type */
+	__u16 size;        /* whole record, header included */
+	__u16 probe;       /* enum nw_probe_id */
+	__u16 cpu;
+	__u64 ts;          /* bpf_ktime_get_ns() */
+};
+
+/* An address in network byte order; IPv4 uses the first 4 bytes. */
+struct nw_addr {
+	__u8 b[16];
+};
+
+struct nw_tuple {
+	struct nw_addr saddr;
+	struct nw_addr daddr;
+	__u16 sport;       /* host byte order */
+	__u16 dport;
+	__u8 proto;        /* IPPROTO_* */
+	__u8 family;       /* AF_INET / AF_INET6, 0 when unknown */
+	__u8 pad[2];
+};
+
+/* What every packet-carrying record knows about the skb. */
+struct nw_pkt {
+	__u64 skb;         /* skb address: the identity of a journey */
+	__u32 netns;       /* inode of the skb's network namespace */
+	__u32 ifindex;
+	char dev[NW_DEV_LEN];
+	struct nw_tuple tuple;   /* from the packet headers */
+	struct nw_tuple ct_orig; /* conntrack original direction */
+	struct nw_tuple ct_reply;/* conntrack reply direction */
+	__u32 ct_status;   /* nf_conn->status (IPS_*) */
+	__u32 mark;
+	__u32 len;
+	__u32 pid;         /* tgid of the current task, 0 in softirq for rx */
+	__u16 flags;       /* NW_PKT_* */
+	__u8 tcp_flags;
+	__u8 pad[5];
+};
+
+struct nw_drop {
+	struct nw_hdr hdr;
+	struct nw_pkt pkt;
+	__u64 location;    /* return address that freed the skb */
+	__u32 reason;      /* enum skb_drop_reason value on this kernel */
+	__u32 stack_len;   /* valid entries in stack */
+	__u64 stack[NW_STACK_DEPTH];
+};
+
+/* NW_REC_RX and NW_REC_TX */
+struct nw_path {
+	struct nw_hdr hdr;
+	struct nw_pkt pkt;
+};
+
+struct nw_fib {
+	struct nw_hdr hdr;
+	__u64 skb;         /* skb being received on this CPU, 0 if none */
+	__u32 netns;       /* netns of the result device, else of the skb, else of the task */
+	__u32 table;
+	__u32 iif;         /* flowi4_iif (1 = loopback: a reverse-path check) */
+	__u32 oif;         /* flowi4_oif */
+	__u32 saddr;       /* network byte order */
+	__u32 daddr;
+	__u32 gw;          /* nexthop gateway, 0 if none */
+	__u32 nh_ifindex;  /* device the route leaves by, 0 if none */
+	__s32 err;         /* 0 = found, else -errno */
+	__u32 pid;
+	__u32 mark;
+	__u16 sport;
+	__u16 dport;
+	__u8 proto;
+	__u8 tos;
+	__u8 pad[2];
+	char nh_dev[NW_DEV_LEN];
+};
+
+/*
+ * The in-kernel filter. A packet passes when any clause matches; a clause
+ * matches when all its terms match. The disjunctive normal form is computed
+ * in user space (src/filter). A term is tested against the packet's own
+ * tuple, and, when the skb carries a conntrack entry, against the original
+ * tuple too: that keeps NAT-ed packets and their replies in a filtered trace.
+ */
+enum nw_term_kind {
+	NW_TERM_NONE = 0,
+	NW_TERM_PROTO,     /* lo = IPPROTO_* */
+	NW_TERM_HOST,      /* addr/mask against src or dst */
+	NW_TERM_SRC,       /* addr/mask against src */
+	NW_TERM_DST,       /* addr/mask against dst */
+	NW_TERM_PORT,      /* lo..hi against sport or dport */
+	NW_TERM_SPORT,
+	NW_TERM_DPORT,
+	NW_TERM_NETNS,     /* lo = netns inode */
+	NW_TERM_FAMILY,    /* lo = AF_INET / AF_INET6 */
+};
+
+struct nw_term {
+	__u8 kind;         /* enum nw_term_kind */
+	__u8 negate;
+	__u8 family;       /* for address terms */
+	__u8 pad;
+	__u32 lo;
+	__u32 hi;
+	__u32 pad2;
+	struct nw_addr addr;
+	struct nw_addr mask;
+};
+
+struct nw_clause {
+	__u32 nterms;
+	__u32 pad;
+	struct nw_term terms[NW_FILTER_TERMS];
+};
+
+/* nw_filter.mode */
+#define NW_FILTER_ALL     0 /* pass everything */
+#define NW_FILTER_STATIC  1 /* the clauses decide */
+#define NW_FILTER_FOLLOW  2 /* only flows seeded by followed processes */
+
+struct nw_filter {
+	__u32 mode;
+	__u32 nclauses;
+	struct nw_clause clauses[NW_FILTER_CLAUSES];
+};
+
+/* Key of the followed-flows map: a tuple with its endpoints in canonical order. */
+struct nw_flow_key {
+	struct nw_addr a;
+	struct nw_addr b;
+	__u16 aport;
+	__u16 bport;
+	__u8 proto;
+	__u8 pad[3];
+};
+
+/* Per probe, per CPU counters (map "stats"). */
+struct nw_stats {
+	__u64 events;      /* records submitted */
+	__u64 lost;        /* records that found the ring buffer full */
+	__u64 filtered;    /* packets seen but kept out by the filter */
+};
+
+#endif /* NETWHY_H */
