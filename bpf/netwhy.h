@@ -10,10 +10,14 @@
 #ifndef NETWHY_H
 #define NETWHY_H
 
+#ifndef __VMLINUX_H__ /* user space; BPF gets the types from vmlinux.h */
+#include <linux/types.h>
+#endif
+
 #define NW_ABI_VERSION 1
 
 #define NW_DEV_LEN 16
-#define NW_STACK_DEPTH 6
+#define NW_STACK_DEPTH 10
 #define NW_FILTER_TERMS 16
 #define NW_FILTER_CLAUSES 8
 

@@ -1,0 +1,30 @@
+// Kernel differences on the native side, all in one place: which attach
+// mechanism each probe can use on the running kernel.
+#pragma once
+#include <bpf/libbpf.h>
+#include <string>
+#include <vector>
+
+namespace netwhy {
+
+struct Variant {
+  bpf_program *prog = nullptr;
+  std::string program;  // C function name, e.g. "kfree_skb__tp_btf"
+  std::string mode;     // "fentry", "kprobe", "tp_btf", "raw_tp", ...
+  std::string target;   // function or tracepoint name
+  bool usable = false;
+  std::string reason;   // why not usable
+};
+
+struct Probe {
+  std::string name;               // program name before "__"
+  std::vector<Variant> variants;  // best mode first
+  int chosen = -1;                // index into variants, -1 = none usable
+};
+
+// Groups the programs of an opened (not yet loaded) object into probes and
+// checks each variant against this kernel, preferring
+// fentry/fexit → kprobe/kretprobe → tp_btf → raw_tp → tracepoint.
+std::vector<Probe> ChooseAttachModes(bpf_object *obj);
+
+}  // namespace netwhy

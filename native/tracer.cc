@@ -1,0 +1,282 @@
+#include "tracer.h"
+
+#include <bpf/bpf.h>
+#include <linux/types.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "errors.h"
+#include "netwhy.h"
+
+namespace netwhy {
+
+void DeliverBatch(Napi::Env env, Napi::Function fn, std::nullptr_t *, Batch *batch) {
+  if (env == nullptr) {  // delivery aborted by close(): just free
+    delete batch;
+    return;
+  }
+  if (batch == nullptr) {
+    fn.Call({env.Null()});
+    return;
+  }
+  // Zero copy: the Buffer owns the vector and frees it when collected.
+  auto buf = Napi::Buffer<uint8_t>::New(env, batch->data(), batch->size(),
+                                        [](Napi::Env, uint8_t *, Batch *b) { delete b; }, batch);
+  fn.Call({buf});
+}
+
+Napi::Function Tracer::Init(Napi::Env env) {
+  return DefineClass(env, "Tracer",
+                     {
+                         InstanceMethod("probes", &Tracer::Probes),
+                         InstanceMethod("updateMap", &Tracer::UpdateMap),
+                         InstanceMethod("deleteMapKey", &Tracer::DeleteMapKey),
+                         InstanceMethod("readPercpu", &Tracer::ReadPercpu),
+                         InstanceMethod("attach", &Tracer::Attach),
+                         InstanceMethod("start", &Tracer::Start),
+                         InstanceMethod("stop", &Tracer::Stop),
+                         InstanceMethod("close", &Tracer::Close),
+                         InstanceMethod("ref", &Tracer::Ref),
+                         InstanceMethod("unref", &Tracer::Unref),
+                         InstanceMethod("stats", &Tracer::Stats),
+                     });
+}
+
+// new Tracer({ object, ringBytes, flushBytes? }): open, choose attach modes, load.
+Tracer::Tracer(const Napi::CallbackInfo &info) : Napi::ObjectWrap<Tracer>(info), env_(info.Env()) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsObject()) throw Napi::TypeError::New(env, "Tracer: options object expected");
+  Napi::Object opts = info[0].As<Napi::Object>();
+  std::string path = opts.Get("object").As<Napi::String>();
+  uint32_t ring_bytes = opts.Get("ringBytes").As<Napi::Number>().Uint32Value();
+  if (opts.Has("flushBytes")) flush_bytes_ = opts.Get("flushBytes").As<Napi::Number>().Uint32Value();
+
+  CaptureLibbpfLog();
+  obj_ = bpf_object__open_file(path.c_str(), nullptr);
+  if (!obj_) throw ErrnoError(env, "cannot open BPF object " + path, errno);
+
+  bpf_map *events = bpf_object__find_map_by_name(obj_, "events");
+  if (!events) {
+    Shutdown();
+    throw Napi::Error::New(env, "BPF object has no 'events' ring buffer");
+  }
+  if (int err = bpf_map__set_max_entries(events, ring_bytes)) {
+    Shutdown();
+    throw ErrnoError(env, "ring buffer size " + std::to_string(ring_bytes), err);
+  }
+
+  probes_ = ChooseAttachModes(obj_);
+  for (auto &p : probes_)
+    for (size_t i = 0; i < p.variants.size(); i++)
+      bpf_program__set_autoload(p.variants[i].prog, static_cast<int>(i) == p.chosen);
+
+  if (int err = bpf_object__load(obj_)) {
+    Shutdown();
+    throw ErrnoError(env, "loading BPF programs failed", err);
+  }
+  napi_add_env_cleanup_hook(env, CleanupHook, this);
+}
+
+Tracer::~Tracer() {
+  Shutdown();
+  napi_remove_env_cleanup_hook(env_, CleanupHook, this);
+}
+
+void Tracer::CleanupHook(void *self) { static_cast<Tracer *>(self)->Shutdown(); }
+
+// [{ probe, chosen, variants: [{ program, mode, target, usable, reason, attached }] }]
+Napi::Value Tracer::Probes(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  Napi::Array out = Napi::Array::New(env, probes_.size());
+  for (size_t i = 0; i < probes_.size(); i++) {
+    const Probe &p = probes_[i];
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("probe", p.name);
+    o.Set("chosen", p.chosen);
+    Napi::Array vs = Napi::Array::New(env, p.variants.size());
+    for (size_t j = 0; j < p.variants.size(); j++) {
+      const Variant &v = p.variants[j];
+      Napi::Object vo = Napi::Object::New(env);
+      vo.Set("program", v.program);
+      vo.Set("mode", v.mode);
+      vo.Set("target", v.target);
+      vo.Set("usable", v.usable);
+      vo.Set("reason", v.reason);
+      vs.Set(j, vo);
+    }
+    o.Set("variants", vs);
+    out.Set(i, o);
+  }
+  return out;
+}
+
+bpf_map *Tracer::FindMap(Napi::Env env, const Napi::Value &name) {
+  if (!obj_) throw Napi::Error::New(env, "tracer is closed");
+  std::string n = name.As<Napi::String>();
+  bpf_map *m = bpf_object__find_map_by_name(obj_, n.c_str());
+  if (!m) throw Napi::Error::New(env, "no BPF map named " + n);
+  return m;
+}
+
+Napi::Value Tracer::UpdateMap(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  bpf_map *m = FindMap(env, info[0]);
+  auto key = info[1].As<Napi::Buffer<uint8_t>>();
+  auto val = info[2].As<Napi::Buffer<uint8_t>>();
+  if (key.Length() != bpf_map__key_size(m) || val.Length() != bpf_map__value_size(m))
+    throw Napi::Error::New(env, std::string("map ") + bpf_map__name(m) + ": key/value size mismatch (ABI drift?)");
+  if (bpf_map_update_elem(bpf_map__fd(m), key.Data(), val.Data(), BPF_ANY))
+    throw ErrnoError(env, std::string("updating map ") + bpf_map__name(m), errno);
+  return env.Undefined();
+}
+
+Napi::Value Tracer::DeleteMapKey(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  bpf_map *m = FindMap(env, info[0]);
+  auto key = info[1].As<Napi::Buffer<uint8_t>>();
+  if (key.Length() != bpf_map__key_size(m)) throw Napi::Error::New(env, "key size mismatch");
+  bool gone = bpf_map_delete_elem(bpf_map__fd(m), key.Data()) == 0;
+  return Napi::Boolean::New(env, gone);
+}
+
+// One Buffer per possible CPU with that CPU's value.
+Napi::Value Tracer::ReadPercpu(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  bpf_map *m = FindMap(env, info[0]);
+  auto key = info[1].As<Napi::Buffer<uint8_t>>();
+  int ncpu = libbpf_num_possible_cpus();
+  if (ncpu < 0) throw ErrnoError(env, "counting CPUs", ncpu);
+  size_t vsize = (bpf_map__value_size(m) + 7) & ~size_t(7);
+  std::vector<uint8_t> all(vsize * ncpu);
+  if (bpf_map_lookup_elem(bpf_map__fd(m), key.Data(), all.data()))
+    throw ErrnoError(env, std::string("reading map ") + bpf_map__name(m), errno);
+  Napi::Array out = Napi::Array::New(env, ncpu);
+  for (int c = 0; c < ncpu; c++)
+    out.Set(c, Napi::Buffer<uint8_t>::Copy(env, all.data() + c * vsize, bpf_map__value_size(m)));
+  return out;
+}
+
+// Attach every chosen program; returns [{ program, error? }] for the ones that failed.
+Napi::Value Tracer::Attach(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  if (!obj_) throw Napi::Error::New(env, "tracer is closed");
+  Napi::Array failed = Napi::Array::New(env);
+  for (auto &p : probes_) {
+    if (p.chosen < 0) continue;
+    Variant &v = p.variants[p.chosen];
+    bpf_link *link = bpf_program__attach(v.prog);
+    if (!link) {
+      int err = errno;
+      Napi::Object f = Napi::Object::New(env);
+      f.Set("program", v.program);
+      f.Set("error", DescribeErrno(err));
+      failed.Set(failed.Length(), f);
+      v.usable = false;
+      v.reason = "attach failed: " + DescribeErrno(err);
+      p.chosen = -1;
+      continue;
+    }
+    links_.push_back(link);
+  }
+  return failed;
+}
+
+int Tracer::OnRecord(void *ctx, void *data, size_t size) {
+  auto *self = static_cast<Tracer *>(ctx);
+  if (!self->pending_) {
+    self->pending_ = new Batch();
+    self->pending_->reserve(self->flush_bytes_ + 4096);
+  }
+  const uint8_t *p = static_cast<const uint8_t *>(data);
+  self->pending_->insert(self->pending_->end(), p, p + size);
+  self->records_.fetch_add(1, std::memory_order_relaxed);
+  if (self->pending_->size() >= self->flush_bytes_) self->Flush();
+  return 0;
+}
+
+void Tracer::Flush() {
+  if (!pending_ || pending_->empty()) return;
+  Batch *b = pending_;
+  pending_ = nullptr;
+  bytes_.fetch_add(b->size(), std::memory_order_relaxed);
+  batches_.fetch_add(1, std::memory_order_relaxed);
+  // Blocks while JS is behind: the ring buffer then fills and the BPF side
+  // counts what it cannot reserve. close() aborts the wait.
+  if (tsfn_.BlockingCall(b) != napi_ok) delete b;
+}
+
+void Tracer::PollLoop() {
+  while (!stop_.load()) {
+    int n = ring_buffer__poll(rb_, 100);
+    if (n < 0 && n != -EINTR) break;
+    Flush();
+  }
+  if (ring_buffer__consume(rb_) > 0) Flush();  // what was left when stop() came
+  tsfn_.BlockingCall(static_cast<Batch *>(nullptr));  // end of stream
+  tsfn_.Release();
+}
+
+// start(onBatch): onBatch(Buffer) per batch, onBatch(null) once after stop().
+Napi::Value Tracer::Start(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  if (!obj_) throw Napi::Error::New(env, "tracer is closed");
+  if (tsfn_live_) throw Napi::Error::New(env, "tracer already started");
+  bpf_map *events = bpf_object__find_map_by_name(obj_, "events");
+  rb_ = ring_buffer__new(bpf_map__fd(events), OnRecord, this, nullptr);
+  if (!rb_) throw ErrnoError(env, "creating ring buffer reader", errno);
+  tsfn_ = BatchTsfn::New(env, info[0].As<Napi::Function>(), "netwhy-ringbuf", 8, 1);
+  tsfn_live_ = true;
+  thread_ = std::thread([this] { PollLoop(); });
+  return env.Undefined();
+}
+
+// Graceful: the thread drains the ring buffer, delivers, then sends null.
+Napi::Value Tracer::Stop(const Napi::CallbackInfo &info) {
+  stop_.store(true);
+  return info.Env().Undefined();
+}
+
+Napi::Value Tracer::Close(const Napi::CallbackInfo &info) {
+  Shutdown();
+  return info.Env().Undefined();
+}
+
+void Tracer::Shutdown() {
+  stop_.store(true);
+  if (tsfn_live_) {
+    tsfn_.Abort();  // a BlockingCall waiting for JS returns now
+    if (thread_.joinable()) thread_.join();
+    tsfn_live_ = false;
+  }
+  delete pending_;
+  pending_ = nullptr;
+  if (rb_) ring_buffer__free(rb_);
+  rb_ = nullptr;
+  for (bpf_link *l : links_) bpf_link__destroy(l);
+  links_.clear();
+  if (obj_) bpf_object__close(obj_);
+  obj_ = nullptr;
+}
+
+Napi::Value Tracer::Ref(const Napi::CallbackInfo &info) {
+  if (tsfn_live_) tsfn_.Ref(info.Env());
+  return info.Env().Undefined();
+}
+
+Napi::Value Tracer::Unref(const Napi::CallbackInfo &info) {
+  if (tsfn_live_) tsfn_.Unref(info.Env());
+  return info.Env().Undefined();
+}
+
+Napi::Value Tracer::Stats(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("records", Napi::Number::New(env, static_cast<double>(records_.load())));
+  o.Set("batches", Napi::Number::New(env, static_cast<double>(batches_.load())));
+  o.Set("bytes", Napi::Number::New(env, static_cast<double>(bytes_.load())));
+  o.Set("links", Napi::Number::New(env, static_cast<double>(links_.size())));
+  return o;
+}
+
+}  // namespace netwhy

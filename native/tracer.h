@@ -1,0 +1,62 @@
+// Tracer: one BPF object, its links and the ring buffer thread.
+#pragma once
+#include <bpf/libbpf.h>
+#include <napi.h>
+
+#include <atomic>
+#include <cstdint>
+#include <thread>
+#include <vector>
+
+#include "attach_modes.h"
+
+namespace netwhy {
+
+// A batch of raw records on its way to JS; nullptr marks the end of the stream.
+using Batch = std::vector<uint8_t>;
+void DeliverBatch(Napi::Env env, Napi::Function fn, std::nullptr_t *, Batch *batch);
+using BatchTsfn = Napi::TypedThreadSafeFunction<std::nullptr_t, Batch, DeliverBatch>;
+
+class Tracer : public Napi::ObjectWrap<Tracer> {
+ public:
+  static Napi::Function Init(Napi::Env env);
+  explicit Tracer(const Napi::CallbackInfo &info);
+  ~Tracer() override;
+
+ private:
+  Napi::Value Probes(const Napi::CallbackInfo &info);
+  Napi::Value UpdateMap(const Napi::CallbackInfo &info);
+  Napi::Value DeleteMapKey(const Napi::CallbackInfo &info);
+  Napi::Value ReadPercpu(const Napi::CallbackInfo &info);
+  Napi::Value Attach(const Napi::CallbackInfo &info);
+  Napi::Value Start(const Napi::CallbackInfo &info);
+  Napi::Value Stop(const Napi::CallbackInfo &info);
+  Napi::Value Close(const Napi::CallbackInfo &info);
+  Napi::Value Ref(const Napi::CallbackInfo &info);
+  Napi::Value Unref(const Napi::CallbackInfo &info);
+  Napi::Value Stats(const Napi::CallbackInfo &info);
+
+  bpf_map *FindMap(Napi::Env env, const Napi::Value &name);
+  static int OnRecord(void *ctx, void *data, size_t size);
+  void PollLoop();
+  void Flush();
+  void Shutdown();  // hard stop: abort delivery, join, free everything
+  static void CleanupHook(void *self);
+
+  bpf_object *obj_ = nullptr;
+  std::vector<Probe> probes_;
+  std::vector<bpf_link *> links_;
+  ring_buffer *rb_ = nullptr;
+  BatchTsfn tsfn_;
+  bool tsfn_live_ = false;
+  std::thread thread_;
+  std::atomic<bool> stop_{false};
+  Batch *pending_ = nullptr;
+  size_t flush_bytes_ = 1 << 20;
+  std::atomic<uint64_t> records_{0};
+  std::atomic<uint64_t> batches_{0};
+  std::atomic<uint64_t> bytes_{0};
+  Napi::Env env_;
+};
+
+}  // namespace netwhy
