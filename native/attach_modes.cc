@@ -217,4 +217,22 @@ std::vector<Probe> ChooseAttachModes(bpf_object *obj) {
   return probes;
 }
 
+std::vector<Feature> KernelFeatures() {
+  KernelBtf kb;
+  Kallsyms ks;
+  auto feature = [](const char *name, const std::string &reason) { return Feature{name, reason.empty(), reason}; };
+  Variant tp;
+  tp.mode = "tp_btf";
+  tp.target = "kfree_skb";
+  Variant raw = tp;
+  raw.mode = "raw_tp";
+  return {
+      feature("btf", kb.vmlinux ? "" : "no kernel BTF: " + DescribeErrno(kb.err)),
+      feature("fentry", CheckFentry(kb, "ip_rcv", false)),
+      feature("kprobe", CheckKprobe(ks, "ip_rcv")),
+      feature("tp_btf", CheckVariant(kb, ks, tp)),
+      feature("raw_tp", CheckVariant(kb, ks, raw)),
+  };
+}
+
 }  // namespace netwhy

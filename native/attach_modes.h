@@ -27,4 +27,13 @@ struct Probe {
 // fentry/fexit → kprobe/kretprobe → tp_btf → raw_tp → tracepoint.
 std::vector<Probe> ChooseAttachModes(bpf_object *obj);
 
+struct Feature {
+  std::string name;    // "btf", "fentry", "kprobe", "tp_btf", "raw_tp"
+  bool available;
+  std::string reason;  // why not
+};
+
+// Each attach mechanism, tried on a function and tracepoint every kernel has.
+std::vector<Feature> KernelFeatures();
+
 }  // namespace netwhy

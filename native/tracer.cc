@@ -43,7 +43,7 @@ Napi::Function Tracer::Init(Napi::Env env) {
                      });
 }
 
-// new Tracer({ object, ringBytes, flushBytes? }): open, choose attach modes, load.
+// new Tracer({ object, ringBytes, flushBytes?, disable? }): open, choose attach modes, load.
 Tracer::Tracer(const Napi::CallbackInfo &info) : Napi::ObjectWrap<Tracer>(info), env_(info.Env()) {
   Napi::Env env = info.Env();
   if (!info[0].IsObject()) throw Napi::TypeError::New(env, "Tracer: options object expected");
@@ -67,6 +67,20 @@ Tracer::Tracer(const Napi::CallbackInfo &info) : Napi::ObjectWrap<Tracer>(info),
   }
 
   probes_ = ChooseAttachModes(obj_);
+  if (opts.Has("disable")) {
+    Napi::Array off = opts.Get("disable").As<Napi::Array>();
+    for (uint32_t i = 0; i < off.Length(); i++) {
+      std::string name = off.Get(i).As<Napi::String>();
+      for (auto &p : probes_) {
+        if (p.name != name) continue;
+        p.chosen = -1;
+        for (auto &v : p.variants) {
+          v.usable = false;
+          v.reason = "not requested";
+        }
+      }
+    }
+  }
   for (auto &p : probes_)
     for (size_t i = 0; i < p.variants.size(); i++)
       bpf_program__set_autoload(p.variants[i].prog, static_cast<int>(i) == p.chosen);

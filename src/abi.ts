@@ -1,0 +1,301 @@
+// The records of bpf/netwhy.h, decoded. test/unit/abi.test.ts compiles the C
+// header and checks every offset below against it.
+
+export const ABI_VERSION = 1;
+export const DEV_LEN = 16;
+export const STACK_DEPTH = 10;
+export const FILTER_TERMS = 16;
+export const FILTER_CLAUSES = 8;
+
+export const RecordType = { DROP: 1, RX: 2, TX: 3, FIB: 4 } as const;
+
+export const ProbeId = {
+  KFREE_SKB: 0,
+  NETIF_RECEIVE: 1,
+  NET_DEV_QUEUE: 2,
+  FIB_LOOKUP: 3,
+  PROCESS_FORK: 4,
+} as const;
+export const PROBE_MAX = 16;
+
+export const PktFlag = {
+  HAS_CT: 1 << 0,
+  CT_SNAT: 1 << 1,
+  CT_DNAT: 1 << 2,
+  HAS_L4: 1 << 3,
+  LOCAL_SK: 1 << 4,
+  FOLLOWED: 1 << 5,
+} as const;
+
+export const TermKind = {
+  NONE: 0,
+  PROTO: 1,
+  HOST: 2,
+  SRC: 3,
+  DST: 4,
+  PORT: 5,
+  SPORT: 6,
+  DPORT: 7,
+  NETNS: 8,
+  FAMILY: 9,
+} as const;
+
+export const FilterMode = { ALL: 0, STATIC: 1, FOLLOW: 2 } as const;
+
+export const AF_INET = 2;
+export const AF_INET6 = 10;
+
+/** Offsets and sizes, one entry per C struct. */
+export const LAYOUT = {
+  nw_hdr: { size: 16, version: 0, type: 1, size_: 2, probe: 4, cpu: 6, ts: 8 },
+  nw_tuple: { size: 40, saddr: 0, daddr: 16, sport: 32, dport: 34, proto: 36, family: 37 },
+  nw_pkt: {
+    size: 176, skb: 0, netns: 8, ifindex: 12, dev: 16, tuple: 32, ct_orig: 72, ct_reply: 112,
+    ct_status: 152, mark: 156, len: 160, pid: 164, flags: 168, tcp_flags: 170,
+  },
+  nw_drop: { size: 288, hdr: 0, pkt: 16, location: 192, reason: 200, stack_len: 204, stack: 208 },
+  nw_path: { size: 192, hdr: 0, pkt: 16 },
+  nw_fib: {
+    size: 96, skb: 16, netns: 24, table: 28, iif: 32, oif: 36, saddr: 40, daddr: 44, gw: 48,
+    nh_ifindex: 52, err: 56, pid: 60, mark: 64, sport: 68, dport: 70, proto: 72, tos: 73, nh_dev: 76,
+  },
+  nw_term: { size: 48, kind: 0, negate: 1, family: 2, lo: 4, hi: 8, addr: 16, mask: 32 },
+  nw_clause: { size: 776, nterms: 0, terms: 8 },
+  nw_filter: { size: 6216, mode: 0, nclauses: 4, clauses: 8 },
+  nw_flow_key: { size: 40, a: 0, b: 16, aport: 32, bport: 34, proto: 36 },
+  nw_stats: { size: 24, events: 0, lost: 8, filtered: 16 },
+} as const;
+
+export interface Tuple {
+  family: number; // AF_INET, AF_INET6, 0 = not IP
+  proto: number;
+  src: string;
+  dst: string;
+  sport: number;
+  dport: number;
+}
+
+export interface Pkt {
+  skb: number; // skb address (low 48 bits): the identity of a journey
+  netns: number;
+  ifindex: number;
+  dev: string;
+  tuple: Tuple;
+  ctOrig?: Tuple;
+  ctReply?: Tuple;
+  ctStatus: number;
+  mark: number;
+  len: number;
+  pid: number;
+  flags: number;
+  tcpFlags: number;
+}
+
+interface RecordBase {
+  ts: number; // ns since boot
+  cpu: number;
+  probe: number;
+}
+
+export interface DropRecord extends RecordBase {
+  kind: 'drop';
+  pkt: Pkt;
+  location: bigint;
+  reason: number;
+  stack: bigint[];
+}
+
+export interface PathRecord extends RecordBase {
+  kind: 'rx' | 'tx';
+  pkt: Pkt;
+}
+
+export interface FibRecord extends RecordBase {
+  kind: 'fib';
+  skb: number;
+  netns: number;
+  table: number;
+  iif: number;
+  oif: number;
+  src: string;
+  dst: string;
+  gw: string | null;
+  nhIfindex: number;
+  nhDev: string;
+  err: number;
+  pid: number;
+  mark: number;
+  sport: number;
+  dport: number;
+  proto: number;
+  tos: number;
+}
+
+export type NwRecord = DropRecord | PathRecord | FibRecord;
+
+export class AbiError extends Error {}
+
+const decoder = new TextDecoder();
+
+function cString(buf: Uint8Array, off: number, len: number): string {
+  let end = off;
+  while (end < off + len && buf[end] !== 0) end++;
+  return decoder.decode(buf.subarray(off, end));
+}
+
+export function formatIPv4(b: Uint8Array, off: number): string {
+  return `${b[off]}.${b[off + 1]}.${b[off + 2]}.${b[off + 3]}`;
+}
+
+export function formatIPv6(b: Uint8Array, off: number): string {
+  const words: string[] = [];
+  for (let i = 0; i < 16; i += 2) words.push(((b[off + i] << 8) | b[off + i + 1]).toString(16));
+  // Compress the longest run of zero words, as inet_ntop does.
+  let best = -1, bestLen = 0;
+  for (let i = 0; i < 8; ) {
+    if (words[i] !== '0') { i++; continue; }
+    let j = i;
+    while (j < 8 && words[j] === '0') j++;
+    if (j - i > bestLen && j - i > 1) { best = i; bestLen = j - i; }
+    i = j;
+  }
+  if (best < 0) return words.join(':');
+  return `${words.slice(0, best).join(':')}::${words.slice(best + bestLen).join(':')}`;
+}
+
+function formatAddr(b: Uint8Array, off: number, family: number): string {
+  if (family === AF_INET) return formatIPv4(b, off);
+  if (family === AF_INET6) return formatIPv6(b, off);
+  return '';
+}
+
+function u48(dv: DataView, off: number): number {
+  return dv.getUint32(off, true) + (dv.getUint16(off + 4, true) * 0x1_0000_0000);
+}
+
+function decodeTuple(b: Uint8Array, dv: DataView, off: number): Tuple {
+  const T = LAYOUT.nw_tuple;
+  const family = b[off + T.family];
+  return {
+    family,
+    proto: b[off + T.proto],
+    src: formatAddr(b, off + T.saddr, family),
+    dst: formatAddr(b, off + T.daddr, family),
+    sport: dv.getUint16(off + T.sport, true),
+    dport: dv.getUint16(off + T.dport, true),
+  };
+}
+
+function decodePkt(b: Uint8Array, dv: DataView, off: number): Pkt {
+  const P = LAYOUT.nw_pkt;
+  const flags = dv.getUint16(off + P.flags, true);
+  const hasCt = (flags & PktFlag.HAS_CT) !== 0;
+  return {
+    skb: u48(dv, off + P.skb),
+    netns: dv.getUint32(off + P.netns, true),
+    ifindex: dv.getUint32(off + P.ifindex, true),
+    dev: cString(b, off + P.dev, DEV_LEN),
+    tuple: decodeTuple(b, dv, off + P.tuple),
+    ctOrig: hasCt ? decodeTuple(b, dv, off + P.ct_orig) : undefined,
+    ctReply: hasCt ? decodeTuple(b, dv, off + P.ct_reply) : undefined,
+    ctStatus: dv.getUint32(off + P.ct_status, true),
+    mark: dv.getUint32(off + P.mark, true),
+    len: dv.getUint32(off + P.len, true),
+    pid: dv.getUint32(off + P.pid, true),
+    flags,
+    tcpFlags: b[off + P.tcp_flags],
+  };
+}
+
+function decodeOne(b: Uint8Array, dv: DataView, off: number, type: number, size: number): NwRecord {
+  const H = LAYOUT.nw_hdr;
+  const base = {
+    ts: Number(dv.getBigUint64(off + H.ts, true)),
+    cpu: dv.getUint16(off + H.cpu, true),
+    probe: dv.getUint16(off + H.probe, true),
+  };
+  const need = (n: number) => {
+    if (size < n) throw new AbiError(`record type ${type} is ${size} bytes, expected ${n}`);
+  };
+  switch (type) {
+    case RecordType.DROP: {
+      const D = LAYOUT.nw_drop;
+      need(D.size);
+      const n = Math.min(dv.getUint32(off + D.stack_len, true), STACK_DEPTH);
+      const stack: bigint[] = [];
+      for (let i = 0; i < n; i++) stack.push(dv.getBigUint64(off + D.stack + i * 8, true));
+      return {
+        kind: 'drop', ...base,
+        pkt: decodePkt(b, dv, off + D.pkt),
+        location: dv.getBigUint64(off + D.location, true),
+        reason: dv.getUint32(off + D.reason, true),
+        stack,
+      };
+    }
+    case RecordType.RX:
+    case RecordType.TX:
+      need(LAYOUT.nw_path.size);
+      return { kind: type === RecordType.RX ? 'rx' : 'tx', ...base, pkt: decodePkt(b, dv, off + LAYOUT.nw_path.pkt) };
+    case RecordType.FIB: {
+      const F = LAYOUT.nw_fib;
+      need(F.size);
+      const gw = dv.getUint32(off + F.gw, true);
+      return {
+        kind: 'fib', ...base,
+        skb: u48(dv, off + F.skb),
+        netns: dv.getUint32(off + F.netns, true),
+        table: dv.getUint32(off + F.table, true),
+        iif: dv.getUint32(off + F.iif, true),
+        oif: dv.getUint32(off + F.oif, true),
+        src: formatIPv4(b, off + F.saddr),
+        dst: formatIPv4(b, off + F.daddr),
+        gw: gw ? formatIPv4(b, off + F.gw) : null,
+        nhIfindex: dv.getUint32(off + F.nh_ifindex, true),
+        nhDev: cString(b, off + F.nh_dev, DEV_LEN),
+        err: dv.getInt32(off + F.err, true),
+        pid: dv.getUint32(off + F.pid, true),
+        mark: dv.getUint32(off + F.mark, true),
+        sport: dv.getUint16(off + F.sport, true),
+        dport: dv.getUint16(off + F.dport, true),
+        proto: b[off + F.proto],
+        tos: b[off + F.tos],
+      };
+    }
+    default:
+      throw new AbiError(`unknown record type ${type}`);
+  }
+}
+
+/**
+ * Decode a batch of concatenated records. A record of an unknown version or
+ * type is counted and skipped; a record whose size runs past the batch ends
+ * the batch (the rest cannot be trusted) and is counted too.
+ */
+export function decodeBatch(buf: Uint8Array, out: NwRecord[] = []): { records: NwRecord[]; bad: number } {
+  const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+  const H = LAYOUT.nw_hdr;
+  let off = 0;
+  let bad = 0;
+  while (off + H.size <= buf.length) {
+    const version = buf[off + H.version];
+    const type = buf[off + H.type];
+    const size = dv.getUint16(off + H.size_, true);
+    if (size < H.size || off + size > buf.length) {
+      bad++;
+      break;
+    }
+    if (version !== ABI_VERSION) {
+      bad++;
+    } else {
+      try {
+        out.push(decodeOne(buf, dv, off, type, size));
+      } catch (e) {
+        if (!(e instanceof AbiError)) throw e;
+        bad++;
+      }
+    }
+    off += size;
+  }
+  if (off < buf.length && bad === 0) bad++; // trailing bytes shorter than a header
+  return { records: out, bad };
+}

@@ -1,0 +1,140 @@
+// netwhy trace [filter]: every event, live, one line (or JSON line) each.
+import type { NwRecord } from '../abi.js';
+import { compileFilter } from '../filter/compile.js';
+import { FilterError } from '../filter/parse.js';
+import { UsageError } from '../errors.js';
+import { JourneyBuilder } from '../journey.js';
+import { kernelDropReasons, kernelSymbols, reasonName } from '../kernel/symbols.js';
+import { NetnsNames } from '../kernel/netns.js';
+import { requireTracing } from '../preflight.js';
+import { EVENT_HEADER, type ViewContext, eventLine, eventView, summarize, summaryText } from '../render.js';
+import { TraceSession } from '../tracer.js';
+
+export interface TraceOptions {
+  json?: boolean;
+  count?: number;
+  duration?: number;
+  ringMb: number;
+  events?: string;
+}
+
+export const EVENT_KINDS = ['drop', 'rx', 'tx', 'route'] as const;
+type EventKind = (typeof EVENT_KINDS)[number];
+
+// Which probe gives which event kind.
+const PROBE_OF: Record<EventKind, string> = {
+  drop: 'kfree_skb',
+  rx: 'netif_receive_skb',
+  tx: 'net_dev_queue',
+  route: 'fib_table_lookup',
+};
+
+export function parseEventKinds(spec: string | undefined, filtered: boolean): EventKind[] {
+  if (spec === undefined) return filtered ? [...EVENT_KINDS] : ['drop'];
+  const kinds = spec.split(',').map((s) => s.trim()).filter(Boolean);
+  for (const k of kinds) {
+    if (!(EVENT_KINDS as readonly string[]).includes(k)) throw new UsageError(`unknown event kind '${k}' (choose from ${EVENT_KINDS.join(', ')})`);
+  }
+  if (kinds.length === 0) throw new UsageError('--events needs at least one event kind');
+  return kinds as EventKind[];
+}
+
+export interface Io {
+  out: NodeJS.WritableStream;
+  err: NodeJS.WritableStream;
+}
+
+export async function runTrace(filterWords: string[], opts: TraceOptions, io: Io = { out: process.stdout, err: process.stderr }): Promise<number> {
+  const netns = new NetnsNames();
+  const filterText = filterWords.join(' ').trim();
+  let filterValue: Uint8Array | undefined;
+  if (filterText) {
+    try {
+      filterValue = compileFilter(filterText, (n) => netns.inode(n)).value;
+    } catch (e) {
+      if (e instanceof FilterError) throw new UsageError(`bad filter: ${e.message}`);
+      throw e;
+    }
+  }
+  const kinds = parseEventKinds(opts.events, !!filterText);
+  if (opts.count !== undefined && !(opts.count > 0)) throw new UsageError('--count must be a positive number');
+  if (opts.duration !== undefined && !(opts.duration > 0)) throw new UsageError('--duration must be a positive number of seconds');
+  requireTracing();
+
+  const disable = [...Object.entries(PROBE_OF).filter(([k]) => !kinds.includes(k as EventKind)).map(([, p]) => p), 'sched_process_fork'];
+  const session = TraceSession.open({ ringBytes: opts.ringMb * 1024 * 1024, disable });
+  const reasons = kernelDropReasons();
+  const syms = kernelSymbols();
+  const journeys = new JourneyBuilder();
+  const events: Record<string, number> = {};
+  const drops: Record<string, number> = {};
+  let seen = 0;
+  let stopping: Promise<void> | undefined;
+  const started = Date.now();
+
+  const ctx: ViewContext = {
+    t0: -1,
+    netnsName: (i) => netns.name(i),
+    reasonName: (v) => reasonName(reasons, v),
+    symbol: (a) => syms.name(a),
+  };
+
+  let done!: () => void;
+  const finished = new Promise<void>((r) => (done = r));
+  const stop = (): Promise<void> => (stopping ??= session.stop());
+  try {
+    if (filterValue) session.setFilter(filterValue);
+    const probes = session.attach();
+    if (!opts.json) {
+      const modes = probes.filter((p) => p.attached).map((p) => `${p.probe} (${p.mode})`).join(', ');
+      io.err.write(`netwhy: tracing ${filterText ? `'${filterText}'` : 'all drops'} with ${modes}; Ctrl-C to stop\n`);
+      if (!filterText && opts.events === undefined) io.err.write('netwhy: no filter, so only drops are shown; give one (e.g. "host 10.0.0.1") to see every hop\n');
+      io.out.write(EVENT_HEADER + '\n');
+    }
+    const onRecords = (records: NwRecord[]) => {
+      if (stopping && opts.count !== undefined && seen >= opts.count) return;
+      let text = '';
+      for (const r of records) {
+        if (ctx.t0 < 0) ctx.t0 = r.ts;
+        const j = journeys.add(r);
+        const v = eventView(r, j.id, ctx);
+        events[v.event] = (events[v.event] ?? 0) + 1;
+        if (v.drop) drops[v.drop.reason] = (drops[v.drop.reason] ?? 0) + 1;
+        text += (opts.json ? JSON.stringify(v) : eventLine(v)) + '\n';
+        if (opts.count !== undefined && ++seen >= opts.count) {
+          void stop();
+          done();
+          break;
+        }
+      }
+      journeys.takeFinished(records[records.length - 1].ts);
+      if (text) io.out.write(text);
+    };
+    session.start(onRecords);
+
+    await untilDone(finished, done, opts.duration, io.out);
+    await stop();
+  } finally {
+    const summary = summarize(session.counters(), events, drops, (Date.now() - started) / 1000);
+    session.close();
+    io[opts.json ? 'out' : 'err'].write((opts.json ? JSON.stringify(summary) : summaryText(summary)) + '\n');
+  }
+  return 0;
+}
+
+/** Resolve on `finished`, SIGINT, SIGTERM, the duration, or a closed stdout. */
+export async function untilDone(finished: Promise<void>, done: () => void, durationSec: number | undefined, out: NodeJS.WritableStream): Promise<void> {
+  const timer = durationSec ? setTimeout(done, durationSec * 1000) : undefined;
+  const onPipe = (e: NodeJS.ErrnoException) => e.code === 'EPIPE' && done();
+  process.once('SIGINT', done);
+  process.once('SIGTERM', done);
+  out.on('error', onPipe);
+  try {
+    await finished;
+  } finally {
+    if (timer) clearTimeout(timer);
+    process.off('SIGINT', done);
+    process.off('SIGTERM', done);
+    out.off('error', onPipe);
+  }
+}

@@ -1,0 +1,120 @@
+// Journeys: the records of one skb, in order. An skb address is reused once
+// the kernel frees it, so a journey ends at its drop, after an idle gap, or
+// when the same address shows up carrying an unrelated flow.
+import type { FibRecord, NwRecord, Pkt, Tuple } from './abi.js';
+
+export interface Journey {
+  id: number;
+  skb: number;
+  records: NwRecord[];
+  start: number;
+  last: number;
+  /** Canonical flow keys of every tuple seen (header and conntrack). */
+  keys: Set<string>;
+  ended: boolean;
+}
+
+/** Both directions of a flow give one key. */
+export function flowKey(t: Tuple): string {
+  const a = `${t.src}:${t.sport}`;
+  const b = `${t.dst}:${t.dport}`;
+  return a <= b ? `${t.proto}|${a}|${b}` : `${t.proto}|${b}|${a}`;
+}
+
+export function pktKeys(p: Pkt): string[] {
+  const keys: string[] = [];
+  if (p.tuple.family) keys.push(flowKey(p.tuple));
+  if (p.ctOrig) keys.push(flowKey(p.ctOrig));
+  if (p.ctReply) keys.push(flowKey(p.ctReply));
+  return keys;
+}
+
+export function recordPkt(r: NwRecord): Pkt | undefined {
+  return r.kind === 'fib' ? undefined : r.pkt;
+}
+
+/** A route lookup belongs to a journey when it involves the journey's addresses. */
+function fibFits(f: FibRecord, j: Journey): boolean {
+  for (const r of j.records) {
+    const p = recordPkt(r);
+    if (!p) continue;
+    for (const t of [p.tuple, p.ctOrig, p.ctReply]) {
+      if (!t) continue;
+      if ((f.src === t.src || f.src === '0.0.0.0') && f.dst === t.dst) return true; // forward lookup
+      if (f.src === t.dst && f.dst === t.src) return true; // reverse-path check
+    }
+  }
+  return false;
+}
+
+export interface JourneyOptions {
+  /** A journey idle this long (ns) is finished. */
+  idleNs?: number;
+}
+
+export class JourneyBuilder {
+  private live = new Map<number, Journey>();
+  private nextId = 1;
+  private readonly idleNs: number;
+  private done: Journey[] = [];
+
+  constructor(opts: JourneyOptions = {}) {
+    this.idleNs = opts.idleNs ?? 1e9;
+  }
+
+  private finish(j: Journey): void {
+    j.ended = true;
+    this.live.delete(j.skb);
+    this.done.push(j);
+  }
+
+  private open(skb: number, ts: number): Journey {
+    const j: Journey = { id: this.nextId++, skb, records: [], start: ts, last: ts, keys: new Set(), ended: false };
+    if (skb) this.live.set(skb, j);
+    return j;
+  }
+
+  /** Add a record; returns the journey it joined. */
+  add(r: NwRecord): Journey {
+    if (r.kind === 'fib') {
+      const j = r.skb ? this.live.get(r.skb) : undefined;
+      if (j && fibFits(r, j)) {
+        j.records.push(r);
+        j.last = r.ts;
+        return j;
+      }
+      // A lookup with no packet yet (connect(), sendmsg()) stands alone.
+      const alone = this.open(0, r.ts);
+      alone.records.push(r);
+      this.done.push(alone);
+      alone.ended = true;
+      return alone;
+    }
+    const keys = pktKeys(r.pkt);
+    let j = this.live.get(r.pkt.skb);
+    if (j && (r.ts - j.last > this.idleNs || (keys.length > 0 && j.keys.size > 0 && !keys.some((k) => j!.keys.has(k))))) {
+      this.finish(j);
+      j = undefined;
+    }
+    j ??= this.open(r.pkt.skb, r.ts);
+    j.records.push(r);
+    j.last = r.ts;
+    for (const k of keys) j.keys.add(k);
+    if (r.kind === 'drop') this.finish(j);
+    return j;
+  }
+
+  /** Journeys finished since the last call, plus live ones idle at `nowNs`. */
+  takeFinished(nowNs: number): Journey[] {
+    for (const j of [...this.live.values()]) if (nowNs - j.last > this.idleNs) this.finish(j);
+    const out = this.done;
+    this.done = [];
+    return out;
+  }
+
+  /** End of trace: everything is finished. */
+  flush(): Journey[] {
+    for (const j of [...this.live.values()]) this.finish(j);
+    return this.takeFinished(Number.MAX_SAFE_INTEGER);
+  }
+}

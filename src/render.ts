@@ -1,0 +1,147 @@
+// Records as people and scripts read them: one line per event, or JSON lines.
+import { type FibRecord, type NwRecord, PktFlag, type Tuple } from './abi.js';
+import { PROTOCOLS } from './filter/parse.js';
+import type { SessionCounters } from './tracer.js';
+
+export const OUTPUT_VERSION = 1;
+
+const PROTO_NAMES = new Map(Object.entries(PROTOCOLS).map(([n, v]) => [v, n]));
+
+export function protoName(p: number): string {
+  return PROTO_NAMES.get(p) ?? `proto-${p}`;
+}
+
+export interface Endpoint {
+  src: string;
+  sport?: number;
+  dst: string;
+  dport?: number;
+}
+
+export interface EventView {
+  type: 'event';
+  t: number; // seconds since the first event
+  event: 'rx' | 'tx' | 'drop' | 'route';
+  journey: number;
+  netns: string;
+  dev: string;
+  proto: string;
+  packet: Endpoint;
+  conntrack?: { orig: Endpoint; reply: Endpoint; nat: string[] };
+  drop?: { reason: string; location: string; stack: string[] };
+  route?: { table: number; result: string; dev: string; gw: string | null; iif: number; reverse: boolean };
+  pid?: number;
+}
+
+export interface ViewContext {
+  t0: number;
+  netnsName(inode: number): string;
+  reasonName(value: number): string;
+  symbol(addr: bigint): string;
+}
+
+function endpoint(t: Tuple, ports: boolean): Endpoint {
+  return ports ? { src: t.src, sport: t.sport, dst: t.dst, dport: t.dport } : { src: t.src, dst: t.dst };
+}
+
+const hasPorts = (proto: number) => proto === PROTOCOLS.tcp || proto === PROTOCOLS.udp || proto === PROTOCOLS.sctp;
+
+const ERRNO: Record<number, string> = { 11: 'EAGAIN', 101: 'ENETUNREACH', 113: 'EHOSTUNREACH', 22: 'EINVAL', 3: 'ESRCH', 13: 'EACCES' };
+export const LOOPBACK_IFINDEX = 1;
+
+/**
+ * fib_validate_source() looks the source up as a destination with iif =
+ * loopback, no oif and no protocol; a socket's output lookup sets the
+ * protocol. Only a lookup tied to a received skb can be the check.
+ */
+export function isReversePathCheck(r: FibRecord): boolean {
+  return r.skb !== 0 && r.iif === LOOPBACK_IFINDEX && r.oif === 0 && r.proto === 0;
+}
+
+export function routeResult(err: number, nhDev: string, gw: string | null): string {
+  if (err === 0) return gw ? `via ${gw} dev ${nhDev || '?'}` : `dev ${nhDev || '?'}`;
+  if (err === -11) return 'no match in this table';
+  return `error ${ERRNO[-err] ?? err}`;
+}
+
+export function eventView(r: NwRecord, journey: number, ctx: ViewContext): EventView {
+  const t = (r.ts - ctx.t0) / 1e9;
+  if (r.kind === 'fib') {
+    return {
+      type: 'event', t, event: 'route', journey,
+      netns: ctx.netnsName(r.netns), dev: r.nhDev || '-', proto: r.proto ? protoName(r.proto) : 'ip',
+      packet: endpoint({ family: 2, proto: r.proto, src: r.src, dst: r.dst, sport: r.sport, dport: r.dport }, hasPorts(r.proto)),
+      route: { table: r.table, result: routeResult(r.err, r.nhDev, r.gw), dev: r.nhDev, gw: r.gw, iif: r.iif, reverse: isReversePathCheck(r) },
+      pid: r.pid || undefined,
+    };
+  }
+  const p = r.pkt;
+  const ports = (p.flags & PktFlag.HAS_L4) !== 0;
+  const v: EventView = {
+    type: 'event', t, event: r.kind, journey,
+    netns: ctx.netnsName(p.netns), dev: p.dev || '-',
+    proto: p.tuple.family ? protoName(p.tuple.proto) : 'non-ip',
+    packet: endpoint(p.tuple, ports),
+  };
+  if (p.ctOrig && p.ctReply) {
+    const nat: string[] = [];
+    if (p.flags & PktFlag.CT_DNAT) nat.push('dnat');
+    if (p.flags & PktFlag.CT_SNAT) nat.push('snat');
+    const cp = hasPorts(p.ctOrig.proto);
+    v.conntrack = { orig: endpoint(p.ctOrig, cp), reply: endpoint(p.ctReply, cp), nat };
+  }
+  if (r.kind === 'drop') {
+    v.drop = { reason: ctx.reasonName(r.reason), location: ctx.symbol(r.location), stack: r.stack.map((a) => ctx.symbol(a)) };
+  }
+  return v;
+}
+
+function fmtEndpoint(e: Endpoint): string {
+  const h = (a: string, port?: number) => (port === undefined ? a : a.includes(':') ? `[${a}]:${port}` : `${a}:${port}`);
+  return `${h(e.src, e.sport)} > ${h(e.dst, e.dport)}`;
+}
+
+export function eventLine(v: EventView): string {
+  const head = `${v.t.toFixed(6).padStart(11)} ${v.netns.padEnd(10)} ${v.dev.padEnd(10)} ${v.event.padEnd(5)} ${v.proto.padEnd(5)} `;
+  let tail = fmtEndpoint(v.packet);
+  if (v.route) tail += `  ${v.route.reverse ? 'reverse-path check' : 'route'} table ${v.route.table}: ${v.route.result}`;
+  if (v.conntrack && v.conntrack.nat.length) {
+    tail += `  [${v.conntrack.nat.join('+')}: ${fmtEndpoint(v.conntrack.orig)} | reply ${fmtEndpoint(v.conntrack.reply)}]`;
+  }
+  if (v.drop) tail += `  DROP ${v.drop.reason} at ${v.drop.location}`;
+  return head + tail + `  #${v.journey}`;
+}
+
+export const EVENT_HEADER = `${'TIME(s)'.padStart(11)} ${'NETNS'.padEnd(10)} ${'DEV'.padEnd(10)} ${'EVENT'.padEnd(5)} ${'PROTO'.padEnd(5)} PACKET  (#journey)`;
+
+export interface Summary {
+  type: 'summary';
+  version: number;
+  durationSec: number;
+  events: Record<string, number>;
+  drops: Record<string, number>;
+  lost: { ringbuf: number; perProbe: Record<string, number> };
+  undecodable: number;
+}
+
+export function summarize(counters: SessionCounters, events: Record<string, number>, drops: Record<string, number>, durationSec: number): Summary {
+  const perProbe: Record<string, number> = {};
+  for (const p of counters.probes) if (p.lost) perProbe[p.probe] = p.lost;
+  return {
+    type: 'summary', version: OUTPUT_VERSION, durationSec: Math.round(durationSec * 1000) / 1000,
+    events, drops, lost: { ringbuf: counters.lost, perProbe }, undecodable: counters.undecodable,
+  };
+}
+
+export function summaryText(s: Summary): string {
+  const lines = [`--- netwhy: ${Object.values(s.events).reduce((a, b) => a + b, 0)} events in ${s.durationSec.toFixed(1)} s`];
+  const ev = Object.entries(s.events).map(([k, v]) => `${k} ${v}`).join(', ');
+  if (ev) lines.push(`    events: ${ev}`);
+  const top = Object.entries(s.drops).sort((a, b) => b[1] - a[1]);
+  if (top.length) lines.push(`    drops by reason: ${top.map(([k, v]) => `${k} ${v}`).join(', ')}`);
+  const lostBy = Object.entries(s.lost.perProbe).map(([k, v]) => `${k} ${v}`).join(', ');
+  lines.push(`    lost (ring buffer full): ${s.lost.ringbuf}${lostBy ? ` (${lostBy})` : ''}${s.lost.ringbuf ? ' — raise --ring-mb or narrow the filter' : ''}`);
+  if (s.undecodable) lines.push(`    undecodable records: ${s.undecodable}`);
+  return lines.join('\n');
+}
+

@@ -1,0 +1,182 @@
+// A typed facade over the native Tracer: what a trace session does, in the
+// order it must happen. The binding is a parameter so unit tests can pass a fake.
+import { FilterMode, LAYOUT, PROBE_MAX, type NwRecord, decodeBatch } from './abi.js';
+import { filterValue } from './filter/compile.js';
+import { NetwhyError, EnvironmentError, isNativeError } from './errors.js';
+import { BPF_OBJECT_PATH, type NativeBinding, type NativeTracer, loadBinding } from './native.js';
+
+export interface ProbeReport {
+  probe: string;
+  /** The attach mode this kernel gives the probe, null when none works. */
+  mode: string | null;
+  program: string | null;
+  /** Why each better mode was passed over, and why the probe is off if it is. */
+  skipped: { mode: string; reason: string }[];
+  attached: boolean;
+}
+
+export interface ProbeCounters {
+  probe: string;
+  events: number;
+  lost: number;
+  filtered: number;
+}
+
+export interface SessionCounters {
+  probes: ProbeCounters[];
+  lost: number;
+  /** Records the decoder could not read (version or layout mismatch). */
+  undecodable: number;
+  records: number;
+}
+
+export interface SessionOptions {
+  ringBytes?: number;
+  binding?: NativeBinding;
+  objectPath?: string;
+  disable?: string[];
+}
+
+// Probe names in enum nw_probe_id order (bpf/netwhy.h), for the stats map.
+const PROBE_IDS: Record<string, number> = {
+  kfree_skb: 0,
+  netif_receive_skb: 1,
+  net_dev_queue: 2,
+  fib_table_lookup: 3,
+  sched_process_fork: 4,
+};
+
+function u32Key(v: number): Uint8Array {
+  const k = new Uint8Array(4);
+  new DataView(k.buffer).setUint32(0, v, true);
+  return k;
+}
+
+export class TraceSession {
+  private readonly native: NativeTracer;
+  private attachedPrograms = new Set<string>();
+  private undecodable = 0;
+  private ended?: Promise<void>;
+  private endResolve?: () => void;
+
+  private constructor(native: NativeTracer) {
+    this.native = native;
+  }
+
+  static open(opts: SessionOptions = {}): TraceSession {
+    const binding = opts.binding ?? loadBinding();
+    try {
+      return new TraceSession(
+        new binding.Tracer({
+          object: opts.objectPath ?? BPF_OBJECT_PATH,
+          ringBytes: opts.ringBytes ?? 8 << 20,
+          disable: opts.disable ?? [],
+        }),
+      );
+    } catch (e) {
+      if (isNativeError(e)) {
+        const hint = e.code === 'EPERM' ? 'run netwhy as root (or with CAP_BPF and CAP_PERFMON)' : e.libbpfLog?.trim().split('\n').slice(-8).join('\n');
+        throw new EnvironmentError(e.message, hint);
+      }
+      throw e;
+    }
+  }
+
+  probes(): ProbeReport[] {
+    return this.native.probes().map((p) => {
+      const chosen = p.chosen >= 0 ? p.variants[p.chosen] : undefined;
+      const skipped = p.variants
+        .filter((v, i) => (p.chosen < 0 || i < p.chosen) && v.reason)
+        .map((v) => ({ mode: v.mode, reason: v.reason }));
+      return {
+        probe: p.probe,
+        mode: chosen?.mode ?? null,
+        program: chosen?.program ?? null,
+        skipped,
+        attached: chosen ? this.attachedPrograms.has(chosen.program) : false,
+      };
+    });
+  }
+
+  /** Pass everything, the compiled filter value, or only followed flows. */
+  setFilter(value: Uint8Array): void {
+    this.native.updateMap('filter', u32Key(0), value);
+  }
+
+  followMode(): void {
+    this.setFilter(filterValue(FilterMode.FOLLOW));
+  }
+
+  /** Packets that this process (and its future children) send seed followed flows. */
+  followPid(pid: number): void {
+    this.native.updateMap('followed_pids', u32Key(pid), Uint8Array.of(1));
+  }
+
+  /** Attach every chosen program; fails only if nothing at all could attach. */
+  attach(): ProbeReport[] {
+    const failed = new Set(this.native.attach().map((f) => f.program));
+    for (const p of this.native.probes()) {
+      if (p.chosen >= 0 && !failed.has(p.variants[p.chosen].program)) this.attachedPrograms.add(p.variants[p.chosen].program);
+    }
+    const reports = this.probes();
+    if (!reports.some((r) => r.attached)) {
+      throw new EnvironmentError('no probe could attach on this kernel', 'run `netwhy doctor` to see why each probe is unavailable');
+    }
+    return reports;
+  }
+
+  /** Deliver decoded records batch by batch until stop(). */
+  start(onRecords: (records: NwRecord[]) => void): void {
+    this.ended = new Promise((resolve) => (this.endResolve = resolve));
+    this.native.start((batch) => {
+      if (batch === null) {
+        this.endResolve?.();
+        return;
+      }
+      const { records, bad } = decodeBatch(batch);
+      this.undecodable += bad;
+      if (records.length) onRecords(records);
+    });
+  }
+
+  /** Drain what the kernel has already written, then resolve. */
+  async stop(): Promise<void> {
+    if (!this.ended) return;
+    this.native.stop();
+    await this.ended;
+  }
+
+  /** Let the process exit while the trace runs (or not). */
+  keepAlive(on: boolean): void {
+    if (on) this.native.ref();
+    else this.native.unref();
+  }
+
+  counters(): SessionCounters {
+    const probes: ProbeCounters[] = [];
+    let lost = 0;
+    const S = LAYOUT.nw_stats;
+    for (const [probe, id] of Object.entries(PROBE_IDS)) {
+      if (id >= PROBE_MAX) continue;
+      const c = { probe, events: 0, lost: 0, filtered: 0 };
+      for (const v of this.native.readPercpu('stats', u32Key(id))) {
+        const dv = new DataView(v.buffer, v.byteOffset, v.byteLength);
+        c.events += Number(dv.getBigUint64(S.events, true));
+        c.lost += Number(dv.getBigUint64(S.lost, true));
+        c.filtered += Number(dv.getBigUint64(S.filtered, true));
+      }
+      lost += c.lost;
+      probes.push(c);
+    }
+    return { probes, lost, undecodable: this.undecodable, records: this.native.stats().records };
+  }
+
+  /** Detach everything and free the kernel objects. Safe to call twice. */
+  close(): void {
+    try {
+      this.native.close();
+    } catch (e) {
+      throw new NetwhyError(`closing the tracer failed: ${(e as Error).message}`);
+    }
+  }
+}
