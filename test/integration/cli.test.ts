@@ -1,0 +1,78 @@
+// What a user sees: exit codes and messages for bad input, and doctor's report.
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { isRoot } from '../helpers/netns.js';
+
+const CLI = resolve(__dirname, '../../dist/cli.js');
+
+function netwhy(args: string[], opts: { env?: Record<string, string>; asNobody?: boolean } = {}) {
+  const cmd = opts.asNobody ? 'setpriv' : process.execPath;
+  const argv = opts.asNobody ? ['--reuid=65534', '--regid=65534', '--clear-groups', '--inh-caps=-all', process.execPath, CLI, ...args] : [CLI, ...args];
+  const r = spawnSync(cmd, argv, { encoding: 'utf8', env: { ...process.env, ...opts.env }, timeout: 30_000 });
+  return { code: r.status, out: r.stdout, err: r.stderr };
+}
+
+describe('netwhy command line', () => {
+  it('a filter that does not parse: exit 2 and where it went wrong, no stack trace', () => {
+    const r = netwhy(['trace', 'host', '10.0.0.1', 'and', 'port', 'http']);
+    expect(r.code).toBe(2);
+    expect(r.err).toContain("bad filter: 'http' is not a port (0-65535) at column 24");
+    expect(r.err).toContain('^');
+    expect(r.err).not.toMatch(/at .*\.js:\d+/);
+  });
+
+  it('an unknown command: exit 2 with a pointer to --help', () => {
+    const r = netwhy(['frobnicate']);
+    expect(r.code).toBe(2);
+    expect(r.err).toContain("unknown command 'frobnicate'");
+  });
+
+  it('a bad option value: exit 2', () => {
+    const r = netwhy(['trace', '--count', 'many']);
+    expect(r.code).toBe(2);
+    expect(r.err).toContain('must be a positive number');
+  });
+
+  it('--help teaches the filter language with examples', () => {
+    const r = netwhy(['trace', '--help']);
+    expect(r.code).toBe(0);
+    expect(r.out).toContain('netwhy trace host 10.0.0.1 and port 30080');
+  });
+
+  it.skipIf(!isRoot() || !existsSync('/usr/bin/setpriv'))('not root: exit 3 and the missing capabilities', () => {
+    const r = netwhy(['trace', 'udp'], { asNobody: true });
+    expect(r.code).toBe(3);
+    expect(r.err).toContain('needs root, or CAP_BPF and CAP_PERFMON');
+    expect(r.err).toContain('missing: CAP_BPF, CAP_PERFMON');
+  });
+
+  it.skipIf(!isRoot())('no kernel BTF: exit 3 and what kernel is needed', () => {
+    const r = netwhy(['trace', 'udp'], { env: { NETWHY_KERNEL_BTF: '/nonexistent/vmlinux' } });
+    expect(r.code).toBe(3);
+    expect(r.err).toContain('this kernel has no BTF');
+    expect(r.err).toContain('CONFIG_DEBUG_INFO_BTF');
+  });
+
+  it.skipIf(!isRoot())('doctor tells the truth about this kernel', () => {
+    const r = netwhy(['doctor', '--json']);
+    const report = JSON.parse(r.out);
+    const feature = (n: string) => report.features.find((f: { name: string }) => f.name === n);
+    expect(feature('btf').available).toBe(existsSync('/sys/kernel/btf/vmlinux'));
+    expect(feature('tp_btf').available).toBe(true);
+    // kprobes need the kprobe PMU; when it is missing doctor must say so
+    const kprobePmu = existsSync('/sys/bus/event_source/devices/kprobe/type');
+    expect(feature('kprobe').available).toBe(kprobePmu);
+    if (!kprobePmu) expect(feature('kprobe').reason).toContain('no kprobe PMU');
+    if (!feature('fentry').available) expect(feature('fentry').reason).toMatch(/fentry program load failed|attach/);
+    for (const p of report.probes) {
+      expect(p.mode, p.probe).toBe('tp_btf'); // tp_btf works here, so no probe falls back further
+      expect(p.attached).toBe(false); // doctor only loads
+    }
+    expect(report.explanations.every((e: { supported: boolean }) => e.supported)).toBe(true);
+    expect(r.code).toBe(0);
+    const text = netwhy(['doctor']);
+    expect(text.out).toMatch(/kfree_skb\s+tp_btf/);
+  });
+});
