@@ -1,0 +1,99 @@
+// The explanation as a document: the JSON contract of DESIGN.md, and text.
+import type { NwRecord } from '../abi.js';
+import { recordPkt } from '../journey.js';
+import { protoName } from '../render.js';
+import { type ExplainDeps, type NatAttribution, attributeNat, verdictFor } from './explain.js';
+import type { Flow } from './flows.js';
+import type { Verdict } from './types.js';
+
+export const DOCUMENT_VERSION = 1;
+
+export interface Hop {
+  t: number;
+  netns: string;
+  dev: string;
+  what: string;
+}
+
+export interface FlowDoc {
+  proto: string;
+  orig: { src: string; sport?: number; dst: string; dport?: number };
+  nat: { kind: string; to: Record<string, string | number>; by: { type: string; ref: string }; netns: string }[];
+  hops: Hop[];
+  verdict: Verdict;
+}
+
+export interface ExplainDoc {
+  version: number;
+  command?: string[];
+  exitCode?: number | null;
+  flows: FlowDoc[];
+  lost: { ringbuf: number };
+}
+
+function hopOf(r: NwRecord, t0: number, deps: ExplainDeps): Hop | undefined {
+  const t = Math.round((r.ts - t0) / 1e3) / 1e6;
+  if (r.kind === 'fib') return undefined;
+  const p = recordPkt(r)!;
+  const what = r.kind === 'drop' ? `drop ${deps.reasonName(r.reason)}` : r.kind;
+  return { t, netns: deps.netnsName(p.netns), dev: p.dev || '?', what };
+}
+
+function natDoc(n: NatAttribution, deps: ExplainDeps): FlowDoc['nat'][number] {
+  const to: Record<string, string | number> = n.step.kind === 'dnat' ? { dst: n.step.to.addr, dport: n.step.to.port } : { src: n.step.to.addr, sport: n.step.to.port };
+  return { kind: n.step.kind, to, by: n.by, netns: deps.netnsName(n.step.netns) };
+}
+
+export function flowDoc(flow: Flow, deps: ExplainDeps, exitCode?: number): FlowDoc {
+  const o = flow.orig;
+  const ports = o.proto === 6 || o.proto === 17;
+  const records = flow.journeys.flatMap((j) => j.records).sort((a, b) => a.ts - b.ts);
+  return {
+    proto: protoName(o.proto),
+    orig: ports ? { src: o.src, sport: o.sport, dst: o.dst, dport: o.dport } : { src: o.src, dst: o.dst },
+    nat: attributeNat(flow, deps).map((n) => natDoc(n, deps)),
+    hops: records.map((r) => hopOf(r, flow.start, deps)).filter((h): h is Hop => !!h),
+    verdict: verdictFor(flow, deps, exitCode),
+  };
+}
+
+/** "nw-client/eth0 tx → nw-node1/eth0 rx → ..." with repeats folded. */
+export function pathText(hops: Hop[], max = 12): string {
+  const parts: string[] = [];
+  for (const h of hops) {
+    const s = `${h.netns}/${h.dev} ${h.what}`;
+    if (parts.at(-1) !== s) parts.push(s);
+  }
+  return parts.length > max ? [...parts.slice(0, max), `… (${parts.length - max} more)`].join(' → ') : parts.join(' → ');
+}
+
+function endpoint(e: FlowDoc['orig']): string {
+  return e.sport === undefined ? `${e.src} > ${e.dst}` : `${e.src}:${e.sport} > ${e.dst}:${e.dport}`;
+}
+
+export function flowText(f: FlowDoc, n: number): string {
+  const v = f.verdict;
+  const L = [`flow ${n}: ${f.proto} ${endpoint(f.orig)}`];
+  for (const x of f.nat) {
+    const to = Object.values(x.to).join(':');
+    L.push(`  nat       ${x.kind} to ${to} in ${x.netns}, by ${x.by.type === 'iptables-rule' ? `iptables rule: ${x.by.ref}` : `${x.by.type}: ${x.by.ref}`}`);
+  }
+  L.push(`  path      ${pathText(f.hops)}`);
+  const where = v.where ? ` in ${v.where.netns} on ${v.where.dev} at ${v.where.function} (${v.where.reason})` : '';
+  L.push(`  verdict   ${v.outcome.toUpperCase()}${where}`);
+  if (v.outcome !== 'delivered') {
+    const c = v.cause;
+    L.push(`  cause     ${c.type} ${c.ref}${c.value !== undefined ? ` = ${c.value}` : ''}${c.netns ? ` (netns ${c.netns})` : ''}${c.ipset ? `, ipset ${c.ipset.name} member ${c.ipset.member}` : ''}`);
+  }
+  L.push('  evidence');
+  for (const e of v.evidence) L.push(`    - ${e}`);
+  if (v.fix) L.push(`  fix       ${v.fix}`);
+  return L.join('\n');
+}
+
+export function documentText(doc: ExplainDoc): string {
+  const head = doc.command ? `netwhy explain: \`${doc.command.join(' ')}\` exited ${doc.exitCode ?? 'by a signal'}; ${doc.flows.length} flow${doc.flows.length === 1 ? '' : 's'}` : `${doc.flows.length} flows`;
+  const body = doc.flows.map((f, i) => flowText(f, i + 1)).join('\n\n');
+  const lost = doc.lost.ringbuf ? `\n\nwarning: ${doc.lost.ringbuf} events were lost (ring buffer full): verdicts may be incomplete` : '';
+  return `${head}\n\n${body || '(no packets of this command were seen)'}${lost}`;
+}

@@ -1,0 +1,24 @@
+// Sentences of evidence, shared by the rules.
+import { type FibRecord, type Tuple } from '../abi.js';
+import type { Journey } from '../journey.js';
+import { isReversePathCheck, protoName, routeResult } from '../render.js';
+
+export function tupleText(t: Tuple): string {
+  const ports = t.proto === 6 || t.proto === 17;
+  return ports ? `${protoName(t.proto)} ${t.src}:${t.sport} > ${t.dst}:${t.dport}` : `${protoName(t.proto)} ${t.src} > ${t.dst}`;
+}
+
+export function lookupText(f: FibRecord, netns: string): string {
+  const what = isReversePathCheck(f) ? `reverse-path lookup of ${f.dst}` : `route lookup ${f.src === '0.0.0.0' ? '' : `${f.src} > `}${f.dst}`;
+  return `${what} in ${netns} (table ${f.table}): ${routeResult(f.err, f.nhDev, f.gw)}`;
+}
+
+/** The route lookups of a journey before a time, oldest first. */
+export function lookupsBefore(j: Journey, ts: number): FibRecord[] {
+  return j.records.filter((r): r is FibRecord => r.kind === 'fib' && r.ts <= ts);
+}
+
+/** Kernel sysctl paths write a device's dots as slashes. */
+export function devKey(dev: string): string {
+  return dev.replace(/\./g, '/');
+}

@@ -1,0 +1,130 @@
+// From flows to verdicts: outcome, where, cause (first rule that can prove
+// one), evidence and fix. What no rule can prove is 'unknown', with evidence.
+import { type DropRecord, PktFlag, type Tuple } from '../abi.js';
+import { recordPkt } from '../journey.js';
+import { lookupText, tupleText } from './evidence.js';
+import type { Flow, NatStep } from './flows.js';
+import { forwardingRule } from './rules/forwarding.js';
+import { netfilterRule, hookFromStack } from './rules/netfilter.js';
+import { routeRule } from './rules/route.js';
+import { rpFilterRule } from './rules/rpfilter.js';
+import { socketRule } from './rules/socket.js';
+import type { ExplainRule, Hook, NetfilterPacket, NetnsState, RuleInput, Verdict } from './types.js';
+
+export const RULES: ExplainRule[] = [forwardingRule, routeRule, rpFilterRule, netfilterRule, socketRule];
+
+/** Frees that are not losses of the traced packet, or too vague to blame alone. */
+const WEAK_REASONS = new Set(['NOT_SPECIFIED', 'CONSUMED', 'NOT_DROPPED_YET', 'TCP_OLD_DATA', 'TCP_OLD_ACK', 'DUP_FRAG']);
+
+export interface ExplainDeps {
+  state(netns: number): NetnsState | undefined;
+  netnsName(inode: number): string;
+  reasonName(value: number): string;
+  func(addr: bigint): string | undefined;
+  symbol(addr: bigint): string;
+}
+
+export interface NatAttribution {
+  step: NatStep;
+  by: { type: 'iptables-rule' | 'conntrack'; ref: string };
+}
+
+/** Did the reply reach the sender as the sender expects it (un-NAT-ed)? */
+export function replyDelivered(flow: Flow): boolean {
+  const o = flow.orig;
+  const dropped = new Set(flow.drops.map((d) => d.journey));
+  return flow.journeys.some(
+    (j) => !dropped.has(j) && j.records.some((r) => {
+      const p = recordPkt(r);
+      return !!p && r.kind === 'rx' && p.tuple.src === o.dst && p.tuple.dst === o.src && p.tuple.sport === o.dport && p.tuple.dport === o.sport;
+    }),
+  );
+}
+
+function deciding(flow: Flow, reasonName: (v: number) => string): Flow['drops'][number] | undefined {
+  return flow.drops.find((d) => !WEAK_REASONS.has(reasonName(d.drop.reason))) ?? flow.drops[0];
+}
+
+function genericEvidence(d: DropRecord, input: RuleInput, deps: ExplainDeps): string[] {
+  const ns = deps.netnsName(d.pkt.netns);
+  const ev = [`${tupleText(d.pkt.tuple)} dropped in ${ns} on ${d.pkt.dev || '?'} with ${deps.reasonName(d.reason)} at ${deps.symbol(d.location)}`];
+  const hook = hookFromStack([deps.func(d.location), ...d.stack.map((a) => deps.func(a))]);
+  if (hook) ev.push(`the drop happened in netfilter's ${hook} hook`);
+  for (const f of input.journey.records) if (f.kind === 'fib' && f.ts <= d.ts) ev.push(lookupText(f, deps.netnsName(f.netns)));
+  const st = deps.state(d.pkt.netns);
+  if (!st) ev.push(`the state of ${ns} could not be read`);
+  else if (st.errors.length) ev.push(`state of ${ns} incomplete: ${st.errors.join('; ')}`);
+  return ev;
+}
+
+/**
+ * A flow's verdict. exitCode is the traced command's, when there is one: a
+ * command that succeeded delivered its flows even if a packet was lost on the
+ * way (retransmitted); one that failed with a drop on its flow was dropped.
+ */
+export function verdictFor(flow: Flow, deps: ExplainDeps, exitCode?: number): Verdict {
+  const d = deciding(flow, deps.reasonName);
+  const delivered = replyDelivered(flow);
+  const failed = exitCode !== undefined ? exitCode !== 0 : !delivered;
+  if (!d || !failed) {
+    if (delivered || exitCode === 0) {
+      const evidence = [`the reply reached ${flow.orig.src}:${flow.orig.sport} from ${flow.orig.dst}:${flow.orig.dport}`];
+      if (!delivered) evidence[0] = `the command succeeded${flow.drops.length ? '' : ' and no packet of this flow was dropped'}`;
+      if (flow.drops.length) evidence.push(`${flow.drops.length} packet(s) of this flow were dropped on the way (${[...new Set(flow.drops.map((x) => deps.reasonName(x.drop.reason)))].join(', ')}) and recovered`);
+      return { outcome: 'delivered', cause: { type: 'unknown', ref: 'none' }, evidence };
+    }
+    const last = flow.journeys.flatMap((j) => j.records).sort((a, b) => b.ts - a.ts)[0];
+    const p = last && recordPkt(last);
+    return {
+      outcome: 'unknown',
+      cause: { type: 'unknown', ref: 'no drop seen' },
+      evidence: [
+        'no packet of this flow was dropped where netwhy can see it, and no reply reached the sender',
+        p ? `last seen: ${last.kind} on ${p.dev || '?'} in ${deps.netnsName(p.netns)}` : 'no packet of this flow was seen at all',
+      ],
+    };
+  }
+  const input: RuleInput = { flow, drop: d.drop, journey: d.journey, ...deps };
+  const reason = deps.reasonName(d.drop.reason);
+  const where = { netns: deps.netnsName(d.drop.pkt.netns), dev: d.drop.pkt.dev, function: deps.func(d.drop.location) ?? deps.symbol(d.drop.location), reason };
+  const same = flow.drops.filter((x) => x.drop.reason === d.drop.reason && x.drop.pkt.netns === d.drop.pkt.netns).length;
+  for (const rule of RULES) {
+    if (!rule.reasons.includes(reason)) continue;
+    const f = rule.explain(input);
+    if (f) {
+      if (same > 1) f.evidence.push(`${same} packets of this flow were dropped the same way (retransmissions)`);
+      return { outcome: 'dropped', where, cause: f.cause, evidence: f.evidence, fix: f.fix };
+    }
+  }
+  return {
+    outcome: 'dropped',
+    where,
+    cause: { type: 'unknown', ref: reason, netns: where.netns },
+    evidence: [...genericEvidence(d.drop, input, deps), `no rule of netwhy could prove a cause for ${reason} here`],
+  };
+}
+
+function natHook(step: NatStep, flow: Flow): Hook {
+  if (step.kind === 'snat') return 'POSTROUTING';
+  // DNAT of a packet a local socket of that namespace sent happens at OUTPUT.
+  const localSend = flow.journeys.some((j) => j.records.some((r) => {
+    const p = recordPkt(r);
+    return !!p && p.netns === step.netns && r.kind === 'tx' && (p.flags & PktFlag.LOCAL_SK) !== 0 && p.tuple.src === step.orig.src;
+  }));
+  return localSend ? 'OUTPUT' : 'PREROUTING';
+}
+
+function natPacket(orig: Tuple): NetfilterPacket {
+  return { proto: orig.proto, src: orig.src, dst: orig.dst, sport: orig.sport, dport: orig.dport, mark: 0, ctstate: ['NEW'] };
+}
+
+/** Which rule made each NAT step, from the namespace's ruleset; conntrack's word otherwise. */
+export function attributeNat(flow: Flow, deps: ExplainDeps): NatAttribution[] {
+  return flow.nat.map((step) => {
+    const nf = deps.state(step.netns)?.netfilter;
+    const hook = natHook(step, flow);
+    const found = nf?.natRule(hook, natPacket(step.orig), step.kind);
+    if (found) return { step, by: { type: 'iptables-rule', ref: found.rule } };
+    return { step, by: { type: 'conntrack', ref: `${tupleText(step.orig)} → ${step.kind === 'dnat' ? 'dst' : 'src'} ${step.to.addr}:${step.to.port}` } };
+  });
+}

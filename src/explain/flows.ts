@@ -1,0 +1,127 @@
+// Flows: the journeys of one connection, request and reply, joined across NAT.
+// Two journeys belong together when they share a flow key: a header tuple or a
+// conntrack tuple (original or reply). After DNAT the request's conntrack
+// entry carries both the original and the rewritten tuple, which is what ties
+// the client's packet to the pod's reply.
+import { type DropRecord, type FibRecord, type Pkt, PktFlag, type Tuple } from '../abi.js';
+import { type Journey, recordPkt } from '../journey.js';
+
+export interface NatStep {
+  kind: 'dnat' | 'snat';
+  netns: number;
+  /** The tuple before the rewrite (conntrack original direction). */
+  orig: Tuple;
+  /** What the packet's destination (dnat) or source (snat) became. */
+  to: { addr: string; port: number };
+}
+
+export interface Flow {
+  id: number;
+  journeys: Journey[];
+  /** The first packet's tuple as the sender wrote it. */
+  orig: Tuple;
+  nat: NatStep[];
+  drops: { drop: DropRecord; journey: Journey }[];
+  start: number;
+  end: number;
+}
+
+class UnionFind {
+  private parent: number[] = [];
+  add(): number {
+    this.parent.push(this.parent.length);
+    return this.parent.length - 1;
+  }
+  find(x: number): number {
+    while (this.parent[x] !== x) x = this.parent[x] = this.parent[this.parent[x]];
+    return x;
+  }
+  union(a: number, b: number): void {
+    this.parent[this.find(a)] = this.find(b);
+  }
+}
+
+function packets(j: Journey): Pkt[] {
+  return j.records.map(recordPkt).filter((p): p is Pkt => !!p);
+}
+
+/** NAT seen in a packet's conntrack entry, in the direction the packet travels. */
+export function natOf(p: Pkt): NatStep[] {
+  const o = p.ctOrig;
+  const r = p.ctReply;
+  if (!o || !r) return [];
+  const out: NatStep[] = [];
+  // DNAT: the reply comes from the real destination, not the original one.
+  if (p.flags & PktFlag.CT_DNAT && (r.src !== o.dst || r.sport !== o.dport)) {
+    out.push({ kind: 'dnat', netns: p.netns, orig: o, to: { addr: r.src, port: r.sport } });
+  }
+  // SNAT/MASQUERADE: the reply goes to the rewritten source.
+  if (p.flags & PktFlag.CT_SNAT && (r.dst !== o.src || r.dport !== o.sport)) {
+    out.push({ kind: 'snat', netns: p.netns, orig: o, to: { addr: r.dst, port: r.dport } });
+  }
+  return out;
+}
+
+function sameNat(a: NatStep, b: NatStep): boolean {
+  return a.kind === b.kind && a.netns === b.netns && a.to.addr === b.to.addr && a.to.port === b.to.port;
+}
+
+/** The tuple the sender wrote: a local socket's first packet, else the earliest packet. */
+function originalTuple(journeys: Journey[]): Tuple | undefined {
+  let best: { ts: number; t: Tuple; local: boolean } | undefined;
+  for (const j of journeys) {
+    for (const r of j.records) {
+      const p = recordPkt(r);
+      if (!p || !p.tuple.family) continue;
+      const local = (p.flags & PktFlag.LOCAL_SK) !== 0 && r.kind === 'tx';
+      const t = p.ctOrig ?? p.tuple;
+      if (!best || (local && !best.local) || (local === best.local && r.ts < best.ts)) best = { ts: r.ts, t, local };
+    }
+  }
+  return best?.t;
+}
+
+export function buildFlows(journeys: Journey[]): Flow[] {
+  const uf = new UnionFind();
+  const idx = journeys.map(() => uf.add());
+  const owner = new Map<string, number>();
+  journeys.forEach((j, i) => {
+    for (const k of j.keys) {
+      const o = owner.get(k);
+      if (o === undefined) owner.set(k, i);
+      else uf.union(i, o);
+    }
+  });
+  const groups = new Map<number, Journey[]>();
+  journeys.forEach((j, i) => {
+    if (j.keys.size === 0) return; // route lookups without a packet: see attachLookups
+    const root = uf.find(idx[i]);
+    groups.set(root, [...(groups.get(root) ?? []), j]);
+  });
+  const flows: Flow[] = [];
+  for (const js of groups.values()) {
+    js.sort((a, b) => a.start - b.start);
+    const orig = originalTuple(js);
+    if (!orig) continue;
+    const nat: NatStep[] = [];
+    const drops: Flow['drops'] = [];
+    for (const j of js) {
+      for (const r of j.records) {
+        if (r.kind === 'drop') drops.push({ drop: r, journey: j });
+        const p = recordPkt(r);
+        if (!p) continue;
+        for (const n of natOf(p)) if (!nat.some((m) => sameNat(m, n))) nat.push(n);
+      }
+    }
+    drops.sort((a, b) => a.drop.ts - b.drop.ts);
+    flows.push({ id: flows.length + 1, journeys: js, orig, nat, drops, start: js[0].start, end: Math.max(...js.map((j) => j.last)) });
+  }
+  return flows;
+}
+
+/** Route lookups that had no packet (connect(), sendmsg()) go to the flow they were for. */
+export function standaloneLookups(journeys: Journey[]): FibRecord[] {
+  return journeys.filter((j) => j.keys.size === 0).flatMap((j) => j.records.filter((r): r is FibRecord => r.kind === 'fib'));
+}
+
+export { packets };

@@ -1,0 +1,67 @@
+// No route: every table the lookup tried came back empty (IP_INNOROUTES), or
+// the route that matched is unreachable/blackhole/prohibit.
+import { lookupText, lookupsBefore } from '../evidence.js';
+import type { ExplainRule, RouteInfo } from '../types.js';
+
+function covers(route: RouteInfo, addr: string): number {
+  if (route.dst === 'default') return 0;
+  const [net, lenText] = route.dst.split('/');
+  const len = lenText === undefined ? 32 : Number(lenText);
+  const toInt = (a: string) => a.split('.').reduce((n, o) => (n << 8) + Number(o), 0) >>> 0;
+  if (!/^\d+\.\d+\.\d+\.\d+$/.test(net) || !/^\d+\.\d+\.\d+\.\d+$/.test(addr)) return -1;
+  const mask = len === 0 ? 0 : (0xffffffff << (32 - len)) >>> 0;
+  return ((toInt(net) & mask) >>> 0) === ((toInt(addr) & mask) >>> 0) ? len : -1;
+}
+
+/** The most specific route of a table that covers addr. */
+export function bestRoute(routes: RouteInfo[], addr: string, table = 'main'): RouteInfo | undefined {
+  let best: RouteInfo | undefined;
+  let bestLen = -1;
+  for (const r of routes) {
+    if (r.table !== table) continue;
+    const len = covers(r, addr);
+    if (len > bestLen) {
+      best = r;
+      bestLen = len;
+    }
+  }
+  return best;
+}
+
+const REFUSING = new Set(['unreachable', 'blackhole', 'prohibit', 'throw']);
+
+export const routeRule: ExplainRule = {
+  name: 'no-route',
+  reasons: ['IP_INNOROUTES', 'IP_INADDRERRORS', 'IP_OUTNOROUTES', 'NOT_SPECIFIED'],
+  explain({ drop, journey, state, netnsName, reasonName, func }) {
+    const ns = netnsName(drop.pkt.netns);
+    const dst = drop.pkt.tuple.dst;
+    const reason = reasonName(drop.reason);
+    const lookups = lookupsBefore(journey, drop.ts).filter((f) => f.dst === dst && f.iif !== 1);
+    const found = lookups.filter((f) => f.err === 0);
+    const st = state(drop.pkt.netns);
+    const route = st ? bestRoute(st.routes, dst) : undefined;
+    if (route && REFUSING.has(route.type) && (reason !== 'NOT_SPECIFIED' || func(drop.location) === 'ip_error')) {
+      return {
+        cause: { type: 'route', ref: `${route.type} ${route.dst}`, value: route.type, netns: ns },
+        evidence: [...lookups.map((f) => lookupText(f, ns)), `table main in ${ns} has "${route.type} ${route.dst}" for ${dst}`],
+        fix: `remove or replace the ${route.type} route ${route.dst} in ${ns} (ip route del ${route.type} ${route.dst})`,
+      };
+    }
+    if (reason !== 'IP_INNOROUTES' && reason !== 'IP_OUTNOROUTES') return null;
+    if (found.length) return null; // something matched after all: not a missing route
+    const evidence = lookups.length
+      ? lookups.map((f) => lookupText(f, ns))
+      : [`no route lookup for ${dst} was seen in ${ns}`];
+    if (st) {
+      const main = st.routes.filter((r) => r.table === 'main').map((r) => `${r.type === 'unicast' ? '' : `${r.type} `}${r.dst}${r.gateway ? ` via ${r.gateway}` : ''}${r.dev ? ` dev ${r.dev}` : ''}`);
+      evidence.push(`table main in ${ns}: ${main.length ? main.join('; ') : '(empty)'} — nothing covers ${dst} and there is no default route`);
+    }
+    evidence.push(`dropped with ${reason}${reason === 'IP_INNOROUTES' ? ' (an ICMP network unreachable goes back)' : ''}`);
+    return {
+      cause: { type: 'route', ref: `no route to ${dst}`, value: 'unreachable', netns: ns },
+      evidence,
+      fix: `add a route covering ${dst} in ${ns} (for a pod network: the other node's pod CIDR via that node, as host-gw/flannel would), or a default route`,
+    };
+  },
+};
