@@ -17,8 +17,3 @@ export function lookupText(f: FibRecord, netns: string): string {
 export function lookupsBefore(j: Journey, ts: number): FibRecord[] {
   return j.records.filter((r): r is FibRecord => r.kind === 'fib' && r.ts <= ts);
 }
-
-/** Kernel sysctl paths write a device's dots as slashes. */
-export function devKey(dev: string): string {
-  return dev.replace(/\./g, '/');
-}

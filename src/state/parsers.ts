@@ -125,10 +125,13 @@ export function confKey(dev: string, name: string): string {
 }
 
 /**
- * Parse `key=value` lines. Keys may be dotted (`net.ipv4.ip_forward`) or paths under /proc/sys
- * (`net/ipv4/ip_forward`, `/proc/sys/net/ipv4/ip_forward`); paths become dotted keys by turning
- * each '/' into '.', which keeps device names with dots intact. `sysctl -a`'s `key = value` is
- * accepted too. Blank lines are skipped.
+ * Parse a sysctl dump. Two line forms:
+ *  - `path:value` as `grep -H '' FILES` prints it, the path relative to /proc/sys or absolute
+ *    (`net/ipv4/ip_forward:1`). Split at the first ':' (device names cannot contain ':' or '/',
+ *    but may contain '=' and '.'); the path becomes a dotted key by turning '/' into '.', which
+ *    keeps device names with dots intact.
+ *  - `dotted.key=value`, also `sysctl -a`'s `key = value`.
+ * Blank lines are skipped. A key seen twice (a multi-line value) gets its lines joined by '\n'.
  */
 export function parseSysctlDump(text: string): Record<string, string> {
   const out: Record<string, string> = {};
@@ -136,17 +139,27 @@ export function parseSysctlDump(text: string): Record<string, string> {
   for (let i = 0; i < lines.length; i++) {
     const raw = lines[i]!.replace(/\r$/, '');
     if (raw.trim() === '') continue;
-    const eq = raw.indexOf('=');
-    if (eq < 0) throw new StateParseError('sysctl dump', `no '=' in ${JSON.stringify(raw)}`, i + 1);
-    let key = raw.slice(0, eq).trim();
-    const value = raw.slice(eq + 1).trim();
-    if (key.includes('/')) {
-      key = key.replace(/^\/?proc\/sys\//, '').replace(/^\//, '').split('/').join('.');
+    let key: string;
+    let value: string;
+    if (/^\/?[A-Za-z0-9_-]+\//.test(raw)) {
+      const colon = raw.indexOf(':');
+      if (colon < 0) throw new StateParseError('sysctl dump', `no ':' after the path in ${JSON.stringify(raw)}`, i + 1);
+      const path = raw.slice(0, colon);
+      if (/\s/.test(path) || path.endsWith('/') || path.includes('//')) {
+        throw new StateParseError('sysctl dump', `bad path ${JSON.stringify(path)}`, i + 1);
+      }
+      key = path.replace(/^\/proc\/sys\//, '').split('/').join('.');
+      value = raw.slice(colon + 1).trim();
+    } else {
+      const eq = raw.indexOf('=');
+      if (eq < 0) throw new StateParseError('sysctl dump', `neither 'path:value' nor 'key=value': ${JSON.stringify(raw)}`, i + 1);
+      key = raw.slice(0, eq).trim();
+      value = raw.slice(eq + 1).trim();
+      if (key === '' || /\s/.test(key) || key.startsWith('.') || key.endsWith('.') || key.includes('..')) {
+        throw new StateParseError('sysctl dump', `bad key ${JSON.stringify(raw.slice(0, eq))}`, i + 1);
+      }
     }
-    if (key === '' || /\s/.test(key) || key.startsWith('.') || key.endsWith('.') || key.includes('..')) {
-      throw new StateParseError('sysctl dump', `bad key ${JSON.stringify(raw.slice(0, eq))}`, i + 1);
-    }
-    out[key] = value;
+    out[key] = key in out ? `${out[key]}\n${value}` : value;
   }
   return out;
 }

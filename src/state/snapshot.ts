@@ -70,22 +70,22 @@ export const GLOBAL_SYSCTLS = [
 ] as const;
 
 /**
- * One shell process prints `path=value` for every sysctl, using only builtins (`read`), so it
- * costs one fork+exec whatever the number of devices. Unreadable files are reported on stderr.
- * /proc/sys/net shows the netns of the reading process, hence it runs inside the namespace.
+ * Prints `path:value` for every sysctl we want (grep -H format), in two processes whatever the
+ * number of devices: sh picks the files that exist, one grep reads them all. Shell `read` is no
+ * use here: dash reads byte by byte and an int sysctl returns EOF at any offset past 0, so only
+ * the first digit would come back. /proc/sys/net shows the netns of the reading process, hence
+ * this runs inside the namespace. Unreadable files show up on stderr.
  */
 export const SYSCTL_SCRIPT = `
 cd /proc/sys || exit 1
-emit() {
-  v=
-  # dash's read can return 1 on a proc file although it read the line: trust a non-empty value.
-  if { IFS= read -r v || [ -n "$v" ]; } 2>/dev/null < "$1"; then printf '%s=%s\\n' "$1" "$v"; else echo "unreadable: $1" >&2; fi
-}
-for f in ${GLOBAL_SYSCTLS.join(' ')}; do [ -f "$f" ] && emit "$f"; done
+set --
+for f in ${GLOBAL_SYSCTLS.join(' ')}; do [ -f "$f" ] && set -- "$@" "$f"; done
 for d in net/ipv4/conf/*; do
-  for k in ${CONF_SYSCTLS.join(' ')}; do [ -f "$d/$k" ] && emit "$d/$k"; done
+  for k in ${CONF_SYSCTLS.join(' ')}; do [ -f "$d/$k" ] && set -- "$@" "$d/$k"; done
 done
-if [ -d net/ipv4/vs ]; then for f in net/ipv4/vs/*; do [ -f "$f" ] && emit "$f"; done; fi
+if [ -d net/ipv4/vs ]; then for f in net/ipv4/vs/*; do [ -f "$f" ] && set -- "$@" "$f"; done; fi
+[ $# -gt 0 ] || exit 0
+grep -aH '' -- "$@"
 exit 0
 `;
 
@@ -95,8 +95,6 @@ interface RunResult {
   stderr: string;
   /** Why it failed, for `errors`. */
   reason?: string;
-  /** The executable was not found. */
-  missing?: boolean;
 }
 
 export interface SnapshotOptions {
@@ -122,10 +120,8 @@ function run(argv: string[], timeoutMs: number): Promise<RunResult> {
         const cmd = argv.join(' ');
         const firstErr = stderr.trim().split('\n')[0] ?? '';
         let reason: string;
-        let missing = false;
         if (e.code === 'ENOENT') {
           reason = `${argv[0]}: not installed`;
-          missing = true;
         } else if (e.killed || e.signal === 'SIGKILL') {
           reason = `${cmd}: timed out after ${timeoutMs} ms`;
         } else if (e.code === 'ERR_CHILD_PROCESS_STDIO_MAXBUFFER') {
@@ -135,7 +131,7 @@ function run(argv: string[], timeoutMs: number): Promise<RunResult> {
         } else {
           reason = `${cmd}: ${e.message.split('\n')[0]}`;
         }
-        resolve({ ok: false, stdout, stderr, reason, missing });
+        resolve({ ok: false, stdout, stderr, reason });
       },
     );
   });
@@ -214,7 +210,7 @@ export async function takeSnapshot(netns: string, opts: SnapshotOptions = {}): P
   }
 
   const sysctl = take('sysctl', sysctlR, parseSysctlDump) ?? {};
-  for (const line of sysctlR.stderr.split('\n')) if (line.startsWith('unreadable: ')) errors.push(`sysctl: ${line}`);
+  for (const line of sysctlR.stderr.split('\n')) if (line.trim() !== '') errors.push(`sysctl: ${line.trim()}`);
 
   const links = take('links', linkR, parseIpLinks) ?? [];
   const addrs = take('addrs', addrR, parseIpAddrs) ?? [];

@@ -3,7 +3,8 @@
 // -EHOSTUNREACH when !IN_DEV_FORWARD(in_dev); ip_error drops it as
 // IP_INADDRERRORS). IN_DEV_FORWARD is the ingress device's own
 // conf.<dev>.forwarding; writing net.ipv4.ip_forward sets all of them.
-import { devKey, lookupText, lookupsBefore } from '../evidence.js';
+import { lookupText, lookupsBefore } from '../evidence.js';
+import { confKey } from '../../state/parsers.js';
 import type { ExplainRule } from '../types.js';
 
 export const forwardingRule: ExplainRule = {
@@ -17,7 +18,7 @@ export const forwardingRule: ExplainRule = {
     const lookup = lookupsBefore(journey, drop.ts).reverse().find((f) => f.dst === dst && f.err === 0 && f.iif !== 1);
     if (!lookup) return null;
     const iif = drop.pkt.dev;
-    const devFwd = st.sysctl(`net.ipv4.conf.${devKey(iif)}.forwarding`);
+    const devFwd = st.sysctl(confKey(iif, 'forwarding'));
     const ipForward = st.sysctl('net.ipv4.ip_forward');
     if (devFwd !== '0') return null; // forwarding is on now: cannot confirm, let the fallback say so
     const key = ipForward === '0' ? 'net.ipv4.ip_forward' : `net.ipv4.conf.${iif}.forwarding`;

@@ -3,7 +3,7 @@
 // in on (strict, 1) or there is no route back at all (loose, 2). The value in
 // force is max(conf.all.rp_filter, conf.<dev>.rp_filter): 1 = strict, 2 = loose.
 import { isReversePathCheck } from '../../render.js';
-import { devKey } from '../evidence.js';
+import { confKey } from '../../state/parsers.js';
 import type { ExplainRule } from '../types.js';
 
 export function effectiveRpFilter(all: number, dev: number): number {
@@ -22,7 +22,7 @@ export const rpFilterRule: ExplainRule = {
     const iif = drop.pkt.dev;
     const src = drop.pkt.tuple.src;
     const all = Number(st.sysctl('net.ipv4.conf.all.rp_filter') ?? NaN);
-    const dev = Number(st.sysctl(`net.ipv4.conf.${devKey(iif)}.rp_filter`) ?? NaN);
+    const dev = Number(st.sysctl(confKey(iif, 'rp_filter')) ?? NaN);
     if (Number.isNaN(all) || Number.isNaN(dev)) return null;
     const eff = effectiveRpFilter(all, dev);
     if (eff === 0) return null; // off now: cannot have been this, unless it changed
