@@ -44,6 +44,7 @@ static __always_inline int on_fib(__u32 tb_id, const struct flowi4 *flp,
 	if (cur && cur->skb && (cur->saddr == f.saddr || cur->saddr == f.daddr)) {
 		tied = true;
 		f.skb = cur->skb;
+		f.flags = cur->saddr == f.saddr ? NW_FIB_TIED_FORWARD : NW_FIB_TIED_REVERSE;
 	}
 	if (dev)
 		f.netns = BPF_CORE_READ(dev, nd_net.net, ns.inum);

@@ -126,9 +126,14 @@ struct nw_fib {
 	__u16 dport;
 	__u8 proto;
 	__u8 tos;
-	__u8 pad[2];
+	__u8 flags;        /* NW_FIB_* */
+	__u8 pad;
 	char nh_dev[NW_DEV_LEN];
 };
+
+/* nw_fib.flags: how the lookup was tied to the skb being received */
+#define NW_FIB_TIED_FORWARD (1u << 0) /* lookup source = the packet's source */
+#define NW_FIB_TIED_REVERSE (1u << 1) /* lookup destination = the packet's source */
 
 /*
  * The in-kernel filter. A packet passes when any clause matches; a clause

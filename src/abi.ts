@@ -27,6 +27,8 @@ export const PktFlag = {
   FOLLOWED: 1 << 5,
 } as const;
 
+export const FibFlag = { TIED_FORWARD: 1 << 0, TIED_REVERSE: 1 << 1 } as const;
+
 export const TermKind = {
   NONE: 0,
   PROTO: 1,
@@ -57,7 +59,7 @@ export const LAYOUT = {
   nw_path: { size: 192, hdr: 0, pkt: 16 },
   nw_fib: {
     size: 96, skb: 16, netns: 24, table: 28, iif: 32, oif: 36, saddr: 40, daddr: 44, gw: 48,
-    nh_ifindex: 52, err: 56, pid: 60, mark: 64, sport: 68, dport: 70, proto: 72, tos: 73, nh_dev: 76,
+    nh_ifindex: 52, err: 56, pid: 60, mark: 64, sport: 68, dport: 70, proto: 72, tos: 73, flags: 74, nh_dev: 76,
   },
   nw_term: { size: 48, kind: 0, negate: 1, family: 2, lo: 4, hi: 8, addr: 16, mask: 32 },
   nw_clause: { size: 776, nterms: 0, terms: 8 },
@@ -129,6 +131,7 @@ export interface FibRecord extends RecordBase {
   dport: number;
   proto: number;
   tos: number;
+  flags: number;
 }
 
 export type NwRecord = DropRecord | PathRecord | FibRecord;
@@ -259,6 +262,7 @@ function decodeOne(b: Uint8Array, dv: DataView, off: number, type: number, size:
         dport: dv.getUint16(off + F.dport, true),
         proto: b[off + F.proto],
         tos: b[off + F.tos],
+        flags: b[off + F.flags],
       };
     }
     default:

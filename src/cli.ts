@@ -4,6 +4,7 @@ import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { NetwhyError, ExitCode } from './errors.js';
 import { runDoctor } from './commands/doctor.js';
 import { runTrace } from './commands/trace.js';
+import { runExplain } from './commands/explain.js';
 
 function positiveNumber(v: string): number {
   const n = Number(v);
@@ -41,6 +42,32 @@ so NAT-ed packets and their replies stay in a filtered trace.`,
     )
     .action(async (filter: string[], opts) => {
       process.exitCode = await runTrace(filter, opts);
+    });
+
+  program
+    .command('explain')
+    .description('run a command, follow the packets it causes through every namespace and NAT, and say why each flow failed')
+    .argument('[command...]', 'the command to run, after --')
+    .option('--record <file>', 'also save what was captured (records, names, state) for --replay')
+    .option('--replay <file>', 'explain a saved recording instead of running a command (no privileges needed)')
+    .option('--json', 'print one JSON document (the contract in DESIGN.md); the command\'s own output goes to stderr')
+    .option('--settle <ms>', 'keep tracing this long after the command exits, for late replies', (v) => Number(v), 500)
+    .option('--ring-mb <mb>', 'ring buffer size in MiB (a power of two)', positiveNumber, 8)
+    .addHelpText(
+      'after',
+      `
+Examples:
+  netwhy explain -- curl -m 2 http://192.168.0.11:30080
+  netwhy explain --json -- dig @10.96.0.10 kubernetes.default.svc.cluster.local
+  netwhy explain -- ip netns exec client curl -m 2 http://10.96.0.20
+
+Only the flows of the command and its children are traced (in the kernel), in
+every network namespace they cross and through NAT, replies included. The
+cause is only named when the evidence proves it; otherwise it is 'unknown',
+with the evidence.`,
+    )
+    .action(async (command: string[], opts) => {
+      process.exitCode = await runExplain(command, opts);
     });
 
   program

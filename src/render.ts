@@ -1,5 +1,5 @@
 // Records as people and scripts read them: one line per event, or JSON lines.
-import { type FibRecord, type NwRecord, PktFlag, type Tuple } from './abi.js';
+import { FibFlag, type FibRecord, type NwRecord, PktFlag, type Tuple } from './abi.js';
 import { PROTOCOLS } from './filter/parse.js';
 import type { SessionCounters } from './tracer.js';
 
@@ -47,15 +47,15 @@ function endpoint(t: Tuple, ports: boolean): Endpoint {
 const hasPorts = (proto: number) => proto === PROTOCOLS.tcp || proto === PROTOCOLS.udp || proto === PROTOCOLS.sctp;
 
 const ERRNO: Record<number, string> = { 11: 'EAGAIN', 101: 'ENETUNREACH', 113: 'EHOSTUNREACH', 22: 'EINVAL', 3: 'ESRCH', 13: 'EACCES' };
-export const LOOPBACK_IFINDEX = 1;
 
 /**
- * fib_validate_source() looks the source up as a destination with iif =
- * loopback, no oif and no protocol; a socket's output lookup sets the
- * protocol. Only a lookup tied to a received skb can be the check.
+ * fib_validate_source() looks the received packet's source up as a
+ * destination, with no oif and no protocol (an ICMP error or TCP reset sent
+ * back to that source sets its protocol). Its iif is loopback for local
+ * delivery but the forward route's device when forwarding, so it says nothing.
  */
 export function isReversePathCheck(r: FibRecord): boolean {
-  return r.skb !== 0 && r.iif === LOOPBACK_IFINDEX && r.oif === 0 && r.proto === 0;
+  return (r.flags & FibFlag.TIED_REVERSE) !== 0 && r.oif === 0 && r.proto === 0;
 }
 
 export function routeResult(err: number, nhDev: string, gw: string | null): string {

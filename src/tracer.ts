@@ -126,7 +126,7 @@ export class TraceSession {
   }
 
   /** Deliver decoded records batch by batch until stop(). */
-  start(onRecords: (records: NwRecord[]) => void): void {
+  start(onRecords: (records: NwRecord[], batch: Uint8Array) => void): void {
     this.ended = new Promise((resolve) => (this.endResolve = resolve));
     this.native.start((batch) => {
       if (batch === null) {
@@ -135,7 +135,7 @@ export class TraceSession {
       }
       const { records, bad } = decodeBatch(batch);
       this.undecodable += bad;
-      if (records.length) onRecords(records);
+      if (records.length) onRecords(records, batch);
     });
   }
 

@@ -3,6 +3,7 @@
 // -EHOSTUNREACH when !IN_DEV_FORWARD(in_dev); ip_error drops it as
 // IP_INADDRERRORS). IN_DEV_FORWARD is the ingress device's own
 // conf.<dev>.forwarding; writing net.ipv4.ip_forward sets all of them.
+import { isReversePathCheck } from '../../render.js';
 import { lookupText, lookupsBefore } from '../evidence.js';
 import { confKey } from '../../state/parsers.js';
 import type { ExplainRule } from '../types.js';
@@ -15,7 +16,7 @@ export const forwardingRule: ExplainRule = {
     if (!st) return null;
     const ns = netnsName(drop.pkt.netns);
     const dst = drop.pkt.tuple.dst;
-    const lookup = lookupsBefore(journey, drop.ts).reverse().find((f) => f.dst === dst && f.err === 0 && f.iif !== 1);
+    const lookup = lookupsBefore(journey, drop.ts).reverse().find((f) => f.dst === dst && f.err === 0 && !isReversePathCheck(f));
     if (!lookup) return null;
     const iif = drop.pkt.dev;
     const devFwd = st.sysctl(confKey(iif, 'forwarding'));

@@ -3,6 +3,7 @@
 // into ip_rcv, ip_local_deliver, ip_forward, __ip_local_out, ip_output). The
 // rule is found by evaluating the packet, as the kernel saw it, against the
 // ruleset captured from that namespace, and confirmed by the rule's counter.
+import { isReversePathCheck } from '../../render.js';
 import { PktFlag } from '../../abi.js';
 import { lookupsBefore, tupleText } from '../evidence.js';
 import type { ExplainRule, Hook, NetfilterPacket, RuleInput } from '../types.js';
@@ -43,7 +44,7 @@ export function ctStates(flags: number, status: number): string[] {
 function packetAt(hook: Hook, { drop, journey }: RuleInput): NetfilterPacket {
   const p = drop.pkt;
   // The device the packet leaves by, from the route lookup that sent it on.
-  const out = lookupsBefore(journey, drop.ts).reverse().find((f) => f.err === 0 && f.dst === p.tuple.dst && f.iif !== 1)?.nhDev;
+  const out = lookupsBefore(journey, drop.ts).reverse().find((f) => f.err === 0 && f.dst === p.tuple.dst && !isReversePathCheck(f))?.nhDev;
   const ingress = hook === 'PREROUTING' || hook === 'INPUT' || hook === 'FORWARD';
   return {
     proto: p.tuple.proto,

@@ -1,5 +1,6 @@
 // No route: every table the lookup tried came back empty (IP_INNOROUTES), or
 // the route that matched is unreachable/blackhole/prohibit.
+import { isReversePathCheck } from '../../render.js';
 import { lookupText, lookupsBefore } from '../evidence.js';
 import type { ExplainRule, RouteInfo } from '../types.js';
 
@@ -37,7 +38,7 @@ export const routeRule: ExplainRule = {
     const ns = netnsName(drop.pkt.netns);
     const dst = drop.pkt.tuple.dst;
     const reason = reasonName(drop.reason);
-    const lookups = lookupsBefore(journey, drop.ts).filter((f) => f.dst === dst && f.iif !== 1);
+    const lookups = lookupsBefore(journey, drop.ts).filter((f) => f.dst === dst && !isReversePathCheck(f));
     const found = lookups.filter((f) => f.err === 0);
     const st = state(drop.pkt.netns);
     const route = st ? bestRoute(st.routes, dst) : undefined;

@@ -1,0 +1,179 @@
+// netwhy explain -- <command>: run the command, follow the flows its process
+// tree causes through every namespace and NAT, and say what became of each.
+import { spawn } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { release } from 'node:os';
+import { ABI_VERSION, type NwRecord, decodeBatch } from '../abi.js';
+import { UsageError } from '../errors.js';
+import { documentText, type ExplainDoc, flowDoc } from '../explain/document.js';
+import type { ExplainDeps } from '../explain/explain.js';
+import { buildFlows } from '../explain/flows.js';
+import { netnsState } from '../explain/state.js';
+import type { NetnsState } from '../explain/types.js';
+import { JourneyBuilder, recordPkt } from '../journey.js';
+import { NetnsNames } from '../kernel/netns.js';
+import { kernelDropReasons, kernelSymbols, reasonName } from '../kernel/symbols.js';
+import { requireTracing } from '../preflight.js';
+import { type Snapshot, takeSnapshot } from '../state/snapshot.js';
+import { type Capture, RecordingError, decodeCapture, encodeCapture } from '../recording.js';
+import { netfilterEvaluator } from '../state/netfilter.js';
+import { TraceSession } from '../tracer.js';
+import type { Io } from './trace.js';
+
+export interface ExplainOptions {
+  json?: boolean;
+  record?: string;
+  replay?: string;
+  settle: number; // ms to keep tracing after the command exits (late replies, ICMP errors)
+  ringMb: number;
+}
+
+/** Run argv held at a gate (fd 3) until the tracer follows its pid. */
+function runGated(argv: string[], json: boolean, onPid: (pid: number) => void): Promise<number | null> {
+  // `exec` keeps the pid, so what we follow is the command itself.
+  const child = spawn('/bin/sh', ['-c', 'read _ <&3; exec 3<&-; exec "$@"', 'netwhy-gate', ...argv], {
+    stdio: ['inherit', json ? 'pipe' : 'inherit', 'inherit', 'pipe'],
+  });
+  // With --json our stdout is the document: the command's output goes to stderr.
+  child.stdout?.pipe(process.stderr);
+  const forward = (sig: NodeJS.Signals) => () => child.kill(sig);
+  const onInt = forward('SIGINT');
+  const onTerm = forward('SIGTERM');
+  process.on('SIGINT', onInt);
+  process.on('SIGTERM', onTerm);
+  return new Promise((resolve, reject) => {
+    child.on('error', reject);
+    child.on('spawn', () => {
+      onPid(child.pid!);
+      const gate = child.stdio[3] as NodeJS.WritableStream;
+      gate.end('\n');
+    });
+    child.on('exit', (code, signal) => {
+      process.off('SIGINT', onInt);
+      process.off('SIGTERM', onTerm);
+      resolve(signal ? null : code);
+    });
+  });
+}
+
+function netnsOf(records: NwRecord[]): Set<number> {
+  const out = new Set<number>();
+  for (const r of records) out.add(recordPkt(r)?.netns ?? (r.kind === 'fib' ? r.netns : 0));
+  out.delete(0);
+  return out;
+}
+
+async function captureSnapshots(inodes: Set<number>, names: NetnsNames): Promise<Snapshot[]> {
+  const snaps = await Promise.all(
+    [...inodes].map(async (ino) => {
+      const name = names.name(ino);
+      if (/^\d+$/.test(name)) return undefined; // a namespace without a name: nothing to enter
+      try {
+        return await takeSnapshot(name);
+      } catch {
+        return undefined; // the namespace went away: its rules answer unknown, with evidence
+      }
+    }),
+  );
+  return snaps.filter((s): s is Snapshot => !!s);
+}
+
+/** Explain a capture: the same for a live run and a replayed recording. */
+export function explainCapture(c: Capture): ExplainDoc {
+  const { records } = decodeBatch(c.records);
+  const journeys = new JourneyBuilder({ idleNs: 5e9 });
+  for (const r of records) journeys.add(r);
+  const flows = buildFlows(journeys.flush());
+  const names = new Map(c.netns);
+  const reasons = new Map(c.dropReasons);
+  const syms = new Map(c.symbols.map(([addr, name, func]) => [addr, { name, func }]));
+  const states = new Map<number, NetnsState>();
+  for (const snap of c.snapshots) {
+    for (const [ino, name] of c.netns) if (name === snap.netns) states.set(ino, netnsState(snap, netfilterEvaluator(snap)));
+  }
+  const deps: ExplainDeps = {
+    state: (ino) => states.get(ino),
+    netnsName: (ino) => names.get(ino) ?? String(ino),
+    reasonName: (v) => reasonName(reasons, v),
+    func: (a) => syms.get(a.toString(16))?.func,
+    symbol: (a) => syms.get(a.toString(16))?.name ?? `0x${a.toString(16)}`,
+  };
+  return {
+    version: 1,
+    command: c.command,
+    exitCode: c.exitCode,
+    flows: flows.map((f) => flowDoc(f, deps, c.exitCode ?? undefined)),
+    lost: { ringbuf: c.lost },
+  };
+}
+
+function dropAddresses(records: NwRecord[]): bigint[] {
+  return records.flatMap((r) => (r.kind === 'drop' ? [r.location, ...r.stack] : []));
+}
+
+export async function runExplain(command: string[], opts: ExplainOptions, io: Io = { out: process.stdout, err: process.stderr }): Promise<number> {
+  if (opts.replay) {
+    if (command.length) throw new UsageError('--replay explains a recording: give no command');
+    let buf: Uint8Array;
+    try {
+      buf = readFileSync(opts.replay);
+    } catch (e) {
+      throw new UsageError(`cannot read ${opts.replay}: ${(e as Error).message}`);
+    }
+    let capture: Capture;
+    try {
+      capture = decodeCapture(buf);
+    } catch (e) {
+      if (e instanceof RecordingError) throw new UsageError(`${opts.replay}: ${e.message}`);
+      throw e;
+    }
+    print(explainCapture(capture), opts, io);
+    return 0;
+  }
+  if (command.length === 0) throw new UsageError('give the command to explain after --', 'netwhy explain -- curl -m 2 http://192.168.0.11:30080');
+  if (!(opts.settle >= 0)) throw new UsageError('--settle must be a number of milliseconds');
+  requireTracing();
+  const names = new NetnsNames();
+  const session = TraceSession.open({ ringBytes: opts.ringMb * 1024 * 1024 });
+  const raw: Uint8Array[] = [];
+  const seen: NwRecord[] = [];
+  let exitCode: number | null;
+  let lost = 0;
+  try {
+    session.followMode();
+    session.attach();
+    session.start((records, batch) => {
+      raw.push(batch);
+      seen.push(...records);
+    });
+    exitCode = await runGated(command, !!opts.json, (pid) => session.followPid(pid));
+    await new Promise((r) => setTimeout(r, opts.settle));
+    await session.stop();
+    lost = session.counters().lost;
+  } finally {
+    session.close();
+  }
+  const inodes = netnsOf(seen);
+  const snapshots = await captureSnapshots(inodes, names);
+  const syms = kernelSymbols();
+  const capture: Capture = {
+    version: 1,
+    abiVersion: ABI_VERSION,
+    kernel: release(),
+    command,
+    exitCode,
+    lost,
+    dropReasons: [...kernelDropReasons()],
+    symbols: [...new Set(dropAddresses(seen))].map((a) => [a.toString(16), syms.name(a), syms.func(a) ?? '']),
+    netns: [...inodes].map((i) => [i, names.name(i)]),
+    snapshots,
+    records: Buffer.concat(raw),
+  };
+  if (opts.record) writeFileSync(opts.record, encodeCapture(capture));
+  print(explainCapture(capture), opts, io);
+  return 0;
+}
+
+function print(doc: ExplainDoc, opts: ExplainOptions, io: Io): void {
+  io.out.write((opts.json ? JSON.stringify(doc, null, 2) : documentText(doc)) + '\n');
+}
