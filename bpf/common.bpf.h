@@ -198,7 +198,9 @@ static __always_inline void read_pkt(struct sk_buff *skb, struct nw_pkt *p, bool
 		p->ifindex = BPF_CORE_READ(dev, ifindex);
 		bpf_core_read_str(p->dev, sizeof(p->dev), &dev->name);
 	}
-	if (sk && sk_is_fullsock(sk))
+	/* A socket of this namespace: an skb can carry another namespace's
+	 * socket across a veth (an ICMP error keeps the sender's icmp socket). */
+	if (sk && sk_is_fullsock(sk) && BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum) == p->netns)
 		p->flags |= NW_PKT_LOCAL_SK;
 
 	nh = BPF_CORE_READ(skb, network_header);
@@ -334,15 +336,16 @@ static __always_inline void flow_add(const struct nw_tuple *t)
  * conntrack entry's original or reply tuple, is known. Every tuple of a
  * matching packet is then learnt, so the flow stays followed after NAT
  * rewrites it and into the next namespace. A packet from a local socket of a
- * followed process, sent in that process's own namespace, seeds the flow.
+ * followed process, sent (never received) in that process's own namespace,
+ * seeds the flow.
  */
-static __always_inline bool follow_match(struct nw_pkt *p)
+static __always_inline bool follow_match(struct nw_pkt *p, bool may_seed)
 {
 	bool has_ct = p->flags & NW_PKT_HAS_CT;
 	bool known = flow_known(&p->tuple) ||
 		     (has_ct && (flow_known(&p->ct_orig) || flow_known(&p->ct_reply)));
 
-	if (!known && (p->flags & NW_PKT_LOCAL_SK) && p->netns == task_netns()) {
+	if (!known && may_seed && (p->flags & NW_PKT_LOCAL_SK) && p->netns == task_netns()) {
 		__u32 tgid = current_tgid();
 
 		known = bpf_map_lookup_elem(&followed_pids, &tgid) != NULL;
@@ -358,7 +361,7 @@ static __always_inline bool follow_match(struct nw_pkt *p)
 	return true;
 }
 
-static __always_inline bool filter_pass(struct nw_pkt *p)
+static __always_inline bool filter_pass(struct nw_pkt *p, bool may_seed)
 {
 	__u32 zero = 0;
 	const struct nw_filter *f = bpf_map_lookup_elem(&filter, &zero);
@@ -367,7 +370,7 @@ static __always_inline bool filter_pass(struct nw_pkt *p)
 		return true;
 	if (f->mode == NW_FILTER_STATIC)
 		return static_match(f, p);
-	return follow_match(p);
+	return follow_match(p, may_seed);
 }
 
 #endif /* NETWHY_COMMON_BPF_H */

@@ -11,7 +11,7 @@ static __always_inline int on_path(struct sk_buff *skb, __u32 probe, __u8 type, 
 	read_pkt(skb, &p, rx);
 	if (!p.tuple.family)
 		return 0; /* not IP: ARP, LLDP, ... */
-	pass = filter_pass(&p);
+	pass = filter_pass(&p, !rx);
 	if (rx) {
 		/* FIB lookups on this CPU until the next receive belong to this skb. */
 		__u32 zero = 0;

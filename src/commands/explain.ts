@@ -6,7 +6,7 @@ import { release } from 'node:os';
 import { ABI_VERSION, type NwRecord, decodeBatch } from '../abi.js';
 import { UsageError } from '../errors.js';
 import { documentText, type ExplainDoc, flowDoc } from '../explain/document.js';
-import type { ExplainDeps } from '../explain/explain.js';
+import { type ExplainDeps, isNoise } from '../explain/explain.js';
 import { buildFlows } from '../explain/flows.js';
 import { netnsState } from '../explain/state.js';
 import type { NetnsState } from '../explain/types.js';
@@ -102,7 +102,7 @@ export function explainCapture(c: Capture): ExplainDoc {
     version: 1,
     command: c.command,
     exitCode: c.exitCode,
-    flows: flows.map((f) => flowDoc(f, deps, c.exitCode ?? undefined)),
+    flows: flows.filter((f) => !isNoise(f, deps.reasonName)).map((f) => flowDoc(f, deps, c.exitCode ?? undefined)),
     lost: { ringbuf: c.lost },
   };
 }

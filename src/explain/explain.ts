@@ -14,7 +14,7 @@ import type { ExplainRule, Hook, NetfilterPacket, NetnsState, RuleInput, Verdict
 export const RULES: ExplainRule[] = [forwardingRule, routeRule, rpFilterRule, netfilterRule, socketRule];
 
 /** Frees that are not losses of the traced packet, or too vague to blame alone. */
-const WEAK_REASONS = new Set(['NOT_SPECIFIED', 'CONSUMED', 'NOT_DROPPED_YET', 'TCP_OLD_DATA', 'TCP_OLD_ACK', 'DUP_FRAG']);
+const WEAK_REASONS = new Set(['NOT_SPECIFIED', 'CONSUMED', 'NOT_DROPPED_YET', 'TCP_OLD_DATA', 'TCP_OLD_ACK', 'DUP_FRAG', 'QUEUE_PURGE']);
 
 export interface ExplainDeps {
   state(netns: number): NetnsState | undefined;
@@ -39,6 +39,11 @@ export function replyDelivered(flow: Flow): boolean {
       return !!p && r.kind === 'rx' && p.tuple.src === o.dst && p.tuple.dst === o.src && p.tuple.sport === o.dport && p.tuple.dport === o.sport;
     }),
   );
+}
+
+/** A flow seen only as weak frees (a purged ICMP error queue) has nothing to explain. */
+export function isNoise(flow: Flow, reasonName: (v: number) => string): boolean {
+  return flow.journeys.every((j) => j.records.every((r) => r.kind === 'drop' && WEAK_REASONS.has(reasonName(r.reason))));
 }
 
 function deciding(flow: Flow, reasonName: (v: number) => string): Flow['drops'][number] | undefined {
@@ -73,7 +78,7 @@ export function verdictFor(flow: Flow, deps: ExplainDeps, exitCode?: number): Ve
       if (flow.drops.length) evidence.push(`${flow.drops.length} packet(s) of this flow were dropped on the way (${[...new Set(flow.drops.map((x) => deps.reasonName(x.drop.reason)))].join(', ')}) and recovered`);
       return { outcome: 'delivered', cause: { type: 'unknown', ref: 'none' }, evidence };
     }
-    const last = flow.journeys.flatMap((j) => j.records).sort((a, b) => b.ts - a.ts)[0];
+    const last = flow.journeys.flatMap((j) => j.records).filter((r) => recordPkt(r)).sort((a, b) => b.ts - a.ts)[0];
     const p = last && recordPkt(last);
     return {
       outcome: 'unknown',

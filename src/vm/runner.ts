@@ -356,7 +356,8 @@ async function runOnce(opts: VmRunOptions): Promise<VmRunResult> {
     bootTimeoutMs: probing ? Math.min(timeoutMs, envInt('NETWHY_VM_KVM_PROBE_MS', 20_000)) : tcgBootMs,
   });
   if (probing) {
-    if (out.readyMs === undefined) {
+    // A guest that wrote an exit code booted fine (e.g. modprobe failed before the command).
+    if (out.readyMs === undefined && !existsSync(join(runDir, 'exit_code'))) {
       const why = out.killed ? 'boot deadline' : `qemu exit ${out.code ?? out.signal}: ${tail(out.qemuStderr, 2).replace(/\n/g, ' | ')}`;
       await writeAccel(key, 'tcg', `KVM did not reach the command (${why}); using TCG`);
       accel = 'tcg';
@@ -375,7 +376,7 @@ async function runOnce(opts: VmRunOptions): Promise<VmRunResult> {
     (out.qemuStderr.trim() ? `\n--- qemu stderr ---\n${tail(out.qemuStderr, 10)}` : '');
 
   if (out.readyMs === undefined) {
-    if (exitText === '125' && modprobeErr !== undefined) {
+    if (exitText?.trim() === '125' && modprobeErr !== undefined) {
       throw new VmError(`modprobe ${(opts.modules ?? []).join(' ')} failed in the guest (${vm.kernelVersion}): ${modprobeErr.trim()}`, 'modprobe-failed', runDir);
     }
     if (out.killed) {

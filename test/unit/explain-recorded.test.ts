@@ -1,0 +1,141 @@
+// The explanation rules on recorded journeys and captured state: each capture
+// was recorded on this kernel by test/fixtures/recordings/make.sh (a client,
+// a router and a server in namespaces, one fault each).
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { explainCapture } from '../../src/commands/explain.js';
+import { effectiveRpFilter } from '../../src/explain/rules/rpfilter.js';
+import { hookFromStack, ctStates } from '../../src/explain/rules/netfilter.js';
+import { bestRoute } from '../../src/explain/rules/route.js';
+import { PktFlag } from '../../src/abi.js';
+import { RecordingError, decodeCapture, encodeCapture } from '../../src/recording.js';
+
+const DIR = resolve(__dirname, '../fixtures/recordings');
+const load = (name: string) => decodeCapture(readFileSync(`${DIR}/${name}.nwrec`));
+const explain = (name: string) => explainCapture(load(name));
+
+describe('explain on recorded captures', () => {
+  it('a delivered request: one flow, delivered, no cause', () => {
+    const doc = explain('delivered');
+    expect(doc.exitCode).toBe(0);
+    expect(doc.flows).toHaveLength(1);
+    expect(doc.flows[0].verdict.outcome).toBe('delivered');
+    expect(doc.flows[0].orig).toMatchObject({ dst: '10.199.2.2', dport: 80 });
+    // the path crosses all three namespaces and comes back
+    const ns = new Set(doc.flows[0].hops.map((h) => h.netns));
+    expect([...ns].sort()).toEqual(['nwr-client', 'nwr-router', 'nwr-server']);
+  });
+
+  it('ip_forward off on the router: sysctl net.ipv4.ip_forward', () => {
+    const [f] = explain('ip-forward-off').flows;
+    expect(f.verdict).toMatchObject({
+      outcome: 'dropped',
+      where: { netns: 'nwr-router', dev: 'eth0', function: 'ip_error', reason: 'IP_INADDRERRORS' },
+      cause: { type: 'sysctl', ref: 'net.ipv4.ip_forward', value: '0', netns: 'nwr-router' },
+    });
+    expect(f.verdict.evidence[0]).toContain('route lookup 10.199.1.1 > 10.199.2.2 in nwr-router');
+    expect(f.verdict.fix).toContain('sysctl -w net.ipv4.ip_forward=1');
+  });
+
+  it('forwarding off on the ingress device only: the per-device key', () => {
+    const [f] = explain('dev-forwarding-off').flows;
+    expect(f.verdict.cause).toMatchObject({ type: 'sysctl', ref: 'net.ipv4.conf.eth0.forwarding', value: '0' });
+  });
+
+  it('no route on the router: route cause with the failed lookups as evidence', () => {
+    const doc = explain('no-route');
+    expect(doc.flows).toHaveLength(1); // the ICMP error purged at close is not a flow of its own
+    const [f] = doc.flows;
+    expect(f.verdict).toMatchObject({ outcome: 'dropped', where: { reason: 'IP_INNOROUTES' }, cause: { type: 'route', ref: 'no route to 10.199.9.9', netns: 'nwr-router' } });
+    expect(f.verdict.evidence.join('\n')).toContain('no default route');
+  });
+
+  it('strict rp_filter: the key in force, its value, and the reverse lookup', () => {
+    const [f] = explain('rp-filter-strict').flows;
+    expect(f.verdict).toMatchObject({ outcome: 'dropped', where: { reason: 'IP_RPFILTER' }, cause: { type: 'sysctl', ref: 'net.ipv4.conf.all.rp_filter', value: '1' } });
+    const ev = f.verdict.evidence.join('\n');
+    expect(ev).toContain('reverse-path lookup of 10.199.2.77');
+    expect(ev).toContain('the route back leaves by eth1, not by eth0');
+    expect(ev).toContain('= 1 (strict');
+  });
+
+  it('no listener: socket cause; a secondary address is named as such', () => {
+    expect(explain('no-socket').flows[0].verdict.cause).toMatchObject({ type: 'socket', ref: 'tcp 10.199.2.2:81', value: 'no listener', netns: 'nwr-server' });
+    const sec = explain('no-socket-secondary').flows[0].verdict;
+    expect(sec.cause).toMatchObject({ type: 'socket', ref: 'tcp 10.199.2.50:81', value: 'no listener (secondary address)' });
+    expect(sec.evidence.join('\n')).toContain('10.199.2.50 is a secondary address on eth0 (primary 10.199.2.2)');
+  });
+
+  it('no drop and no reply: an honest unknown that says where the flow was last seen', () => {
+    const [f] = explain('unknown-no-drop').flows;
+    expect(f.verdict.outcome).toBe('unknown');
+    expect(f.verdict.cause.type).toBe('unknown');
+    expect(f.verdict.evidence.join('\n')).toContain('last seen: rx on eth0 in nwr-server');
+  });
+
+  it('DNAT on the router: the flow keeps its original tuple and lists the rewrite', () => {
+    const [f] = explain('dnat-delivered').flows;
+    expect(f.orig).toMatchObject({ dst: '10.199.1.2', dport: 8080 });
+    expect(f.nat[0]).toMatchObject({ kind: 'dnat', to: { dst: '10.199.2.2', dport: 80 }, netns: 'nwr-router' });
+    expect(f.verdict.outcome).toBe('delivered');
+  });
+});
+
+describe('rule helpers', () => {
+  it('rp_filter in force is the larger of all and the device: 1 strict, 2 loose', () => {
+    expect(effectiveRpFilter(0, 1)).toBe(1);
+    expect(effectiveRpFilter(2, 1)).toBe(2);
+    expect(effectiveRpFilter(1, 0)).toBe(1);
+  });
+
+  it('finds the netfilter hook from the caller of nf_hook_slow', () => {
+    expect(hookFromStack(['kfree_skb_reason', 'nf_hook_slow', 'ip_local_deliver', 'ip_rcv'])).toBe('INPUT');
+    expect(hookFromStack(['nf_hook_slow', 'ip_forward'])).toBe('FORWARD');
+    expect(hookFromStack(['nf_hook_slow', '__ip_local_out'])).toBe('OUTPUT');
+    expect(hookFromStack(['tcp_v4_rcv'])).toBeUndefined();
+  });
+
+  it('reads conntrack states from the status bits', () => {
+    expect(ctStates(0, 0)).toEqual(['NEW']);
+    expect(ctStates(PktFlag.HAS_CT, 1 << 1)).toEqual(['ESTABLISHED']);
+    expect(ctStates(PktFlag.HAS_CT | PktFlag.CT_DNAT, 0)).toEqual(['NEW', 'DNAT']);
+  });
+
+  it('picks the most specific route', () => {
+    const routes = [
+      { table: 'main', dst: 'default', type: 'unicast', gateway: '10.0.0.1' },
+      { table: 'main', dst: '10.244.0.0/16', type: 'unicast', dev: 'eth0' },
+      { table: 'main', dst: '10.244.2.0/24', type: 'unreachable' },
+      { table: 'local', dst: '10.244.2.2', type: 'local' },
+    ];
+    expect(bestRoute(routes, '10.244.2.2')?.type).toBe('unreachable');
+    expect(bestRoute(routes, '10.244.9.1')?.dst).toBe('10.244.0.0/16');
+    expect(bestRoute(routes, '8.8.8.8')?.dst).toBe('default');
+  });
+});
+
+describe('recordings', () => {
+  it('round-trip', () => {
+    const c = load('no-socket');
+    expect(decodeCapture(encodeCapture(c))).toEqual(c);
+  });
+
+  it.each([
+    ['not a recording', Buffer.from('hello world, this is not netwhy'), 'bad magic'],
+    ['truncated', encodeCapture(load('no-socket')).slice(0, 40), 'truncated'],
+  ])('rejects %s with a clear error', (_, buf, msg) => {
+    expect(() => decodeCapture(buf)).toThrow(RecordingError);
+    expect(() => decodeCapture(buf)).toThrow(msg);
+  });
+
+  it('survives corrupted record bytes without a crash', () => {
+    const c = load('no-route');
+    let seed = 7;
+    for (let i = 0; i < 50; i++) {
+      const records = Uint8Array.from(c.records);
+      for (let k = 0; k < 20; k++) records[(seed = (seed * 48271) % 2147483647) % records.length] ^= 0xff;
+      expect(() => explainCapture({ ...c, records })).not.toThrow();
+    }
+  });
+});
