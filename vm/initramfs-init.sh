@@ -1,0 +1,77 @@
+#!/bin/sh
+# /init of the netwhy microVM initramfs (busybox). Mounts the host's root
+# read-only over 9p under an overlay with a tmpfs upper layer, the unpacked
+# kernel modules at /lib/modules/$(uname -r) and the per-run share (read-write)
+# at /run/netwhy, then switch_roots into the host root and runs
+# /run/netwhy/guest-init.sh there (copied into the run directory by the runner).
+#
+# 9p shares (mount tags) given by the runner: hostroot, netwhymods, netwhyrun.
+/bin/busybox --install -s /bin
+export PATH=/bin:/sbin
+
+mount -t devtmpfs devtmpfs /dev 2>/dev/null
+exec </dev/console >/dev/console 2>&1
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+
+fail() {
+	echo "netwhy-init: FATAL: $*"
+	echo o > /proc/sysrq-trigger
+	sleep 10
+	exit 1
+}
+
+echo "netwhy-init: loading modules"
+while read -r m; do
+	insmod "$m" || fail "insmod $m failed"
+done < /modules/order
+
+p9='trans=virtio,version=9p2000.L,msize=524288'
+echo "netwhy-init: mounting host root"
+mount -t 9p -o "$p9,ro,cache=loose" hostroot /mnt/host || fail "mount of 9p share 'hostroot' failed"
+mount -t tmpfs -o mode=0755 tmpfs /mnt/rw || fail "tmpfs for the overlay failed"
+mkdir -p /mnt/rw/upper /mnt/rw/work
+mount -t overlay overlay -o lowerdir=/mnt/host,upperdir=/mnt/rw/upper,workdir=/mnt/rw/work /mnt/root ||
+	fail "overlay over the host root failed"
+
+# /lib is usually a relative symlink (usr/lib) on merged-/usr hosts: resolve it
+# inside the new root, not in the initramfs.
+lib=/mnt/root/lib
+if [ -L "$lib" ]; then
+	t=$(readlink "$lib")
+	case "$t" in
+		/*) lib=/mnt/root$t ;;
+		*) lib=/mnt/root/$t ;;
+	esac
+fi
+kver=$(uname -r)
+mkdir -p "$lib/modules/$kver"
+mount -t 9p -o "$p9,ro,cache=loose" netwhymods "$lib/modules/$kver" || fail "mount of 9p share 'netwhymods' failed"
+
+mount -t tmpfs -o mode=0755,nosuid,nodev tmpfs /mnt/root/run || fail "tmpfs on /run failed"
+mkdir -p /mnt/root/run/netwhy
+mount -t 9p -o "$p9,rw" netwhyrun /mnt/root/run/netwhy || fail "mount of 9p share 'netwhyrun' failed"
+[ -f /mnt/root/run/netwhy/guest-init.sh ] || fail "no guest-init.sh in the run share"
+
+mount --move /proc /mnt/root/proc
+mount --move /sys /mnt/root/sys
+mount --move /dev /mnt/root/dev
+
+# The rest of the guest's setup is done here, with the static busybox in RAM:
+# every program run after switch_root is read from the host over 9p (slow
+# under TCG). vm/guest-init.sh checks and completes it.
+sub() { # sub <type> <dir under the new root> [options]
+	mkdir -p "/mnt/root$2" 2>/dev/null
+	mount -t "$1" ${3:+-o "$3"} "$1" "/mnt/root$2" || echo "netwhy-init: warning: cannot mount $1 on $2"
+}
+sub devpts /dev/pts gid=5,mode=620,ptmxmode=666
+sub tmpfs /dev/shm mode=1777,nosuid,nodev
+sub tmpfs /tmp mode=1777,nosuid,nodev
+sub bpf /sys/fs/bpf mode=700
+sub tracefs /sys/kernel/tracing
+sub debugfs /sys/kernel/debug
+sub cgroup2 /sys/fs/cgroup
+hostname netwhy-vm
+ip link set lo up || echo "netwhy-init: warning: cannot bring up lo"
+echo "netwhy-init: switch_root"
+exec switch_root /mnt/root /bin/sh /run/netwhy/guest-init.sh
