@@ -5,6 +5,7 @@ import { NetwhyError, ExitCode } from './errors.js';
 import { runDoctor } from './commands/doctor.js';
 import { runTrace } from './commands/trace.js';
 import { runExplain } from './commands/explain.js';
+import { runLabList, runLabRun, runLabUpDown } from './commands/lab.js';
 
 function positiveNumber(v: string): number {
   const n = Number(v);
@@ -51,6 +52,7 @@ so NAT-ed packets and their replies stay in a filtered trace.`,
     .option('--record <file>', 'also save what was captured (records, names, state) for --replay')
     .option('--replay <file>', 'explain a saved recording instead of running a command (no privileges needed)')
     .option('--json', 'print one JSON document (the contract in DESIGN.md); the command\'s own output goes to stderr')
+    .option('--live', 'also print every event as it happens (like netwhy trace)')
     .option('--settle <ms>', 'keep tracing this long after the command exits, for late replies', (v) => Number(v), 500)
     .option('--ring-mb <mb>', 'ring buffer size in MiB (a power of two)', positiveNumber, 8)
     .addHelpText(
@@ -68,6 +70,37 @@ with the evidence.`,
     )
     .action(async (command: string[], opts) => {
       process.exitCode = await runExplain(command, opts);
+    });
+
+  const lab = program
+    .command('lab')
+    .description('a small Kubernetes-like lab of network namespaces that reproduces field failures, each explained by netwhy')
+    .addHelpText(
+      'after',
+      `
+Examples:
+  netwhy lab list                    the scenarios and their faults
+  netwhy lab run nodeport-ok         bring the lab up, trace a NodePort curl live, show the verdict, tear down
+  netwhy lab run ip-forward-off      the same with node1's ip_forward off: the cause, the evidence, the fix
+  netwhy lab up / netwhy lab down    keep the lab up to explore by hand (down also cleans up after a crash)`,
+    );
+  lab.command('list').description('list the scenarios').action(() => {
+    process.exitCode = runLabList({ out: process.stdout, err: process.stderr });
+  });
+  lab.command('up').description('build the lab topology (namespaces nw-*)').action(() => {
+    process.exitCode = runLabUpDown('up', { out: process.stdout, err: process.stderr });
+  });
+  lab.command('down').description('remove everything the lab made, also after a crash').action(() => {
+    process.exitCode = runLabUpDown('down', { out: process.stdout, err: process.stderr });
+  });
+  lab
+    .command('run')
+    .description('up, apply the scenario, run its client under explain, show the verdict, down')
+    .argument('<scenario>', 'a name from netwhy lab list')
+    .option('--json', 'print the explain document as JSON')
+    .option('--keep', 'leave the lab up afterwards')
+    .action(async (name: string, opts) => {
+      process.exitCode = await runLabRun(name, opts);
     });
 
   program

@@ -18,10 +18,13 @@ import { type Snapshot, takeSnapshot } from '../state/snapshot.js';
 import { type Capture, RecordingError, decodeCapture, encodeCapture } from '../recording.js';
 import { netfilterEvaluator } from '../state/netfilter.js';
 import { TraceSession } from '../tracer.js';
+import { EVENT_HEADER, type ViewContext, eventLine, eventView } from '../render.js';
 import type { Io } from './trace.js';
 
 export interface ExplainOptions {
   json?: boolean;
+  /** Print every event as it happens, then the verdicts. */
+  live?: boolean;
   record?: string;
   replay?: string;
   settle: number; // ms to keep tracing after the command exits (late replies, ICMP errors)
@@ -112,6 +115,12 @@ function dropAddresses(records: NwRecord[]): bigint[] {
 }
 
 export async function runExplain(command: string[], opts: ExplainOptions, io: Io = { out: process.stdout, err: process.stderr }): Promise<number> {
+  await runExplainCaptured(command, opts, io);
+  return 0;
+}
+
+/** Run (or replay), print, and return the document. */
+export async function runExplainCaptured(command: string[], opts: ExplainOptions, io: Io = { out: process.stdout, err: process.stderr }): Promise<ExplainDoc> {
   if (opts.replay) {
     if (command.length) throw new UsageError('--replay explains a recording: give no command');
     let buf: Uint8Array;
@@ -127,8 +136,9 @@ export async function runExplain(command: string[], opts: ExplainOptions, io: Io
       if (e instanceof RecordingError) throw new UsageError(`${opts.replay}: ${e.message}`);
       throw e;
     }
-    print(explainCapture(capture), opts, io);
-    return 0;
+    const doc = explainCapture(capture);
+    print(doc, opts, io);
+    return doc;
   }
   if (command.length === 0) throw new UsageError('give the command to explain after --', 'netwhy explain -- curl -m 2 http://192.168.0.11:30080');
   if (!(opts.settle >= 0)) throw new UsageError('--settle must be a number of milliseconds');
@@ -142,9 +152,11 @@ export async function runExplain(command: string[], opts: ExplainOptions, io: Io
   try {
     session.followMode();
     session.attach();
+    const live = opts.live ? liveView(names, opts.json ? io.err : io.out) : undefined;
     session.start((records, batch) => {
       raw.push(batch);
       seen.push(...records);
+      live?.(records);
     });
     exitCode = await runGated(command, !!opts.json, (pid) => session.followPid(pid));
     await new Promise((r) => setTimeout(r, opts.settle));
@@ -170,8 +182,27 @@ export async function runExplain(command: string[], opts: ExplainOptions, io: Io
     records: Buffer.concat(raw),
   };
   if (opts.record) writeFileSync(opts.record, encodeCapture(capture));
-  print(explainCapture(capture), opts, io);
-  return 0;
+  const doc = explainCapture(capture);
+  if (opts.live) io.out.write('\n');
+  print(doc, opts, io);
+  return doc;
+}
+
+/** Every event as a trace line, as it arrives (the main job's live view). */
+function liveView(names: NetnsNames, out: NodeJS.WritableStream): (records: NwRecord[]) => void {
+  const reasons = kernelDropReasons();
+  const syms = kernelSymbols();
+  const journeys = new JourneyBuilder();
+  const ctx: ViewContext = { t0: -1, netnsName: (i) => names.name(i), reasonName: (v) => reasonName(reasons, v), symbol: (a) => syms.name(a) };
+  out.write(EVENT_HEADER + '\n');
+  return (records) => {
+    let text = '';
+    for (const r of records) {
+      if (ctx.t0 < 0) ctx.t0 = r.ts;
+      text += eventLine(eventView(r, journeys.add(r).id, ctx)) + '\n';
+    }
+    out.write(text);
+  };
 }
 
 function print(doc: ExplainDoc, opts: ExplainOptions, io: Io): void {

@@ -1,0 +1,195 @@
+#!/usr/bin/env bash
+# netwhy lab: a Kubernetes-shaped network in network namespaces.
+#
+#   lab.sh up                   build the topology, kube-proxy rules, servers
+#   lab.sh down                 remove everything the lab made (idempotent)
+#   lab.sh status               list lab namespaces, servers, applied faults
+#   lab.sh list                 scenario names, one per line
+#   lab.sh apply NAME           inject a scenario's fault
+#   lab.sh revert NAME          undo it
+#   lab.sh run-client NAME      run the scenario's client command in its netns
+#   lab.sh exec NS CMD...       run CMD on a lab machine (debugging, tests)
+#
+# Scenario metadata (client command, expected verdict) lives in
+# lab/scenarios.json; the fault itself in lab/scenarios/NAME.sh.
+set -euo pipefail
+
+# shellcheck source=lab/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+SCENARIOS_JSON="$LAB_DIR/scenarios.json"
+
+require_root() {
+  ((EUID == 0)) || die "must run as root (network namespaces)"
+}
+
+require_up() {
+  local ns
+  for ns in "${LAB_NAMESPACES[@]}"; do
+    ns_exists "$ns" || die "lab is not up (missing $ns); run: lab.sh up"
+  done
+}
+
+scenario_file() {
+  local name="$1"
+  [[ "$name" =~ ^[a-z0-9-]+$ ]] || die "bad scenario name '$name'"
+  local file="$LAB_DIR/scenarios/$name.sh"
+  [[ -f "$file" ]] || die "unknown scenario '$name' (see: lab.sh list)"
+  printf '%s\n' "$file"
+}
+
+up_failed() {
+  if [[ "${NW_LAB_KEEP:-0}" == 1 ]]; then
+    warn "up failed; NW_LAB_KEEP=1 so the partial lab stays (lab.sh down removes it)"
+  else
+    warn "up failed; tearing down"
+    teardown
+  fi
+}
+
+cmd_up() {
+  require_root
+  # Always start from a clean slate: a half-built lab from a crash would
+  # otherwise make "ip netns add" fail halfway through.
+  teardown
+  mkdir -p "$STATE_DIR/applied"
+  # If anything below fails (set -e exits the shell), do not leave a
+  # half-built lab behind; NW_LAB_KEEP=1 keeps it for debugging.
+  trap up_failed EXIT
+  log "building topology"
+  build_topology
+  log "loading kube-proxy rules"
+  apply_kube_proxy nw-node1
+  apply_kube_proxy nw-node2
+  log "starting servers"
+  start_servers
+  trap - EXIT
+  log "lab is up"
+}
+
+cmd_down() {
+  require_root
+  teardown
+  local left
+  left="$(lab_namespaces)"
+  [[ -z "$left" ]] || die "namespaces left behind: $left"
+  log "lab is down"
+}
+
+cmd_status() {
+  local ns f pid
+  echo "namespaces:"
+  lab_namespaces | sed 's/^/  /'
+  echo "servers:"
+  for f in "$STATE_DIR"/*.pid; do
+    [[ -e "$f" ]] || continue
+    pid="$(cat "$f")"
+    if kill -0 "$pid" 2>/dev/null; then
+      echo "  $(basename "$f" .pid) pid $pid running"
+    else
+      echo "  $(basename "$f" .pid) pid $pid DEAD"
+    fi
+  done
+  echo "applied scenarios:"
+  for f in "$STATE_DIR"/applied/*; do
+    [[ -e "$f" ]] && echo "  $(basename "$f")"
+  done
+  return 0
+}
+
+cmd_list() {
+  local f
+  for f in "$LAB_DIR"/scenarios/*.sh; do
+    basename "$f" .sh
+  done
+}
+
+# run_scenario_fn NAME apply|revert : source the scenario in a subshell so
+# its functions cannot leak into (or clash with) ours.
+run_scenario_fn() {
+  local name="$1" fn="$2" file
+  file="$(scenario_file "$name")"
+  (
+    # shellcheck source=/dev/null
+    source "$file"
+    "$fn"
+  )
+}
+
+cmd_apply() {
+  local name="${1:?usage: lab.sh apply NAME}"
+  require_root
+  require_up
+  scenario_file "$name" >/dev/null
+  log "apply $name"
+  run_scenario_fn "$name" apply
+  touch "$STATE_DIR/applied/$name"
+}
+
+cmd_revert() {
+  local name="${1:?usage: lab.sh revert NAME}"
+  require_root
+  require_up
+  scenario_file "$name" >/dev/null
+  log "revert $name"
+  run_scenario_fn "$name" revert
+  rm -f "$STATE_DIR/applied/$name"
+}
+
+# client_spec NAME : print the client netns, then each argv element,
+# NUL-separated, from scenarios.json.
+client_spec() {
+  # shellcheck disable=SC2016 # JavaScript, not shell: no expansion wanted
+  node -e '
+    const [file, name] = process.argv.slice(1);
+    const { scenarios } = JSON.parse(require("fs").readFileSync(file, "utf8"));
+    const s = scenarios.find((x) => x.name === name);
+    if (!s) { console.error(`no scenario ${name} in ${file}`); process.exit(1); }
+    process.stdout.write([s.client.netns, ...s.client.argv].map((a) => a + "\0").join(""));
+  ' "$SCENARIOS_JSON" "$1"
+}
+
+cmd_run_client() {
+  local name="${1:?usage: lab.sh run-client NAME}"
+  require_root
+  require_up
+  scenario_file "$name" >/dev/null
+  local spec=()
+  mapfile -d '' spec < <(client_spec "$name")
+  ((${#spec[@]} >= 2)) || die "no client command for '$name'"
+  local netns="${spec[0]}"
+  log "run-client $name: [$netns] ${spec[*]:1}"
+  # Exit with the client's own status so callers can assert on it.
+  local rc=0
+  in_ns "$netns" "${spec[@]:1}" || rc=$?
+  return "$rc"
+}
+
+cmd_exec() {
+  local ns="${1:?usage: lab.sh exec NS CMD...}"
+  shift
+  [[ "$ns" == "$NS_PREFIX"* ]] || die "not a lab namespace: $ns"
+  ns_exists "$ns" || die "no such namespace: $ns"
+  in_ns "$ns" "$@"
+}
+
+main() {
+  local cmd="${1:-}"
+  shift || true
+  case "$cmd" in
+    up) cmd_up ;;
+    down) cmd_down ;;
+    status) cmd_status ;;
+    list) cmd_list ;;
+    apply) cmd_apply "$@" ;;
+    revert) cmd_revert "$@" ;;
+    run-client) cmd_run_client "$@" ;;
+    exec) cmd_exec "$@" ;;
+    *)
+      sed -n '2,14p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+      exit 2
+      ;;
+  esac
+}
+
+main "$@"
