@@ -1,7 +1,7 @@
 // Journeys: the records of one skb, in order. An skb address is reused once
 // the kernel frees it, so a journey ends at its drop, after an idle gap, or
 // when the same address shows up carrying an unrelated flow.
-import type { FibRecord, NwRecord, Pkt, Tuple } from './abi.js';
+import { FibFlag, type FibRecord, type NwRecord, type Pkt, type Tuple } from './abi.js';
 
 export interface Journey {
   id: number;
@@ -33,18 +33,19 @@ export function recordPkt(r: NwRecord): Pkt | undefined {
   return r.kind === 'fib' ? undefined : r.pkt;
 }
 
-/** A route lookup belongs to a journey when it involves the journey's addresses. */
+/**
+ * A route lookup belongs to a journey when the BPF side tied it to that skb
+ * by the packet's source (forward lookup: the lookup's source; reverse-path
+ * check: its destination). The destination of a forward lookup may already
+ * be DNAT-ed, so it cannot be compared with what the journey saw on receive.
+ */
 function fibFits(f: FibRecord, j: Journey): boolean {
-  for (const r of j.records) {
+  const src = f.flags & FibFlag.TIED_FORWARD ? f.src : f.flags & FibFlag.TIED_REVERSE ? f.dst : undefined;
+  if (src === undefined) return false;
+  return j.records.some((r) => {
     const p = recordPkt(r);
-    if (!p) continue;
-    for (const t of [p.tuple, p.ctOrig, p.ctReply]) {
-      if (!t) continue;
-      if ((f.src === t.src || f.src === '0.0.0.0') && f.dst === t.dst) return true; // forward lookup
-      if (f.src === t.dst && f.dst === t.src) return true; // reverse-path check
-    }
-  }
-  return false;
+    return !!p && (p.tuple.src === src || p.ctOrig?.src === src || p.ctReply?.src === src);
+  });
 }
 
 export interface JourneyOptions {
