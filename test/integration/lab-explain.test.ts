@@ -1,0 +1,57 @@
+// Every lab scenario, explained on this kernel: the verdict netwhy prints must
+// be the one the scenario was built to produce (lab/scenarios.json).
+import { execFileSync, spawnSync } from 'node:child_process';
+import { resolve } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { checkVerdict, loadScenarios } from '../../src/commands/lab.js';
+import type { ExplainDoc } from '../../src/explain/document.js';
+import { isRoot } from '../helpers/netns.js';
+
+const ROOT = resolve(__dirname, '../..');
+const CLI = resolve(ROOT, 'dist/cli.js');
+const LAB = resolve(ROOT, 'lab/lab.sh');
+
+function labNamespaces(): string[] {
+  return execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' }).split('\n').map((l) => l.split(' ')[0]).filter((n) => n.startsWith('nw-'));
+}
+
+describe.skipIf(!isRoot())('lab scenarios explained', () => {
+  afterAll(() => {
+    spawnSync('bash', [LAB, 'down']);
+  });
+
+  for (const s of loadScenarios()) {
+    it(`${s.name}: ${s.fault}`, () => {
+      const r = spawnSync(process.execPath, [CLI, 'lab', 'run', s.name, '--json'], { encoding: 'utf8', timeout: 60_000 });
+      const doc = JSON.parse(r.stdout) as ExplainDoc;
+      const check = checkVerdict(s, doc);
+      expect(check.problems, r.stderr.slice(-2000)).toEqual([]);
+      expect(r.status).toBe(0);
+      if (s.name === 'nodeport-ok' || s.name === 'ip-forward-off') {
+        // the NodePort DNAT to the pod on node2, and the rule that did it
+        const dnat = doc.flows[0].nat.find((n) => n.kind === 'dnat');
+        expect(dnat).toMatchObject({ to: { dst: '10.244.2.2', dport: 80 }, netns: 'nw-node1', by: { type: 'iptables-rule' } });
+        expect(dnat!.by.ref).toMatch(/^-A KUBE-SEP-\w+ .*-j DNAT --to-destination 10\.244\.2\.2:80$/);
+      }
+      if (s.name === 'nodeport-ok') {
+        expect(doc.flows[0].nat.find((n) => n.kind === 'snat')?.by.ref).toMatch(/MASQUERADE/);
+        const netns = new Set(doc.flows[0].hops.map((h) => h.netns));
+        for (const n of ['nw-client', 'nw-node1', 'nw-node2', 'nw-pod2']) expect(netns.has(n), n).toBe(true);
+      }
+      expect(labNamespaces()).toEqual([]);
+    });
+  }
+
+  it('the same verdict when the topology is up by hand and the client runs under explain', () => {
+    const s = loadScenarios().find((x) => x.name === 'rp-filter-strict')!;
+    try {
+      execFileSync('bash', [LAB, 'up'], { stdio: 'ignore' });
+      execFileSync('bash', [LAB, 'apply', s.name], { stdio: 'ignore' });
+      const r = spawnSync(process.execPath, [CLI, 'explain', '--json', '--', 'ip', 'netns', 'exec', s.client.netns, ...s.client.argv], { encoding: 'utf8', timeout: 60_000 });
+      expect(checkVerdict(s, JSON.parse(r.stdout)).problems).toEqual([]);
+    } finally {
+      execFileSync('bash', [LAB, 'down'], { stdio: 'ignore' });
+    }
+    expect(labNamespaces()).toEqual([]);
+  });
+});
