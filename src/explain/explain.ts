@@ -109,9 +109,8 @@ export function verdictFor(flow: Flow, deps: ExplainDeps, exitCode?: number): Ve
   };
 }
 
-function natHook(step: NatStep, flow: Flow): Hook {
-  if (step.kind === 'snat') return 'POSTROUTING';
-  // DNAT of a packet a local socket of that namespace sent happens at OUTPUT.
+/** DNAT of a packet a local socket of that namespace sent happens at OUTPUT, else at PREROUTING. */
+function firstHook(step: NatStep, flow: Flow): Hook {
   const localSend = flow.journeys.some((j) => j.records.some((r) => {
     const p = recordPkt(r);
     return !!p && p.netns === step.netns && r.kind === 'tx' && (p.flags & PktFlag.LOCAL_SK) !== 0 && p.tuple.src === step.orig.src;
@@ -119,16 +118,27 @@ function natHook(step: NatStep, flow: Flow): Hook {
   return localSend ? 'OUTPUT' : 'PREROUTING';
 }
 
-function natPacket(orig: Tuple): NetfilterPacket {
-  return { proto: orig.proto, src: orig.src, dst: orig.dst, sport: orig.sport, dport: orig.dport, mark: 0, ctstate: ['NEW'] };
+function natPacket(orig: Tuple, iif: string | undefined): NetfilterPacket {
+  return { proto: orig.proto, src: orig.src, dst: orig.dst, sport: orig.sport, dport: orig.dport, iif, mark: 0, ctstate: ['NEW'] };
+}
+
+/** The device the flow's first packet arrived on in a namespace. */
+function arrivalDev(flow: Flow, netns: number): string | undefined {
+  for (const j of flow.journeys) {
+    for (const r of j.records) {
+      const p = recordPkt(r);
+      if (p && r.kind === 'rx' && p.netns === netns) return p.dev;
+    }
+  }
+  return undefined;
 }
 
 /** Which rule made each NAT step, from the namespace's ruleset; conntrack's word otherwise. */
 export function attributeNat(flow: Flow, deps: ExplainDeps): NatAttribution[] {
   return flow.nat.map((step) => {
     const nf = deps.state(step.netns)?.netfilter;
-    const hook = natHook(step, flow);
-    const found = nf?.natRule(hook, natPacket(step.orig), step.kind);
+    const hook = firstHook(step, flow);
+    const found = nf?.natRules(hook, natPacket(step.orig, hook === 'PREROUTING' ? arrivalDev(flow, step.netns) : undefined))[step.kind];
     if (found) return { step, by: { type: 'iptables-rule', ref: found.rule } };
     return { step, by: { type: 'conntrack', ref: `${tupleText(step.orig)} → ${step.kind === 'dnat' ? 'dst' : 'src'} ${step.to.addr}:${step.to.port}` } };
   });

@@ -101,8 +101,8 @@ export interface NatFinding {
 export interface NetfilterEvaluator {
   backend: string;
   evaluate(hook: Hook, pkt: NetfilterPacket): NetfilterFinding;
-  /** The NAT rule that rewrote a new connection at this hook, if any. */
-  natRule(hook: Hook, pkt: NetfilterPacket, kind: 'dnat' | 'snat'): NatFinding | undefined;
+  /** The NAT rules that rewrite a new connection entering at `first` (PREROUTING or OUTPUT). */
+  natRules(first: Hook, pkt: NetfilterPacket): { dnat?: NatFinding; snat?: NatFinding };
 }
 
 export interface RuleInput {

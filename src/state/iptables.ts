@@ -1072,7 +1072,7 @@ export interface HookResult {
   hook: Hook;
   verdict: Verdict;
   /** for DROP/REJECT the rule or policy that dropped; for ACCEPT the last table decision made by a
-   * rule (ACCEPT or NAT), else the last policy */
+   * rule (ACCEPT or NAT), else the filter table's policy, else the last policy */
   decidedBy: Decision;
   rejectWith?: string;
   /** ipset members that matched in the deciding rule */
@@ -1145,7 +1145,7 @@ export function evaluateHook(
   };
   const tables: TableOutcome[] = [];
   let final: { verdict: Verdict; decision: Decision } | undefined;
-  let accepted: Decision | undefined;
+  const accepts: Decision[] = [];
   for (const tn of HOOK_TABLES[hook]) {
     const table = rs.tables.get(tn);
     const base = table?.chains.get(hook);
@@ -1172,8 +1172,14 @@ export function evaluateHook(
       final = out;
       break;
     }
-    if (out.decision.kind === 'rule' || accepted?.kind !== 'rule') accepted = out.decision;
+    accepts.push(out.decision);
   }
+  // An accepted packet passed every table: name the last rule that accepted (or NATed) it, else the
+  // filter table's policy (the one people set), else the last policy.
+  const accepted =
+    [...accepts].reverse().find((d) => d.kind === 'rule') ??
+    accepts.find((d) => d.kind === 'policy' && d.table === 'filter') ??
+    accepts[accepts.length - 1];
   const decidedBy: Decision = final?.decision ??
     accepted ?? { kind: 'none', reason: `no table has a ${hook} chain, so netfilter accepts` };
   const verdict: Verdict = final?.verdict ?? 'ACCEPT';

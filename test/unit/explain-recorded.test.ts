@@ -74,10 +74,25 @@ describe('explain on recorded captures', () => {
     expect(f.verdict.evidence.join('\n')).toContain('last seen: rx on eth0 in nwr-server');
   });
 
-  it('DNAT on the router: the flow keeps its original tuple and lists the rewrite', () => {
+  it('an iptables REJECT: the hook from the stack, the rule line, its counter', () => {
+    const [f] = explain('iptables-reject').flows;
+    expect(f.verdict).toMatchObject({
+      outcome: 'dropped',
+      where: { reason: 'NETFILTER_DROP', netns: 'nwr-router' },
+      cause: { type: 'iptables-rule', value: 'REJECT', netns: 'nwr-router', ref: '-A FORWARD -d 10.199.2.2/32 -p tcp -m tcp --dport 80 -m comment --comment "block web" -j REJECT --reject-with icmp-port-unreachable' },
+    });
+    const ev = f.verdict.evidence.join('\n');
+    expect(ev).toContain('at the FORWARD hook in nwr-router (nf_hook_slow called from ip_forward)');
+    expect(ev).toContain("the rule's counter shows 1 packet");
+  });
+
+  it('DNAT on the router: the flow keeps its original tuple and names the rule that rewrote it', () => {
     const [f] = explain('dnat-delivered').flows;
     expect(f.orig).toMatchObject({ dst: '10.199.1.2', dport: 8080 });
-    expect(f.nat[0]).toMatchObject({ kind: 'dnat', to: { dst: '10.199.2.2', dport: 80 }, netns: 'nwr-router' });
+    expect(f.nat[0]).toMatchObject({
+      kind: 'dnat', to: { dst: '10.199.2.2', dport: 80 }, netns: 'nwr-router',
+      by: { type: 'iptables-rule', ref: '-A PREROUTING -d 10.199.1.2/32 -p tcp -m tcp --dport 8080 -j DNAT --to-destination 10.199.2.2:80' },
+    });
     expect(f.verdict.outcome).toBe('delivered');
   });
 });
