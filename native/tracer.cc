@@ -90,14 +90,19 @@ Tracer::Tracer(const Napi::CallbackInfo &info) : Napi::ObjectWrap<Tracer>(info),
     throw ErrnoError(env, "loading BPF programs failed", err);
   }
   napi_add_env_cleanup_hook(env, CleanupHook, this);
+  cleanup_hook_ = true;
 }
 
 Tracer::~Tracer() {
   Shutdown();
-  napi_remove_env_cleanup_hook(env_, CleanupHook, this);
+  if (cleanup_hook_) napi_remove_env_cleanup_hook(env_, CleanupHook, this);
 }
 
-void Tracer::CleanupHook(void *self) { static_cast<Tracer *>(self)->Shutdown(); }
+void Tracer::CleanupHook(void *self) {
+  auto *t = static_cast<Tracer *>(self);
+  t->cleanup_hook_ = false;  // the environment runs (and forgets) it now
+  t->Shutdown();
+}
 
 // [{ probe, chosen, variants: [{ program, mode, target, usable, reason, attached }] }]
 Napi::Value Tracer::Probes(const Napi::CallbackInfo &info) {
@@ -228,7 +233,7 @@ void Tracer::PollLoop() {
   }
   if (ring_buffer__consume(rb_) > 0) Flush();  // what was left when stop() came
   tsfn_.BlockingCall(static_cast<Batch *>(nullptr));  // end of stream
-  tsfn_.Release();
+  // No Release() here: Shutdown() releases the function exactly once.
 }
 
 // start(onBatch): onBatch(Buffer) per batch, onBatch(null) once after stop().
@@ -259,7 +264,9 @@ Napi::Value Tracer::Close(const Napi::CallbackInfo &info) {
 void Tracer::Shutdown() {
   stop_.store(true);
   if (tsfn_live_) {
-    tsfn_.Abort();  // a BlockingCall waiting for JS returns now
+    // The one release of the function; a BlockingCall still waiting for JS
+    // returns napi_closing, so the thread can finish.
+    tsfn_.Abort();
     if (thread_.joinable()) thread_.join();
     tsfn_live_ = false;
   }

@@ -49,6 +49,7 @@ class Tracer : public Napi::ObjectWrap<Tracer> {
   ring_buffer *rb_ = nullptr;
   BatchTsfn tsfn_;
   bool tsfn_live_ = false;
+  bool cleanup_hook_ = false;
   std::thread thread_;
   std::atomic<bool> stop_{false};
   Batch *pending_ = nullptr;

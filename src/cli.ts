@@ -28,6 +28,8 @@ export function buildProgram(): Command {
     .option('-c, --count <n>', 'stop after n events', positiveNumber)
     .option('-d, --duration <seconds>', 'stop after this many seconds', positiveNumber)
     .option('--events <kinds>', 'which events: drop,rx,tx,route (default: all with a filter, drop without)')
+    .option('--verdicts', 'a verdict (outcome, cause, evidence, fix) for each flow once it goes idle (default with a filter)')
+    .option('--no-verdicts', 'events only')
     .option('--ring-mb <mb>', 'ring buffer size in MiB (a power of two)', positiveNumber, 8)
     .addHelpText(
       'after',

@@ -9,9 +9,16 @@ import { NetnsNames } from '../kernel/netns.js';
 import { requireTracing } from '../preflight.js';
 import { EVENT_HEADER, type ViewContext, eventLine, eventView, summarize, summaryText } from '../render.js';
 import { TraceSession } from '../tracer.js';
+import { flowDoc, flowText } from '../explain/document.js';
+import { type ExplainDeps, isNoise } from '../explain/explain.js';
+import type { Flow } from '../explain/flows.js';
+import { LiveFlows } from '../explain/live.js';
+import { LiveStates } from '../explain/state.js';
 
 export interface TraceOptions {
   json?: boolean;
+  /** Per-flow verdicts as flows finish (default: with a filter). */
+  verdicts?: boolean;
   count?: number;
   duration?: number;
   ringMb: number;
@@ -82,6 +89,31 @@ export async function runTrace(filterWords: string[], opts: TraceOptions, io: Io
   let done!: () => void;
   const finished = new Promise<void>((r) => (done = r));
   const stop = (): Promise<void> => (stopping ??= session.stop());
+  const verdicts = opts.verdicts ?? !!filterText;
+  const live = new LiveFlows();
+  const states = new LiveStates(netns);
+  const deps: ExplainDeps = {
+    state: (ino) => states.get(ino),
+    netnsName: (i) => netns.name(i),
+    reasonName: (v) => reasonName(reasons, v),
+    func: (a) => syms.func(a),
+    symbol: (a) => syms.name(a),
+  };
+  let verdictsOut = Promise.resolve();
+  const emitVerdicts = (flows: Flow[]) => {
+    if (!flows.length) return;
+    verdictsOut = verdictsOut.then(async () => {
+      await states.load(flows);
+      let text = '';
+      for (const f of flows) {
+        if (isNoise(f, deps.reasonName)) continue;
+        const doc = flowDoc(f, deps);
+        text += opts.json ? JSON.stringify({ type: 'flow', ...doc }) + '\n' : `\n${flowText(doc, f.id)}\n\n`;
+      }
+      if (text) io.out.write(text);
+    });
+  };
+  const tick = verdicts ? setInterval(() => emitVerdicts(live.due(Number(process.hrtime.bigint()))), 500) : undefined;
   try {
     if (filterValue) session.setFilter(filterValue);
     const probes = session.attach();
@@ -107,14 +139,22 @@ export async function runTrace(filterWords: string[], opts: TraceOptions, io: Io
           break;
         }
       }
-      journeys.takeFinished(records[records.length - 1].ts);
+      const finished = journeys.takeFinished(records[records.length - 1].ts);
+      if (verdicts) live.add(finished);
       if (text) io.out.write(text);
     };
     session.start(onRecords);
 
     await untilDone(finished, done, opts.duration, io.out);
     await stop();
+    if (tick) clearInterval(tick);
+    if (verdicts) {
+      live.add(journeys.flush());
+      emitVerdicts(live.flush());
+      await verdictsOut;
+    }
   } finally {
+    if (tick) clearInterval(tick);
     const summary = summarize(session.counters(), events, drops, (Date.now() - started) / 1000);
     session.close();
     io[opts.json ? 'out' : 'err'].write((opts.json ? JSON.stringify(summary) : summaryText(summary)) + '\n');

@@ -1,5 +1,9 @@
 // Captured snapshots as the rules see them.
-import type { Snapshot } from '../state/snapshot.js';
+import type { NetnsNames } from '../kernel/netns.js';
+import { netfilterEvaluator } from '../state/netfilter.js';
+import { type Snapshot, SnapshotCache } from '../state/snapshot.js';
+import { recordPkt } from '../journey.js';
+import type { Flow } from './flows.js';
 import type { NetfilterEvaluator, NetnsState } from './types.js';
 
 export function netnsState(s: Snapshot, netfilter?: NetfilterEvaluator): NetnsState {
@@ -11,4 +15,35 @@ export function netnsState(s: Snapshot, netfilter?: NetfilterEvaluator): NetnsSt
     netfilter,
     errors: s.errors,
   };
+}
+
+/** Namespace state for live verdicts: snapshots cached for a few seconds. */
+export class LiveStates {
+  private readonly cache = new SnapshotCache(3000);
+  private readonly states = new Map<number, NetnsState>();
+
+  constructor(private readonly names: NetnsNames) {}
+
+  /** Capture (or reuse) the state of every named namespace the flows touched. */
+  async load(flows: Flow[]): Promise<void> {
+    const inodes = new Set<number>();
+    for (const f of flows) for (const j of f.journeys) for (const r of j.records) inodes.add(recordPkt(r)?.netns ?? 0);
+    inodes.delete(0);
+    await Promise.all(
+      [...inodes].map(async (ino) => {
+        const name = this.names.name(ino);
+        if (/^\d+$/.test(name)) return;
+        try {
+          const snap = await this.cache.get(name);
+          this.states.set(ino, netnsState(snap, netfilterEvaluator(snap)));
+        } catch {
+          this.states.delete(ino); // gone: rules answer unknown
+        }
+      }),
+    );
+  }
+
+  get(inode: number): NetnsState | undefined {
+    return this.states.get(inode);
+  }
 }
