@@ -2,6 +2,7 @@
 // rule may look at. Rules are pure: state arrives already captured.
 import type { DropRecord, FibRecord } from '../abi.js';
 import type { Journey } from '../journey.js';
+import type { Hook, PacketContext } from '../state/iptables.js';
 import type { Flow } from './flows.js';
 
 export type CauseType =
@@ -65,19 +66,10 @@ export interface NetnsState {
   errors: string[];
 }
 
-export type Hook = 'PREROUTING' | 'INPUT' | 'FORWARD' | 'OUTPUT' | 'POSTROUTING';
+export type { Hook };
 
-export interface NetfilterPacket {
-  proto: number;
-  src: string;
-  dst: string;
-  sport?: number;
-  dport?: number;
-  iif?: string;
-  oif?: string;
-  mark: number;
-  ctstate: string[];
-}
+/** A packet as a netfilter hook sees it; the namespace's own addresses are added by the evaluator. */
+export type NetfilterPacket = Omit<PacketContext, 'localAddrs'>;
 
 export interface NetfilterFinding {
   verdict: string; // ACCEPT, DROP, REJECT
