@@ -27,6 +27,9 @@ enum nw_record_type {
 	NW_REC_RX = 2,     /* net:netif_receive_skb */
 	NW_REC_TX = 3,     /* net:net_dev_queue */
 	NW_REC_FIB = 4,    /* fib:fib_table_lookup */
+	NW_REC_IPVS_CONN = 5, /* a new IPVS connection: client -> virtual service -> real server */
+	NW_REC_IPVS_ERR = 6,  /* IPVS refused: no destination, hook NF_DROP, NAT transmit error */
+	NW_REC_IPVS_CTL = 7,  /* a virtual service or destination added, edited or deleted */
 };
 
 /*
@@ -40,6 +43,11 @@ enum nw_probe_id {
 	NW_PROBE_NET_DEV_QUEUE = 2,
 	NW_PROBE_FIB_LOOKUP = 3,
 	NW_PROBE_PROCESS_FORK = 4,
+	NW_PROBE_IPVS_CONN_NEW = 5,
+	NW_PROBE_IPVS_SCHED_ERR = 6,
+	NW_PROBE_IPVS_IN_HOOK = 7,
+	NW_PROBE_IPVS_NAT_XMIT = 8,
+	NW_PROBE_IPVS_CONTROL = 9, /* all control-plane probes */
 	NW_PROBE_MAX = 16,
 };
 
@@ -134,6 +142,72 @@ struct nw_fib {
 /* nw_fib.flags: how the lookup was tied to the skb being received */
 #define NW_FIB_TIED_FORWARD (1u << 0) /* lookup source = the packet's source */
 #define NW_FIB_TIED_REVERSE (1u << 1) /* lookup destination = the packet's source */
+
+/* A virtual service, as `ipvsadm -Ln` names it. */
+struct nw_ipvs_svc {
+	struct nw_addr addr;
+	__u16 port;        /* host byte order */
+	__u16 af;
+	__u16 protocol;
+	__u16 pad;
+	__u32 fwmark;
+	__u32 flags;
+	char sched[16];    /* scheduler name: rr, wrr, sh, ... */
+};
+
+struct nw_ipvs_conn {
+	struct nw_hdr hdr;
+	struct nw_tuple client;  /* caddr:cport -> vaddr:vport */
+	struct nw_addr daddr;    /* the real server chosen */
+	__u16 dport;
+	__u16 daf;
+	__u32 conn_flags;        /* IP_VS_CONN_F_*: forwarding method in the low bits */
+	__u32 netns;
+	__u32 pad;
+	struct nw_ipvs_svc svc;
+};
+
+/* nw_ipvs_err.kind */
+#define NW_IPVS_ERR_NO_DEST   1 /* ip_vs_scheduler_err: "no destination available" */
+#define NW_IPVS_ERR_HOOK_DROP 2 /* ip_vs_in_hook returned NF_DROP */
+#define NW_IPVS_ERR_XMIT      3 /* ip_vs_nat_xmit did not send the packet */
+
+struct nw_ipvs_err {
+	struct nw_hdr hdr;
+	__u32 kind;
+	__s32 ret;
+	__u32 netns;
+	__u32 pad;
+	struct nw_pkt pkt;       /* hook drop and transmit error: the packet */
+	struct nw_tuple conn;    /* transmit error: the connection's client side */
+	struct nw_addr daddr;    /* transmit error: its real server */
+	__u16 dport;
+	__u16 pad2[3];
+	struct nw_ipvs_svc svc;  /* no destination: the service */
+	char msg[32];
+};
+
+/* nw_ipvs_ctl.op */
+#define NW_IPVS_ADD_SERVICE  1
+#define NW_IPVS_EDIT_SERVICE 2
+#define NW_IPVS_DEL_SERVICE  3
+#define NW_IPVS_ADD_DEST     4
+#define NW_IPVS_EDIT_DEST    5
+#define NW_IPVS_DEL_DEST     6
+
+struct nw_ipvs_ctl {
+	struct nw_hdr hdr;
+	__u32 op;
+	__s32 ret;               /* the call's result where known (fexit), else 0 */
+	__u32 pid;               /* who: tgid and command name */
+	__u32 netns;
+	char comm[16];
+	struct nw_ipvs_svc svc;
+	struct nw_addr daddr;    /* destination ops: the real server */
+	__u16 dport;
+	__u16 pad;
+	__s32 weight;
+};
 
 /*
  * The in-kernel filter. A packet passes when any clause matches; a clause

@@ -7,7 +7,7 @@ export const STACK_DEPTH = 10;
 export const FILTER_TERMS = 16;
 export const FILTER_CLAUSES = 8;
 
-export const RecordType = { DROP: 1, RX: 2, TX: 3, FIB: 4 } as const;
+export const RecordType = { DROP: 1, RX: 2, TX: 3, FIB: 4, IPVS_CONN: 5, IPVS_ERR: 6, IPVS_CTL: 7 } as const;
 
 export const ProbeId = {
   KFREE_SKB: 0,
@@ -15,8 +15,16 @@ export const ProbeId = {
   NET_DEV_QUEUE: 2,
   FIB_LOOKUP: 3,
   PROCESS_FORK: 4,
+  IPVS_CONN_NEW: 5,
+  IPVS_SCHED_ERR: 6,
+  IPVS_IN_HOOK: 7,
+  IPVS_NAT_XMIT: 8,
+  IPVS_CONTROL: 9,
 } as const;
 export const PROBE_MAX = 16;
+
+export const IpvsErrKind = { NO_DEST: 1, HOOK_DROP: 2, XMIT: 3 } as const;
+export const IpvsOp = { ADD_SERVICE: 1, EDIT_SERVICE: 2, DEL_SERVICE: 3, ADD_DEST: 4, EDIT_DEST: 5, DEL_DEST: 6 } as const;
 
 export const PktFlag = {
   HAS_CT: 1 << 0,
@@ -61,6 +69,10 @@ export const LAYOUT = {
     size: 96, skb: 16, netns: 24, table: 28, iif: 32, oif: 36, saddr: 40, daddr: 44, gw: 48,
     nh_ifindex: 52, err: 56, pid: 60, mark: 64, sport: 68, dport: 70, proto: 72, tos: 73, flags: 74, nh_dev: 76,
   },
+  nw_ipvs_svc: { size: 48, addr: 0, port: 16, af: 18, protocol: 20, fwmark: 24, flags: 28, sched: 32 },
+  nw_ipvs_conn: { size: 136, hdr: 0, client: 16, daddr: 56, dport: 72, daf: 74, conn_flags: 76, netns: 80, svc: 88 },
+  nw_ipvs_err: { size: 352, hdr: 0, kind: 16, ret: 20, netns: 24, pkt: 32, conn: 208, daddr: 248, dport: 264, svc: 272, msg: 320 },
+  nw_ipvs_ctl: { size: 120, hdr: 0, op: 16, ret: 20, pid: 24, netns: 28, comm: 32, svc: 48, daddr: 96, dport: 112, weight: 116 },
   nw_term: { size: 48, kind: 0, negate: 1, family: 2, lo: 4, hi: 8, addr: 16, mask: 32 },
   nw_clause: { size: 776, nterms: 0, terms: 8 },
   nw_filter: { size: 6216, mode: 0, nclauses: 4, clauses: 8 },
@@ -134,7 +146,60 @@ export interface FibRecord extends RecordBase {
   flags: number;
 }
 
-export type NwRecord = DropRecord | PathRecord | FibRecord;
+/** A virtual service as `ipvsadm -Ln` names it. */
+export interface IpvsService {
+  af: number;
+  protocol: number;
+  addr: string;
+  port: number;
+  fwmark: number;
+  flags: number;
+  scheduler: string;
+}
+
+export interface IpvsConnRecord extends RecordBase {
+  kind: 'ipvs-conn';
+  client: Tuple;
+  daddr: string;
+  dport: number;
+  connFlags: number;
+  netns: number;
+  svc: IpvsService;
+}
+
+export interface IpvsErrRecord extends RecordBase {
+  kind: 'ipvs-err';
+  err: number; // IpvsErrKind
+  ret: number;
+  netns: number;
+  pkt?: Pkt;
+  conn?: Tuple;
+  daddr: string;
+  dport: number;
+  svc: IpvsService;
+  msg: string;
+}
+
+export interface IpvsCtlRecord extends RecordBase {
+  kind: 'ipvs-ctl';
+  op: number; // IpvsOp
+  ret: number;
+  pid: number;
+  comm: string;
+  netns: number;
+  svc: IpvsService;
+  daddr: string;
+  dport: number;
+  weight: number;
+}
+
+export type IpvsRecord = IpvsConnRecord | IpvsErrRecord | IpvsCtlRecord;
+export type PacketRecord = DropRecord | PathRecord | FibRecord;
+export type NwRecord = PacketRecord | IpvsRecord;
+
+export function isIpvs(r: NwRecord): r is IpvsRecord {
+  return r.kind === 'ipvs-conn' || r.kind === 'ipvs-err' || r.kind === 'ipvs-ctl';
+}
 
 export class AbiError extends Error {}
 
@@ -210,6 +275,20 @@ function decodePkt(b: Uint8Array, dv: DataView, off: number): Pkt {
   };
 }
 
+function decodeSvc(b: Uint8Array, dv: DataView, off: number): IpvsService {
+  const S = LAYOUT.nw_ipvs_svc;
+  const af = dv.getUint16(off + S.af, true);
+  return {
+    af,
+    protocol: dv.getUint16(off + S.protocol, true),
+    addr: formatAddr(b, off + S.addr, af),
+    port: dv.getUint16(off + S.port, true),
+    fwmark: dv.getUint32(off + S.fwmark, true),
+    flags: dv.getUint32(off + S.flags, true),
+    scheduler: cString(b, off + S.sched, 16),
+  };
+}
+
 function decodeOne(b: Uint8Array, dv: DataView, off: number, type: number, size: number): NwRecord {
   const H = LAYOUT.nw_hdr;
   const base = {
@@ -263,6 +342,53 @@ function decodeOne(b: Uint8Array, dv: DataView, off: number, type: number, size:
         proto: b[off + F.proto],
         tos: b[off + F.tos],
         flags: b[off + F.flags],
+      };
+    }
+    case RecordType.IPVS_CONN: {
+      const C = LAYOUT.nw_ipvs_conn;
+      need(C.size);
+      return {
+        kind: 'ipvs-conn', ...base,
+        client: decodeTuple(b, dv, off + C.client),
+        daddr: formatAddr(b, off + C.daddr, dv.getUint16(off + C.daf, true)),
+        dport: dv.getUint16(off + C.dport, true),
+        connFlags: dv.getUint32(off + C.conn_flags, true),
+        netns: dv.getUint32(off + C.netns, true),
+        svc: decodeSvc(b, dv, off + C.svc),
+      };
+    }
+    case RecordType.IPVS_ERR: {
+      const E = LAYOUT.nw_ipvs_err;
+      need(E.size);
+      const err = dv.getUint32(off + E.kind, true);
+      const conn = decodeTuple(b, dv, off + E.conn);
+      return {
+        kind: 'ipvs-err', ...base, err,
+        ret: dv.getInt32(off + E.ret, true),
+        netns: dv.getUint32(off + E.netns, true),
+        pkt: err === IpvsErrKind.NO_DEST ? undefined : decodePkt(b, dv, off + E.pkt),
+        conn: conn.family ? conn : undefined,
+        daddr: formatAddr(b, off + E.daddr, conn.family),
+        dport: dv.getUint16(off + E.dport, true),
+        svc: decodeSvc(b, dv, off + E.svc),
+        msg: cString(b, off + E.msg, 32),
+      };
+    }
+    case RecordType.IPVS_CTL: {
+      const C = LAYOUT.nw_ipvs_ctl;
+      need(C.size);
+      const svc = decodeSvc(b, dv, off + C.svc);
+      return {
+        kind: 'ipvs-ctl', ...base,
+        op: dv.getUint32(off + C.op, true),
+        ret: dv.getInt32(off + C.ret, true),
+        pid: dv.getUint32(off + C.pid, true),
+        comm: cString(b, off + C.comm, 16),
+        netns: dv.getUint32(off + C.netns, true),
+        svc,
+        daddr: formatAddr(b, off + C.daddr, svc.af),
+        dport: dv.getUint16(off + C.dport, true),
+        weight: dv.getInt32(off + C.weight, true),
       };
     }
     default:

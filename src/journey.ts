@@ -1,12 +1,12 @@
 // Journeys: the records of one skb, in order. An skb address is reused once
 // the kernel frees it, so a journey ends at its drop, after an idle gap, or
 // when the same address shows up carrying an unrelated flow.
-import { FibFlag, type FibRecord, type NwRecord, type Pkt, type Tuple } from './abi.js';
+import { FibFlag, type FibRecord, type PacketRecord, type Pkt, type Tuple } from './abi.js';
 
 export interface Journey {
   id: number;
   skb: number;
-  records: NwRecord[];
+  records: PacketRecord[];
   start: number;
   last: number;
   /** Canonical flow keys of every tuple seen (header and conntrack). */
@@ -29,7 +29,7 @@ export function pktKeys(p: Pkt): string[] {
   return keys;
 }
 
-export function recordPkt(r: NwRecord): Pkt | undefined {
+export function recordPkt(r: PacketRecord): Pkt | undefined {
   return r.kind === 'fib' ? undefined : r.pkt;
 }
 
@@ -76,7 +76,7 @@ export class JourneyBuilder {
   }
 
   /** Add a record; returns the journey it joined. */
-  add(r: NwRecord): Journey {
+  add(r: PacketRecord): Journey {
     if (r.kind === 'fib') {
       const j = r.skb ? this.live.get(r.skb) : undefined;
       if (j && fibFits(r, j)) {

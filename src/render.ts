@@ -1,7 +1,8 @@
 // Records as people and scripts read them: one line per event, or JSON lines.
-import { FibFlag, type FibRecord, type NwRecord, PktFlag, type Tuple } from './abi.js';
+import { FibFlag, type FibRecord, type NwRecord, PktFlag, isIpvs, type Tuple } from './abi.js';
 import { PROTOCOLS } from './filter/parse.js';
 import type { SessionCounters } from './tracer.js';
+import { ipvsText } from './ipvs.js';
 
 export const OUTPUT_VERSION = 1;
 
@@ -21,7 +22,7 @@ export interface Endpoint {
 export interface EventView {
   type: 'event';
   t: number; // seconds since the first event
-  event: 'rx' | 'tx' | 'drop' | 'route';
+  event: 'rx' | 'tx' | 'drop' | 'route' | 'ipvs';
   journey: number;
   netns: string;
   dev: string;
@@ -30,6 +31,7 @@ export interface EventView {
   conntrack?: { orig: Endpoint; reply: Endpoint; nat: string[] };
   drop?: { reason: string; location: string; stack: string[] };
   route?: { table: number; result: string; dev: string; gw: string | null; iif: number; reverse: boolean };
+  ipvs?: string;
   pid?: number;
 }
 
@@ -66,6 +68,17 @@ export function routeResult(err: number, nhDev: string, gw: string | null): stri
 
 export function eventView(r: NwRecord, journey: number, ctx: ViewContext): EventView {
   const t = (r.ts - ctx.t0) / 1e9;
+  if (isIpvs(r)) {
+    const p = r.kind === 'ipvs-err' ? r.pkt : undefined;
+    const tuple = r.kind === 'ipvs-conn' ? r.client : p?.tuple;
+    return {
+      type: 'event', t, event: 'ipvs', journey,
+      netns: ctx.netnsName(r.netns), dev: p?.dev || '-', proto: tuple ? protoName(tuple.proto) : 'ip',
+      packet: tuple ? endpoint(tuple, hasPorts(tuple.proto)) : { src: '-', dst: '-' },
+      ipvs: ipvsText(r),
+      pid: r.kind === 'ipvs-ctl' ? r.pid : undefined,
+    };
+  }
   if (r.kind === 'fib') {
     return {
       type: 'event', t, event: 'route', journey,
@@ -109,6 +122,7 @@ export function eventLine(v: EventView): string {
     tail += `  [${v.conntrack.nat.join('+')}: ${fmtEndpoint(v.conntrack.orig)} | reply ${fmtEndpoint(v.conntrack.reply)}]`;
   }
   if (v.drop) tail += `  DROP ${v.drop.reason} at ${v.drop.location}`;
+  if (v.ipvs) tail = `${v.packet.src === '-' ? '' : `${tail}  `}IPVS ${v.ipvs}`;
   return head + tail + `  #${v.journey}`;
 }
 

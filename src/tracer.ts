@@ -1,6 +1,6 @@
 // A typed facade over the native Tracer: what a trace session does, in the
 // order it must happen. The binding is a parameter so unit tests can pass a fake.
-import { FilterMode, LAYOUT, PROBE_MAX, type NwRecord, decodeBatch } from './abi.js';
+import { FilterMode, LAYOUT, type NwRecord, decodeBatch } from './abi.js';
 import { filterValue } from './filter/compile.js';
 import { NetwhyError, EnvironmentError, isNativeError } from './errors.js';
 import { BPF_OBJECT_PATH, type NativeBinding, type NativeTracer, loadBinding } from './native.js';
@@ -37,14 +37,19 @@ export interface SessionOptions {
   disable?: string[];
 }
 
-// Probe names in enum nw_probe_id order (bpf/netwhy.h), for the stats map.
-const PROBE_IDS: Record<string, number> = {
-  kfree_skb: 0,
-  netif_receive_skb: 1,
-  net_dev_queue: 2,
-  fib_table_lookup: 3,
-  sched_process_fork: 4,
-};
+// enum nw_probe_id (bpf/netwhy.h): the stats map's keys, named for reports.
+const PROBE_STATS: [number, string][] = [
+  [0, 'kfree_skb'],
+  [1, 'netif_receive_skb'],
+  [2, 'net_dev_queue'],
+  [3, 'fib_table_lookup'],
+  [4, 'sched_process_fork'],
+  [5, 'ip_vs_conn_new'],
+  [6, 'ip_vs_scheduler_err'],
+  [7, 'ip_vs_in_hook'],
+  [8, 'ip_vs_nat_xmit'],
+  [9, 'ipvs control plane'],
+];
 
 function u32Key(v: number): Uint8Array {
   const k = new Uint8Array(4);
@@ -156,8 +161,7 @@ export class TraceSession {
     const probes: ProbeCounters[] = [];
     let lost = 0;
     const S = LAYOUT.nw_stats;
-    for (const [probe, id] of Object.entries(PROBE_IDS)) {
-      if (id >= PROBE_MAX) continue;
+    for (const [id, probe] of PROBE_STATS) {
       const c = { probe, events: 0, lost: 0, filtered: 0 };
       for (const v of this.native.readPercpu('stats', u32Key(id))) {
         const dv = new DataView(v.buffer, v.byteOffset, v.byteLength);

@@ -3,7 +3,7 @@
 import { spawn } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { release } from 'node:os';
-import { ABI_VERSION, type NwRecord, decodeBatch } from '../abi.js';
+import { ABI_VERSION, type IpvsRecord, type NwRecord, decodeBatch, isIpvs } from '../abi.js';
 import { UsageError } from '../errors.js';
 import { documentText, type ExplainDoc, flowDoc } from '../explain/document.js';
 import { type ExplainDeps, isNoise } from '../explain/explain.js';
@@ -61,7 +61,7 @@ function runGated(argv: string[], json: boolean, onPid: (pid: number) => void): 
 
 function netnsOf(records: NwRecord[]): Set<number> {
   const out = new Set<number>();
-  for (const r of records) out.add(recordPkt(r)?.netns ?? (r.kind === 'fib' ? r.netns : 0));
+  for (const r of records) out.add(isIpvs(r) || r.kind === 'fib' ? r.netns : recordPkt(r)?.netns ?? 0);
   out.delete(0);
   return out;
 }
@@ -85,8 +85,12 @@ async function captureSnapshots(inodes: Set<number>, names: NetnsNames): Promise
 export function explainCapture(c: Capture): ExplainDoc {
   const { records } = decodeBatch(c.records);
   const journeys = new JourneyBuilder({ idleNs: 5e9 });
-  for (const r of records) journeys.add(r);
-  const flows = buildFlows(journeys.flush());
+  const ipvs: IpvsRecord[] = [];
+  for (const r of records) {
+    if (isIpvs(r)) ipvs.push(r);
+    else journeys.add(r);
+  }
+  const flows = buildFlows(journeys.flush(), ipvs);
   const names = new Map(c.netns);
   const reasons = new Map(c.dropReasons);
   const syms = new Map(c.symbols.map(([addr, name, func]) => [addr, { name, func }]));
@@ -100,6 +104,7 @@ export function explainCapture(c: Capture): ExplainDoc {
     reasonName: (v) => reasonName(reasons, v),
     func: (a) => syms.get(a.toString(16))?.func,
     symbol: (a) => syms.get(a.toString(16))?.name ?? `0x${a.toString(16)}`,
+    ipvs,
   };
   return {
     version: 1,
@@ -199,7 +204,7 @@ function liveView(names: NetnsNames, out: NodeJS.WritableStream): (records: NwRe
     let text = '';
     for (const r of records) {
       if (ctx.t0 < 0) ctx.t0 = r.ts;
-      text += eventLine(eventView(r, journeys.add(r).id, ctx)) + '\n';
+      text += eventLine(eventView(r, isIpvs(r) ? 0 : journeys.add(r).id, ctx)) + '\n';
     }
     out.write(text);
   };

@@ -1,5 +1,5 @@
 // netwhy trace [filter]: every event, live, one line (or JSON line) each.
-import type { NwRecord } from '../abi.js';
+import { type IpvsRecord, type NwRecord, isIpvs } from '../abi.js';
 import { compileFilter } from '../filter/compile.js';
 import { FilterError } from '../filter/parse.js';
 import { UsageError } from '../errors.js';
@@ -90,6 +90,7 @@ export async function runTrace(filterWords: string[], opts: TraceOptions, io: Io
   const finished = new Promise<void>((r) => (done = r));
   const stop = (): Promise<void> => (stopping ??= session.stop());
   const verdicts = opts.verdicts ?? !!filterText;
+  const ipvsSeen: IpvsRecord[] = [];
   const live = new LiveFlows();
   const states = new LiveStates(netns);
   const deps: ExplainDeps = {
@@ -98,6 +99,7 @@ export async function runTrace(filterWords: string[], opts: TraceOptions, io: Io
     reasonName: (v) => reasonName(reasons, v),
     func: (a) => syms.func(a),
     symbol: (a) => syms.name(a),
+    ipvs: ipvsSeen,
   };
   let verdictsOut = Promise.resolve();
   const emitVerdicts = (flows: Flow[]) => {
@@ -128,8 +130,8 @@ export async function runTrace(filterWords: string[], opts: TraceOptions, io: Io
       let text = '';
       for (const r of records) {
         if (ctx.t0 < 0) ctx.t0 = r.ts;
-        const j = journeys.add(r);
-        const v = eventView(r, j.id, ctx);
+        if (isIpvs(r) && verdicts) ipvsSeen.push(r);
+        const v = eventView(r, isIpvs(r) ? 0 : journeys.add(r).id, ctx);
         events[v.event] = (events[v.event] ?? 0) + 1;
         if (v.drop) drops[v.drop.reason] = (drops[v.drop.reason] ?? 0) + 1;
         text += (opts.json ? JSON.stringify(v) : eventLine(v)) + '\n';

@@ -1,5 +1,5 @@
 // The explanation as a document: the JSON contract of DESIGN.md, and text.
-import type { NwRecord } from '../abi.js';
+import type { PacketRecord } from '../abi.js';
 import { recordPkt } from '../journey.js';
 import { protoName } from '../render.js';
 import { type ExplainDeps, type NatAttribution, attributeNat, verdictFor } from './explain.js';
@@ -31,7 +31,7 @@ export interface ExplainDoc {
   lost: { ringbuf: number };
 }
 
-function hopOf(r: NwRecord, t0: number, deps: ExplainDeps): Hop | undefined {
+function hopOf(r: PacketRecord, t0: number, deps: ExplainDeps): Hop | undefined {
   const t = Math.round((r.ts - t0) / 1e3) / 1e6;
   if (r.kind === 'fib') return undefined;
   const p = recordPkt(r)!;

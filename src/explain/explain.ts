@@ -1,6 +1,6 @@
 // From flows to verdicts: outcome, where, cause (first rule that can prove
 // one), evidence and fix. What no rule can prove is 'unknown', with evidence.
-import { type DropRecord, PktFlag, type Tuple } from '../abi.js';
+import { type DropRecord, type IpvsRecord, PktFlag, type Tuple } from '../abi.js';
 import { recordPkt } from '../journey.js';
 import { lookupText, tupleText } from './evidence.js';
 import type { Flow, NatStep } from './flows.js';
@@ -18,6 +18,8 @@ const WEAK_REASONS = new Set(['NOT_SPECIFIED', 'CONSUMED', 'NOT_DROPPED_YET', 'T
 
 export interface ExplainDeps {
   state(netns: number): NetnsState | undefined;
+  /** IPVS events of the trace: new connections, errors, control-plane changes. */
+  ipvs: IpvsRecord[];
   netnsName(inode: number): string;
   reasonName(value: number): string;
   func(addr: bigint): string | undefined;
@@ -26,7 +28,7 @@ export interface ExplainDeps {
 
 export interface NatAttribution {
   step: NatStep;
-  by: { type: 'iptables-rule' | 'conntrack'; ref: string };
+  by: { type: 'iptables-rule' | 'ipvs-service' | 'conntrack'; ref: string };
 }
 
 /** Did the reply reach the sender as the sender expects it (un-NAT-ed)? */
@@ -135,7 +137,8 @@ function arrivalDev(flow: Flow, netns: number): string | undefined {
 
 /** Which rule made each NAT step, from the namespace's ruleset; conntrack's word otherwise. */
 export function attributeNat(flow: Flow, deps: ExplainDeps): NatAttribution[] {
-  return flow.nat.map((step) => {
+  return flow.nat.map((step): NatAttribution => {
+    if (step.by) return { step, by: step.by };
     const nf = deps.state(step.netns)?.netfilter;
     const hook = firstHook(step, flow);
     const found = nf?.natRules(hook, natPacket(step.orig, hook === 'PREROUTING' ? arrivalDev(flow, step.netns) : undefined))[step.kind];

@@ -3,8 +3,9 @@
 // conntrack tuple (original or reply). After DNAT the request's conntrack
 // entry carries both the original and the rewritten tuple, which is what ties
 // the client's packet to the pod's reply.
-import { type DropRecord, type FibRecord, type Pkt, PktFlag, type Tuple } from '../abi.js';
-import { type Journey, recordPkt } from '../journey.js';
+import { type DropRecord, type FibRecord, type IpvsConnRecord, type IpvsRecord, type Pkt, PktFlag, type Tuple } from '../abi.js';
+import { serviceRef } from '../ipvs.js';
+import { type Journey, flowKey, recordPkt } from '../journey.js';
 
 export interface NatStep {
   kind: 'dnat' | 'snat';
@@ -13,6 +14,8 @@ export interface NatStep {
   orig: Tuple;
   /** What the packet's destination (dnat) or source (snat) became. */
   to: { addr: string; port: number };
+  /** Known from the event itself (an IPVS connection names its virtual service). */
+  by?: { type: 'ipvs-service'; ref: string };
 }
 
 export interface Flow {
@@ -62,6 +65,15 @@ export function natOf(p: Pkt): NatStep[] {
   return out;
 }
 
+/** The two tuples an IPVS connection joins: as the client sent it, and as NAT-ed to the real server. */
+function ipvsKeys(c: IpvsConnRecord): [string, string] {
+  return [flowKey(c.client), flowKey({ ...c.client, dst: c.daddr, dport: c.dport })];
+}
+
+function ipvsNat(c: IpvsConnRecord): NatStep {
+  return { kind: 'dnat', netns: c.netns, orig: c.client, to: { addr: c.daddr, port: c.dport }, by: { type: 'ipvs-service', ref: serviceRef(c.svc) } };
+}
+
 function sameNat(a: NatStep, b: NatStep): boolean {
   return a.kind === b.kind && a.netns === b.netns && a.to.addr === b.to.addr && a.to.port === b.to.port;
 }
@@ -81,7 +93,8 @@ function originalTuple(journeys: Journey[]): Tuple | undefined {
   return best?.t;
 }
 
-export function buildFlows(journeys: Journey[]): Flow[] {
+export function buildFlows(journeys: Journey[], ipvs: IpvsRecord[] = []): Flow[] {
+  const conns = ipvs.filter((r): r is IpvsConnRecord => r.kind === 'ipvs-conn');
   const uf = new UnionFind();
   const idx = journeys.map(() => uf.add());
   const owner = new Map<string, number>();
@@ -92,6 +105,10 @@ export function buildFlows(journeys: Journey[]): Flow[] {
       else uf.union(i, o);
     }
   });
+  for (const c of conns) {
+    const [a, b] = ipvsKeys(c).map((k) => owner.get(k));
+    if (a !== undefined && b !== undefined) uf.union(a, b);
+  }
   const groups = new Map<number, Journey[]>();
   journeys.forEach((j, i) => {
     if (j.keys.size === 0) return; // route lookups without a packet: see attachLookups
@@ -112,6 +129,14 @@ export function buildFlows(journeys: Journey[]): Flow[] {
         if (!p) continue;
         for (const n of natOf(p)) if (!nat.some((m) => sameNat(m, n))) nat.push(n);
       }
+    }
+    const keys = new Set(js.flatMap((j) => [...j.keys]));
+    for (const c of conns) {
+      if (!ipvsKeys(c).some((k) => keys.has(k))) continue;
+      const n = ipvsNat(c);
+      const i = nat.findIndex((m) => sameNat(m, n));
+      if (i >= 0) nat[i] = n; // conntrack saw it too; the IPVS event names the service
+      else nat.push(n);
     }
     drops.sort((a, b) => a.drop.ts - b.drop.ts);
     flows.push({ id: flows.length + 1, journeys: js, orig, nat, drops, start: js[0].start, end: Math.max(...js.map((j) => j.last)) });
