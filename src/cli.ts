@@ -109,6 +109,7 @@ Examples:
     .command('doctor')
     .description('check this kernel and these privileges: which probes attach, in which mode, and why not')
     .option('--json', 'print the report as JSON')
+    .option('--ipvs', 'also fail on what kube-proxy\'s IPVS mode needs of this node (modules, ip_forward, bridge-nf-call-iptables, rp_filter, vs.conntrack)')
     .action((opts) => {
       process.exitCode = runDoctor(opts);
     });

@@ -1,11 +1,55 @@
 // netwhy doctor: what this kernel and these privileges let netwhy do, and why not.
-import { existsSync } from 'node:fs';
-import { release, machine } from 'node:os';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { basename } from 'node:path';
+import { machine, release } from 'node:os';
 import { KERNEL_BTF, kernelDropReasons } from '../kernel/symbols.js';
 import { currentPrivileges, type Privileges } from '../kernel/privileges.js';
 import { type KernelFeature, loadBinding } from '../native.js';
 import { type ProbeReport, TraceSession } from '../tracer.js';
 import type { Io } from './trace.js';
+
+export interface PreflightCheck {
+  name: string;
+  ok: boolean;
+  found: string;
+  want: string;
+  fix: string;
+}
+
+export interface PreflightFacts {
+  /** Loaded or built-in kernel modules. */
+  modules: Set<string>;
+  sysctl: Record<string, string | undefined>;
+}
+
+const IPVS_MODULES = ['ip_vs', 'ip_vs_rr', 'ip_vs_wrr', 'ip_vs_sh', 'nf_conntrack'];
+
+/** What kube-proxy's IPVS mode needs of a node, and how to fix each. Pure. */
+export function ipvsPreflight(f: PreflightFacts): PreflightCheck[] {
+  const checks: PreflightCheck[] = IPVS_MODULES.map((m) => ({
+    name: `module ${m}`,
+    ok: f.modules.has(m),
+    found: f.modules.has(m) ? 'loaded' : 'not loaded',
+    want: 'loaded',
+    fix: `modprobe ${m}; echo ${m} >> /etc/modules-load.d/ipvs.conf`,
+  }));
+  const sys = (key: string, ok: (v: string) => boolean, want: string, fix: string, missing?: string) => {
+    const v = f.sysctl[key];
+    checks.push({ name: key, ok: v !== undefined && ok(v), found: v ?? missing ?? 'absent', want, fix });
+  };
+  sys('net.ipv4.ip_forward', (v) => v === '1', '1', 'sysctl -w net.ipv4.ip_forward=1 and persist it in /etc/sysctl.d/ (without it a NodePort answers only on the node that runs the pod, and CoreDNS times out)');
+  sys('net.bridge.bridge-nf-call-iptables', (v) => v === '1', '1', 'modprobe br_netfilter; sysctl -w net.bridge.bridge-nf-call-iptables=1 (bridged pod traffic must pass iptables, or replies are not un-NAT-ed)', 'absent (br_netfilter not loaded)');
+  const rp = Math.max(Number(f.sysctl['net.ipv4.conf.all.rp_filter'] ?? 0), Number(f.sysctl['net.ipv4.conf.default.rp_filter'] ?? 0));
+  checks.push({
+    name: 'net.ipv4.conf.{all,default}.rp_filter',
+    ok: rp !== 1,
+    found: String(rp),
+    want: '0 or 2',
+    fix: 'strict reverse-path filtering (1) drops asymmetric traffic on multi-homed nodes: sysctl -w net.ipv4.conf.all.rp_filter=2 net.ipv4.conf.default.rp_filter=2 (the larger of all and the device is in force)',
+  });
+  sys('net.ipv4.vs.conntrack', (v) => v === '1', '1', 'sysctl -w net.ipv4.vs.conntrack=1 (kube-proxy sets it: IPVS must keep conntrack entries for iptables MASQUERADE to work)', 'absent (ip_vs not loaded)');
+  return checks;
+}
 
 export interface DoctorReport {
   version: number;
@@ -15,8 +59,12 @@ export interface DoctorReport {
   features: KernelFeature[];
   probes: ProbeReport[];
   explanations: { name: string; supported: boolean; needs: string }[];
+  ipvsPreflight: PreflightCheck[];
   problems: string[];
 }
+
+/** IPVS probes are there only with the ip_vs module: their absence is no problem of netwhy's. */
+const isIpvsProbe = (name: string) => name.startsWith('ip_vs_');
 
 /** What netwhy can explain given which probes attach. Pure: unit-tested. */
 export function supportedExplanations(probes: ProbeReport[]): DoctorReport['explanations'] {
@@ -26,10 +74,42 @@ export function supportedExplanations(probes: ProbeReport[]): DoctorReport['expl
     { name: 'every hop: receive and transmit per namespace and device', supported: on('netif_receive_skb') && on('net_dev_queue'), needs: 'netif_receive_skb, net_dev_queue' },
     { name: 'route decisions, reverse-path checks (rp_filter)', supported: on('fib_table_lookup'), needs: 'fib_table_lookup' },
     { name: 'following a command and its children (explain)', supported: on('sched_process_fork'), needs: 'sched_process_fork' },
+    { name: 'IPVS connections: virtual service → real server', supported: on('ip_vs_conn_new'), needs: 'ip_vs_conn_new (the ip_vs module, kprobes or fexit)' },
+    { name: 'IPVS control plane: who added or deleted a service', supported: on('ip_vs_unlink_service') && on('ip_vs_add_service'), needs: 'ip_vs_unlink_service, ip_vs_add_service' },
+    { name: 'IPVS errors: no destination, hook drops, NAT transmit', supported: on('ip_vs_scheduler_err'), needs: 'ip_vs_scheduler_err, ip_vs_in_hook, ip_vs_nat_xmit' },
   ];
 }
 
-export function collectDoctor(): DoctorReport {
+function loadedModules(): Set<string> {
+  const out = new Set<string>();
+  try {
+    for (const line of readFileSync('/proc/modules', 'utf8').split('\n')) if (line) out.add(line.split(' ')[0]);
+  } catch {
+    // no /proc/modules: a kernel without loadable modules
+  }
+  try {
+    const builtin = readFileSync(`/lib/modules/${release()}/modules.builtin`, 'utf8');
+    for (const line of builtin.split('\n')) if (line) out.add(basename(line).replace(/\.ko(\..*)?$/, ''));
+  } catch {
+    // no modules.builtin: fall back to /sys/module, which lists built-ins with parameters
+  }
+  try {
+    for (const m of readdirSync('/sys/module')) out.add(m);
+  } catch {
+    // no sysfs
+  }
+  return out;
+}
+
+function readSysctl(key: string): string | undefined {
+  try {
+    return readFileSync(`/proc/sys/${key.replace(/\./g, '/')}`, 'utf8').trim();
+  } catch {
+    return undefined;
+  }
+}
+
+export function collectDoctor(opts: { ipvs?: boolean } = {}): DoctorReport {
   const problems: string[] = [];
   const privileges = currentPrivileges();
   const btfPresent = existsSync(KERNEL_BTF);
@@ -58,7 +138,12 @@ export function collectDoctor(): DoctorReport {
       problems.push(`loading the BPF object: ${(e as Error).message}`);
     }
   }
-  for (const p of probes) if (!p.mode) problems.push(`probe ${p.probe} cannot attach: ${p.skipped.map((s) => `${s.mode}: ${s.reason}`).join('; ')}`);
+  for (const p of probes) {
+    if (!p.mode && !isIpvsProbe(p.probe)) problems.push(`probe ${p.probe} cannot attach: ${p.skipped.map((s) => `${s.mode}: ${s.reason}`).join('; ')}`);
+  }
+  const keys = ['net.ipv4.ip_forward', 'net.bridge.bridge-nf-call-iptables', 'net.ipv4.conf.all.rp_filter', 'net.ipv4.conf.default.rp_filter', 'net.ipv4.vs.conntrack'];
+  const preflight = ipvsPreflight({ modules: loadedModules(), sysctl: Object.fromEntries(keys.map((k) => [k, readSysctl(k)])) });
+  if (opts.ipvs) for (const c of preflight) if (!c.ok) problems.push(`IPVS mode: ${c.name} is ${c.found}, needs ${c.want}: ${c.fix}`);
   return {
     version: 1,
     kernel: { release: release(), machine: machine() },
@@ -67,6 +152,7 @@ export function collectDoctor(): DoctorReport {
     features,
     probes,
     explanations: supportedExplanations(probes),
+    ipvsPreflight: preflight,
     problems,
   };
 }
@@ -90,14 +176,16 @@ export function doctorText(r: DoctorReport): string {
       L.push(`  ${pr.probe.padEnd(20)} ${(pr.mode ?? 'UNAVAILABLE').padEnd(8)}${why ? ` (${pr.mode ? 'passed over ' : ''}${why})` : ''}`);
     }
   }
+  L.push('', 'IPVS-mode node preflight (kube-proxy --proxy-mode=ipvs)');
+  for (const c of r.ipvsPreflight) L.push(`  ${c.ok ? 'ok ' : 'NO '}  ${c.name.padEnd(38)} ${c.found}${c.ok ? '' : ` (want ${c.want})`}`);
   L.push('', 'explanations');
   for (const e of r.explanations) L.push(`  ${e.supported ? 'yes' : 'no '}  ${e.name}${e.supported ? '' : ` (needs ${e.needs})`}`);
   L.push('', r.problems.length ? `problems\n${r.problems.map((x) => `  - ${x}`).join('\n')}` : 'no problems found');
   return L.join('\n');
 }
 
-export function runDoctor(opts: { json?: boolean }, io: Io = { out: process.stdout, err: process.stderr }): number {
-  const r = collectDoctor();
+export function runDoctor(opts: { json?: boolean; ipvs?: boolean }, io: Io = { out: process.stdout, err: process.stderr }): number {
+  const r = collectDoctor(opts);
   io.out.write((opts.json ? JSON.stringify(r, null, 2) : doctorText(r)) + '\n');
   return r.problems.length ? 1 : 0;
 }

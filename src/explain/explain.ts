@@ -9,9 +9,13 @@ import { netfilterRule, hookFromStack } from './rules/netfilter.js';
 import { routeRule } from './rules/route.js';
 import { rpFilterRule } from './rules/rpfilter.js';
 import { socketRule } from './rules/socket.js';
-import type { ExplainRule, Hook, NetfilterPacket, NetnsState, RuleInput, Verdict } from './types.js';
+import type { ExplainRule, FlowRule, Hook, NetfilterPacket, NetnsState, RuleInput, Verdict } from './types.js';
+import { ipvsFlapRule, ipvsMissingServiceRule, ipvsNoDestRule, ipvsStaleDestRule } from './rules/ipvs.js';
 
-export const RULES: ExplainRule[] = [forwardingRule, routeRule, rpFilterRule, netfilterRule, socketRule];
+export const RULES: ExplainRule[] = [forwardingRule, routeRule, rpFilterRule, netfilterRule, ipvsMissingServiceRule, socketRule];
+
+/** Rules about a failed flow as a whole; they go first, drop or not. */
+export const FLOW_RULES: FlowRule[] = [ipvsFlapRule, ipvsNoDestRule, ipvsStaleDestRule];
 
 /** Frees that are not losses of the traced packet, or too vague to blame alone. */
 const WEAK_REASONS = new Set(['NOT_SPECIFIED', 'CONSUMED', 'NOT_DROPPED_YET', 'TCP_OLD_DATA', 'TCP_OLD_ACK', 'DUP_FRAG', 'QUEUE_PURGE']);
@@ -64,6 +68,10 @@ function genericEvidence(d: DropRecord, input: RuleInput, deps: ExplainDeps): st
   return ev;
 }
 
+function whereOf(d: DropRecord, deps: ExplainDeps): NonNullable<Verdict['where']> {
+  return { netns: deps.netnsName(d.pkt.netns), dev: d.pkt.dev, function: deps.func(d.location) ?? deps.symbol(d.location), reason: deps.reasonName(d.reason) };
+}
+
 /**
  * A flow's verdict. exitCode is the traced command's, when there is one: a
  * command that succeeded delivered its flows even if a packet was lost on the
@@ -73,11 +81,18 @@ export function verdictFor(flow: Flow, deps: ExplainDeps, exitCode?: number): Ve
   const d = deciding(flow, deps.reasonName);
   const delivered = replyDelivered(flow);
   const failed = exitCode !== undefined ? exitCode !== 0 : !delivered;
+  if (failed) {
+    for (const rule of FLOW_RULES) {
+      const f = rule.explain({ flow, ...deps });
+      if (f) return { outcome: 'dropped', where: d ? whereOf(d.drop, deps) : undefined, ...f };
+    }
+  }
   if (!d || !failed) {
     if (delivered || exitCode === 0) {
       const evidence = [`the reply reached ${flow.orig.src}:${flow.orig.sport} from ${flow.orig.dst}:${flow.orig.dport}`];
       if (!delivered) evidence[0] = `the command succeeded${flow.drops.length ? '' : ' and no packet of this flow was dropped'}`;
-      if (flow.drops.length) evidence.push(`${flow.drops.length} packet(s) of this flow were dropped on the way (${[...new Set(flow.drops.map((x) => deps.reasonName(x.drop.reason)))].join(', ')}) and recovered`);
+      const lost = flow.drops.filter((x) => !WEAK_REASONS.has(deps.reasonName(x.drop.reason)));
+      if (lost.length) evidence.push(`${lost.length} packet(s) of this flow were dropped on the way (${[...new Set(lost.map((x) => deps.reasonName(x.drop.reason)))].join(', ')}) and recovered`);
       return { outcome: 'delivered', cause: { type: 'unknown', ref: 'none' }, evidence };
     }
     const last = flow.journeys.flatMap((j) => j.records).filter((r) => recordPkt(r)).sort((a, b) => b.ts - a.ts)[0];
@@ -93,7 +108,7 @@ export function verdictFor(flow: Flow, deps: ExplainDeps, exitCode?: number): Ve
   }
   const input: RuleInput = { flow, drop: d.drop, journey: d.journey, ...deps };
   const reason = deps.reasonName(d.drop.reason);
-  const where = { netns: deps.netnsName(d.drop.pkt.netns), dev: d.drop.pkt.dev, function: deps.func(d.drop.location) ?? deps.symbol(d.drop.location), reason };
+  const where = whereOf(d.drop, deps);
   const same = flow.drops.filter((x) => x.drop.reason === d.drop.reason && x.drop.pkt.netns === d.drop.pkt.netns).length;
   for (const rule of RULES) {
     if (!rule.reasons.includes(reason)) continue;

@@ -13,6 +13,7 @@ export function netnsState(s: Snapshot, netfilter?: NetfilterEvaluator): NetnsSt
     addrs: s.addrs.map((a) => ({ dev: a.dev, address: a.address, prefixlen: a.prefixlen, secondary: a.secondary })),
     routes: s.routes.map((r) => ({ table: r.table, dst: r.dst, dev: r.dev, gateway: r.gateway, type: r.type })),
     netfilter,
+    ipvs: s.ipvs ?? null,
     errors: s.errors,
   };
 }

@@ -1,6 +1,7 @@
 // What an explanation is made of (the JSON contract in DESIGN.md) and what a
 // rule may look at. Rules are pure: state arrives already captured.
-import type { DropRecord, FibRecord } from '../abi.js';
+import type { DropRecord, FibRecord, IpvsRecord } from '../abi.js';
+import type { IpvsState } from '../state/parsers.js';
 import type { Journey } from '../journey.js';
 import type { Hook, PacketContext } from '../state/iptables.js';
 import type { Flow } from './flows.js';
@@ -63,6 +64,8 @@ export interface NetnsState {
   routes: RouteInfo[];
   /** Evaluate a packet through a netfilter hook; undefined when no ruleset could be read. */
   netfilter?: NetfilterEvaluator;
+  /** IPVS services and connections; null when the namespace has no IPVS. */
+  ipvs: IpvsState | null;
   errors: string[];
 }
 
@@ -105,6 +108,19 @@ export interface RuleInput {
   netnsName(inode: number): string;
   reasonName(value: number): string;
   func(addr: bigint): string | undefined;
+}
+
+/** A rule that looks at a failed flow as a whole, with or without a drop. */
+export interface FlowRule {
+  name: string;
+  explain(input: FlowRuleInput): Finding | null;
+}
+
+export interface FlowRuleInput {
+  flow: Flow;
+  ipvs: IpvsRecord[];
+  state(netns: number): NetnsState | undefined;
+  netnsName(inode: number): string;
 }
 
 export interface ExplainRule {

@@ -560,3 +560,88 @@ export function parseNftJson(text: string): { nftables: unknown[] } {
   }
   return v as { nftables: unknown[] };
 }
+
+// ---- IPVS: `ipvsadm -Ln` and `ipvsadm -Lnc` ----
+
+export interface IpvsRealServer {
+  addr: string;
+  port: number;
+  forward: string; // Masq, Route, Tunnel, Local
+  weight: number;
+  active: number;
+  inactive: number;
+}
+
+export interface IpvsVirtualService {
+  /** "TCP 10.96.0.20:80 rr", or "FWM 5 rr": how netwhy names it in causes. */
+  ref: string;
+  protocol: string; // TCP, UDP, SCTP, FWM
+  addr: string; // the address, or the fwmark for FWM
+  port: number;
+  scheduler: string;
+  flags: string;
+  dests: IpvsRealServer[];
+}
+
+export interface IpvsConnEntry {
+  protocol: string;
+  expire: string;
+  state: string;
+  source: string; // addr:port
+  virtual: string;
+  destination: string;
+  line: string;
+}
+
+export interface IpvsState {
+  services: IpvsVirtualService[];
+  conns: IpvsConnEntry[];
+}
+
+function splitHostPort(s: string, what: string): { addr: string; port: number } {
+  const m = /^\[?([^\]]+?)\]?:(\d+)$/.exec(s);
+  if (!m) throw new StateParseError(`cannot parse ipvsadm: ${what} '${s}' is not address:port`, 'ipvsadm');
+  return { addr: m[1], port: Number(m[2]) };
+}
+
+/** `ipvsadm -Ln`: services and their real servers. */
+export function parseIpvsadm(text: string): IpvsVirtualService[] {
+  const out: IpvsVirtualService[] = [];
+  for (const raw of text.split('\n')) {
+    const line = raw.trimEnd();
+    if (!line || line.startsWith('IP Virtual Server') || line.startsWith('Prot ') || line.trimStart().startsWith('-> RemoteAddress')) continue;
+    const dest = /^\s+->\s+(\S+)\s+(\S+)\s+(-?\d+)\s+(\d+)\s+(\d+)\s*$/.exec(line);
+    if (dest) {
+      const svc = out.at(-1);
+      if (!svc) throw new StateParseError(`cannot parse ipvsadm: real server before any service: '${line.trim()}'`, 'ipvsadm');
+      svc.dests.push({ ...splitHostPort(dest[1], 'real server'), forward: dest[2], weight: Number(dest[3]), active: Number(dest[4]), inactive: Number(dest[5]) });
+      continue;
+    }
+    const svc = /^(TCP|UDP|SCTP|FWM)\s+(\S+)\s+(\S+)(?:\s+(.*))?$/.exec(line);
+    if (!svc) throw new StateParseError(`cannot parse ipvsadm: unexpected line '${line.trim()}'`, 'ipvsadm');
+    const fwm = svc[1] === 'FWM';
+    const hp = fwm ? { addr: svc[2], port: 0 } : splitHostPort(svc[2], 'service');
+    out.push({ ref: `${svc[1]} ${svc[2]} ${svc[3]}`, protocol: svc[1], ...hp, scheduler: svc[3], flags: (svc[4] ?? '').trim(), dests: [] });
+  }
+  return out;
+}
+
+/** `ipvsadm -Lnc`: the connection table. */
+export function parseIpvsConns(text: string): IpvsConnEntry[] {
+  const out: IpvsConnEntry[] = [];
+  for (const raw of text.split('\n')) {
+    const line = raw.trim();
+    if (!line || line.startsWith('IPVS connection entries') || line.startsWith('pro ')) continue;
+    const f = line.split(/\s+/);
+    if (f.length !== 6) throw new StateParseError(`cannot parse ipvsadm -Lnc: expected 6 fields in '${line}'`, 'ipvsadm');
+    out.push({ protocol: f[0], expire: f[1], state: f[2], source: f[3], virtual: f[4], destination: f[5], line });
+  }
+  return out;
+}
+
+/** Both tables, as the snapshot script prints them separated by a line '---'. */
+export function parseIpvsDump(text: string): IpvsState | null {
+  if (!text.trim()) return null; // no IPVS in this namespace
+  const [svc, conns = ''] = text.split(/^---$/m);
+  return { services: parseIpvsadm(svc), conns: parseIpvsConns(conns) };
+}

@@ -23,9 +23,11 @@ import {
   type Link,
   type Route,
   type RouteRule,
+  type IpvsState,
+  parseIpvsDump,
 } from './parsers.js';
 
-export type { Addr, ConntrackStats, Link, Nexthop, Route, RouteRule } from './parsers.js';
+export type { Addr, ConntrackStats, IpvsState, Link, Nexthop, Route, RouteRule } from './parsers.js';
 export { StateParseError, confKey } from './parsers.js';
 
 export interface Snapshot {
@@ -43,6 +45,8 @@ export interface Snapshot {
   iptablesSave: string | null;
   iptablesBackend: 'nf_tables' | 'legacy' | null;
   ipsetSave: string | null;
+  /** IPVS services and connections; null when this namespace has no IPVS. */
+  ipvs: IpvsState | null;
   nftJson: unknown | null;
   conntrack: ConntrackStats | null;
   conntrackMax?: number;
@@ -178,7 +182,7 @@ export async function takeSnapshot(netns: string, opts: SnapshotOptions = {}): P
   const inNs = (...argv: string[]): string[] => (isHost ? argv : ['ip', 'netns', 'exec', netns, ...argv]);
   const go = (argv: string[]): Promise<RunResult> => run(argv, timeoutMs);
 
-  const [sysctlR, linkR, addrR, route4R, route6R, rule4R, rule6R, iptR, iptVerR, ipsetR, nftR, ctR] = await Promise.all([
+  const [sysctlR, linkR, addrR, route4R, route6R, rule4R, rule6R, iptR, iptVerR, ipsetR, nftR, ctR, ipvsR] = await Promise.all([
     go(inNs('sh', '-c', SYSCTL_SCRIPT)),
     go(ipArgv('-j', '-d', 'link', 'show')),
     go(ipArgv('-j', 'addr', 'show')),
@@ -192,6 +196,8 @@ export async function takeSnapshot(netns: string, opts: SnapshotOptions = {}): P
     go(inNs('ipset', 'save')),
     go(inNs('nft', '-j', 'list', 'ruleset')),
     go(inNs('conntrack', '-S')),
+    // IPVS is per namespace and only there with the module loaded.
+    go(inNs('sh', '-c', '[ -e /proc/net/ip_vs ] || exit 0; ipvsadm -Ln && echo --- && ipvsadm -Lnc')),
   ]);
 
   const errors: string[] = [];
@@ -221,6 +227,7 @@ export async function takeSnapshot(netns: string, opts: SnapshotOptions = {}): P
   const iptablesBackend = take('iptables --version', iptVerR, parseIptablesBackend);
   const ipsetSave = take('ipset', ipsetR, (s) => s);
   const nftJson = take('nft', nftR, parseNftJson);
+  const ipvs = take('ipvsadm', ipvsR, parseIpvsDump);
 
   let conntrack: ConntrackStats | null = null;
   if (ctR.ok) {
@@ -251,6 +258,7 @@ export async function takeSnapshot(netns: string, opts: SnapshotOptions = {}): P
     ipsetSave,
     nftJson,
     conntrack,
+    ipvs,
     errors,
     durationMs: 0,
   };

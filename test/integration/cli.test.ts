@@ -66,11 +66,19 @@ describe('netwhy command line', () => {
     expect(feature('kprobe').available).toBe(kprobePmu);
     if (!kprobePmu) expect(feature('kprobe').reason).toContain('no kprobe PMU');
     if (!feature('fentry').available) expect(feature('fentry').reason).toMatch(/fentry program load failed|attach/);
+    const ipvsLoaded = existsSync('/proc/net/ip_vs');
     for (const p of report.probes) {
+      if (p.probe.startsWith('ip_vs_')) {
+        // the same object on a kernel without ip_vs: unavailable, with the reason
+        if (!ipvsLoaded) expect(p.mode, p.probe).toBeNull();
+        if (!ipvsLoaded) expect(p.skipped[0].reason, p.probe).toMatch(/not in kernel or module BTF|kprobes are not available/);
+        continue;
+      }
       expect(p.mode, p.probe).toBe('tp_btf'); // tp_btf works here, so no probe falls back further
       expect(p.attached).toBe(false); // doctor only loads
     }
-    expect(report.explanations.every((e: { supported: boolean }) => e.supported)).toBe(true);
+    for (const e of report.explanations) if (!e.name.startsWith('IPVS')) expect(e.supported, e.name).toBe(true);
+    expect(report.ipvsPreflight.find((c: { name: string }) => c.name === 'module ip_vs').ok).toBe(ipvsLoaded);
     expect(r.code).toBe(0);
     const text = netwhy(['doctor']);
     expect(text.out).toMatch(/kfree_skb\s+tp_btf/);
