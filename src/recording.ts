@@ -18,6 +18,8 @@ export interface Capture {
   symbols: [string, string, string][]; // hex address, name+offset, function
   netns: [number, string][];
   snapshots: Snapshot[];
+  /** conntrack insert_failed per namespace name, before the command ran. */
+  conntrackBefore?: [string, number][];
   records: Uint8Array;
 }
 

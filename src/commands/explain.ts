@@ -14,7 +14,7 @@ import { JourneyBuilder, recordPkt } from '../journey.js';
 import { NetnsNames } from '../kernel/netns.js';
 import { kernelDropReasons, kernelSymbols, reasonName } from '../kernel/symbols.js';
 import { requireTracing } from '../preflight.js';
-import { type Snapshot, takeSnapshot } from '../state/snapshot.js';
+import { HOST, type Snapshot, conntrackInsertFailed, listNetns, takeSnapshot } from '../state/snapshot.js';
 import { type Capture, RecordingError, decodeCapture, encodeCapture } from '../recording.js';
 import { netfilterEvaluator } from '../state/netfilter.js';
 import { TraceSession } from '../tracer.js';
@@ -66,6 +66,13 @@ function netnsOf(records: NwRecord[]): Set<number> {
   return out;
 }
 
+/** insert_failed of every namespace before the command: the conntrack rule needs the growth. */
+async function conntrackBaseline(): Promise<[string, number][]> {
+  const names = [HOST, ...(await listNetns().catch(() => [] as string[]))];
+  const values = await Promise.all(names.map((n) => conntrackInsertFailed(n)));
+  return names.flatMap((n, i) => (values[i] === null ? [] : [[n, values[i]!] as [string, number]]));
+}
+
 async function captureSnapshots(inodes: Set<number>, names: NetnsNames): Promise<Snapshot[]> {
   const snaps = await Promise.all(
     [...inodes].map(async (ino) => {
@@ -95,8 +102,9 @@ export function explainCapture(c: Capture): ExplainDoc {
   const reasons = new Map(c.dropReasons);
   const syms = new Map(c.symbols.map(([addr, name, func]) => [addr, { name, func }]));
   const states = new Map<number, NetnsState>();
+  const before = new Map(c.conntrackBefore ?? []);
   for (const snap of c.snapshots) {
-    for (const [ino, name] of c.netns) if (name === snap.netns) states.set(ino, netnsState(snap, netfilterEvaluator(snap)));
+    for (const [ino, name] of c.netns) if (name === snap.netns) states.set(ino, netnsState(snap, netfilterEvaluator(snap), before.get(snap.netns)));
   }
   const deps: ExplainDeps = {
     state: (ino) => states.get(ino),
@@ -154,9 +162,11 @@ export async function runExplainCaptured(command: string[], opts: ExplainOptions
   const seen: NwRecord[] = [];
   let exitCode: number | null;
   let lost = 0;
+  let conntrackBefore: [string, number][] = [];
   try {
     session.followMode();
     session.attach();
+    conntrackBefore = await conntrackBaseline();
     const live = opts.live ? liveView(names, opts.json ? io.err : io.out) : undefined;
     session.start((records, batch) => {
       raw.push(batch);
@@ -184,6 +194,7 @@ export async function runExplainCaptured(command: string[], opts: ExplainOptions
     symbols: [...new Set(dropAddresses(seen))].map((a) => [a.toString(16), syms.name(a), syms.func(a) ?? '']),
     netns: [...inodes].map((i) => [i, names.name(i)]),
     snapshots,
+    conntrackBefore,
     records: Buffer.concat(raw),
   };
   if (opts.record) writeFileSync(opts.record, encodeCapture(capture));

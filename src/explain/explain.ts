@@ -4,6 +4,7 @@ import { type DropRecord, type IpvsRecord, PktFlag, type Tuple } from '../abi.js
 import { recordPkt } from '../journey.js';
 import { lookupText, tupleText } from './evidence.js';
 import type { Flow, NatStep } from './flows.js';
+import { conntrackInsertRule } from './rules/conntrack.js';
 import { forwardingRule } from './rules/forwarding.js';
 import { netfilterRule, hookFromStack } from './rules/netfilter.js';
 import { routeRule } from './rules/route.js';
@@ -12,7 +13,7 @@ import { socketRule } from './rules/socket.js';
 import type { ExplainRule, FlowRule, Hook, NetfilterPacket, NetnsState, RuleInput, Verdict } from './types.js';
 import { ipvsFlapRule, ipvsMissingServiceRule, ipvsNoDestRule, ipvsStaleDestRule } from './rules/ipvs.js';
 
-export const RULES: ExplainRule[] = [forwardingRule, routeRule, rpFilterRule, netfilterRule, ipvsMissingServiceRule, socketRule];
+export const RULES: ExplainRule[] = [forwardingRule, routeRule, rpFilterRule, netfilterRule, conntrackInsertRule, ipvsMissingServiceRule, socketRule];
 
 /** Rules about a failed flow as a whole; they go first, drop or not. */
 export const FLOW_RULES: FlowRule[] = [ipvsFlapRule, ipvsNoDestRule, ipvsStaleDestRule];

@@ -6,8 +6,9 @@ import { recordPkt } from '../journey.js';
 import type { Flow } from './flows.js';
 import type { NetfilterEvaluator, NetnsState } from './types.js';
 
-export function netnsState(s: Snapshot, netfilter?: NetfilterEvaluator): NetnsState {
+export function netnsState(s: Snapshot, netfilter?: NetfilterEvaluator, insertFailedBefore?: number): NetnsState {
   return {
+    insertFailed: { before: insertFailedBefore, after: s.conntrack?.insertFailed },
     name: s.netns,
     sysctl: (key) => s.sysctl[key],
     addrs: s.addrs.map((a) => ({ dev: a.dev, address: a.address, prefixlen: a.prefixlen, secondary: a.secondary })),

@@ -66,6 +66,8 @@ export interface NetnsState {
   netfilter?: NetfilterEvaluator;
   /** IPVS services and connections; null when the namespace has no IPVS. */
   ipvs: IpvsState | null;
+  /** conntrack insert_failed before the traced command and after it. */
+  insertFailed?: { before?: number; after?: number };
   errors: string[];
 }
 

@@ -152,6 +152,18 @@ export async function listNetns(timeoutMs = DEFAULT_TIMEOUT_MS): Promise<string[
     .filter((l) => l !== '');
 }
 
+/** conntrack's insert_failed counter of a namespace ('host' = this one), null if unreadable. */
+export async function conntrackInsertFailed(netns: string, timeoutMs = DEFAULT_TIMEOUT_MS): Promise<number | null> {
+  const argv = netns === HOST ? ['conntrack', '-S'] : ['ip', 'netns', 'exec', netns, 'conntrack', '-S'];
+  const r = await run(argv, timeoutMs);
+  if (!r.ok) return null;
+  try {
+    return parseConntrackStats(r.stdout).insertFailed;
+  } catch {
+    return null;
+  }
+}
+
 async function assertNetnsExists(netns: string, timeoutMs: number): Promise<void> {
   if (netns !== '' && !netns.includes('/') && netns !== '.' && netns !== '..') {
     // Fast path: the name is a file in /run/netns (where `ip netns` keeps them).

@@ -154,3 +154,25 @@ describe('IPVS rules', () => {
     expect(v.evidence.join('\n')).toContain('net.ipv4.vs.expire_nodest_conn = 0');
   });
 });
+
+describe('conntrack insert failure (CoreDNS A/AAAA race)', () => {
+  function udpDrop(flags: number) {
+    const p: Pkt = { skb: 3, netns: 7, ifindex: 2, dev: 'cni0', tuple: { family: 2, proto: 17, src: '10.244.1.2', sport: 41000, dst: '10.244.2.3', dport: 53 }, ctStatus: 0, mark: 0, len: 80, pid: 0, flags, tcpFlags: 0 };
+    const b = new JourneyBuilder();
+    b.add({ kind: 'drop', ts: 1e9, cpu: 0, probe: 0, pkt: p, location: 1n, reason: 9, stack: [] });
+    return buildFlows(b.flush())[0];
+  }
+  const st = (before: number, after: number): NetnsState => ({ ...node('', []), insertFailed: { before, after } });
+  const d = (s: NetnsState) => ({ ...deps(s), reasonName: (v: number) => ({ 9: 'NETFILTER_DROP' })[v] ?? `reason#${v}` });
+
+  it('names conntrack when insert_failed grew while a new UDP flow was dropped', () => {
+    const v = verdictFor(udpDrop(PktFlag.HAS_CT | PktFlag.HAS_L4), d(st(3, 5)), 9);
+    expect(v.cause).toEqual({ type: 'conntrack', ref: 'insert_failed', value: '+2', netns: 'nw-node1' });
+    expect(v.fix).toContain('single-request-reopen');
+  });
+
+  it('stays unknown when insert_failed did not grow, or the packet had no conntrack entry', () => {
+    expect(verdictFor(udpDrop(PktFlag.HAS_CT | PktFlag.HAS_L4), d(st(3, 3)), 9).cause.type).toBe('unknown');
+    expect(verdictFor(udpDrop(PktFlag.HAS_L4), d(st(3, 5)), 9).cause.type).toBe('unknown');
+  });
+});
