@@ -1,14 +1,24 @@
 #!/usr/bin/env bash
 # netwhy lab: a Kubernetes-shaped network in network namespaces.
 #
-#   lab.sh up                   build the topology, kube-proxy rules, servers
+#   lab.sh up [--ipvs]          build the topology, kube-proxy, servers
 #   lab.sh down                 remove everything the lab made (idempotent)
 #   lab.sh status               list lab namespaces, servers, applied faults
-#   lab.sh list                 scenario names, one per line
+#   lab.sh list [--ipvs|--iptables]  scenario names, one per line
 #   lab.sh apply NAME           inject a scenario's fault
 #   lab.sh revert NAME          undo it
 #   lab.sh run-client NAME      run the scenario's client command in its netns
+#   lab.sh evidence NAME        print the scenario's own evidence (IPVS state...)
 #   lab.sh exec NS CMD...       run CMD on a lab machine (debugging, tests)
+#
+# kube-proxy mode: iptables by default; "up --ipvs" (or NW_LAB_MODE=ipvs)
+# emulates kube-proxy in IPVS mode instead (needs a kernel with IPVS, e.g. the
+# microVM: lab/vm-run.sh). Scenarios named ipvs-* need the IPVS mode, the
+# others the iptables mode; apply/run-client refuse the wrong one.
+# NW_CLIENT_WRAPPER="WORDS..." makes run-client run the client under a wrapper
+# command, e.g. "node dist/cli.js explain --json --".
+# NW_LAB_BACKEND=local and NW_LAB_ROLE run the same steps on real machines
+# (lab/VAGRANT.md).
 #
 # Scenario metadata (client command, expected verdict) lives in
 # lab/scenarios.json; the fault itself in lab/scenarios/NAME.sh.
@@ -25,9 +35,34 @@ require_root() {
 
 require_up() {
   local ns
+  if [[ "$LAB_BACKEND" == local ]]; then
+    [[ -d "$STATE_DIR" ]] || die "lab is not up on this machine; run: lab.sh up"
+  fi
   for ns in "${LAB_NAMESPACES[@]}"; do
     ns_exists "$ns" || die "lab is not up (missing $ns); run: lab.sh up"
   done
+}
+
+# lab_mode : iptables or ipvs, as the last lab.sh up chose.
+lab_mode() {
+  cat "$STATE_DIR/mode" 2>/dev/null || echo iptables
+}
+
+# scenario_mode NAME : the kube-proxy mode a scenario is written for.
+scenario_mode() {
+  if [[ "$1" == ipvs-* ]]; then
+    echo ipvs
+  else
+    echo iptables
+  fi
+}
+
+require_mode_for() {
+  local want have
+  want="$(scenario_mode "$1")"
+  have="$(lab_mode)"
+  [[ "$want" == "$have" ]] ||
+    die "scenario $1 needs the lab in $want mode, it is up in $have mode (run: lab.sh up$([[ "$want" == ipvs ]] && echo ' --ipvs'))"
 }
 
 scenario_file() {
@@ -48,23 +83,43 @@ up_failed() {
 }
 
 cmd_up() {
+  local mode="${NW_LAB_MODE:-iptables}"
+  while (($# > 0)); do
+    case "$1" in
+      --ipvs) mode=ipvs ;;
+      --iptables) mode=iptables ;;
+      *) die "usage: lab.sh up [--ipvs|--iptables]" ;;
+    esac
+    shift
+  done
+  [[ "$mode" == iptables || "$mode" == ipvs ]] || die "NW_LAB_MODE must be iptables or ipvs, not '$mode'"
   require_root
+  if [[ "$mode" == ipvs ]] && { [[ "$LAB_BACKEND" == netns ]] || [[ "$LAB_ROLE" == node* ]]; }; then
+    ipvs_available || die "IPVS mode needs a kernel with IPVS (modprobe ip_vs) and ipvsadm; this one ($(uname -r)) has none: use the microVM (lab/vm-run.sh, test/vm/ipvs-lab.test.ts)"
+  fi
   # Always start from a clean slate: a half-built lab from a crash would
   # otherwise make "ip netns add" fail halfway through.
   teardown
   mkdir -p "$STATE_DIR/applied"
+  echo "$mode" >"$STATE_DIR/mode"
   # If anything below fails (set -e exits the shell), do not leave a
   # half-built lab behind; NW_LAB_KEEP=1 keeps it for debugging.
   trap up_failed EXIT
   log "building topology"
   build_topology
-  log "loading kube-proxy rules"
-  apply_kube_proxy nw-node1
-  apply_kube_proxy nw-node2
+  if [[ "$mode" == ipvs ]]; then
+    log "setting up kube-proxy (IPVS mode): kube-ipvs0, ipsets, IPVS services, iptables"
+    apply_kube_proxy_ipvs nw-node1
+    apply_kube_proxy_ipvs nw-node2
+  else
+    log "loading kube-proxy rules"
+    apply_kube_proxy nw-node1
+    apply_kube_proxy nw-node2
+  fi
   log "starting servers"
-  start_servers
+  start_servers "$mode"
   trap - EXIT
-  log "lab is up"
+  log "lab is up ($mode mode)"
 }
 
 cmd_down() {
@@ -78,6 +133,7 @@ cmd_down() {
 
 cmd_status() {
   local ns f pid
+  echo "mode: $(lab_mode)"
   echo "namespaces:"
   lab_namespaces | sed 's/^/  /'
   echo "servers:"
@@ -98,20 +154,31 @@ cmd_status() {
 }
 
 cmd_list() {
-  local f
+  local f name want="${1:-}"
+  case "$want" in
+    "" | --ipvs | --iptables) ;;
+    *) die "usage: lab.sh list [--ipvs|--iptables]" ;;
+  esac
   for f in "$LAB_DIR"/scenarios/*.sh; do
-    basename "$f" .sh
+    name="$(basename "$f" .sh)"
+    if [[ -z "$want" || "--$(scenario_mode "$name")" == "$want" ]]; then
+      printf '%s\n' "$name"
+    fi
   done
 }
 
-# run_scenario_fn NAME apply|revert : source the scenario in a subshell so
-# its functions cannot leak into (or clash with) ours.
+# run_scenario_fn NAME apply|revert|evidence : source the scenario in a
+# subshell so its functions cannot leak into (or clash with) ours. A scenario
+# need not define evidence.
 run_scenario_fn() {
   local name="$1" fn="$2" file
   file="$(scenario_file "$name")"
   (
     # shellcheck source=/dev/null
     source "$file"
+    if [[ "$fn" == evidence ]] && ! declare -F evidence >/dev/null; then
+      exit 0
+    fi
     "$fn"
   )
 }
@@ -121,6 +188,7 @@ cmd_apply() {
   require_root
   require_up
   scenario_file "$name" >/dev/null
+  require_mode_for "$name"
   log "apply $name"
   run_scenario_fn "$name" apply
   touch "$STATE_DIR/applied/$name"
@@ -131,6 +199,7 @@ cmd_revert() {
   require_root
   require_up
   scenario_file "$name" >/dev/null
+  require_mode_for "$name"
   log "revert $name"
   run_scenario_fn "$name" revert
   rm -f "$STATE_DIR/applied/$name"
@@ -154,15 +223,35 @@ cmd_run_client() {
   require_root
   require_up
   scenario_file "$name" >/dev/null
+  require_mode_for "$name"
   local spec=()
   mapfile -d '' spec < <(client_spec "$name")
   ((${#spec[@]} >= 2)) || die "no client command for '$name'"
   local netns="${spec[0]}"
-  log "run-client $name: [$netns] ${spec[*]:1}"
   # Exit with the client's own status so callers can assert on it.
   local rc=0
-  in_ns "$netns" "${spec[@]:1}" || rc=$?
+  if [[ -n "${NW_CLIENT_WRAPPER:-}" ]]; then
+    # The wrapper (e.g. netwhy explain --json --) runs on this host and gets
+    # the whole command, netns entry included.
+    local wrapper=() prefix=()
+    read -r -a wrapper <<<"$NW_CLIENT_WRAPPER"
+    mapfile -d '' prefix < <(netns_argv "$netns")
+    log "run-client $name: ${wrapper[*]} ${prefix[*]} ${spec[*]:1}"
+    "${wrapper[@]}" "${prefix[@]}" "${spec[@]:1}" || rc=$?
+  else
+    log "run-client $name: [$netns] ${spec[*]:1}"
+    in_ns "$netns" "${spec[@]:1}" || rc=$?
+  fi
   return "$rc"
+}
+
+cmd_evidence() {
+  local name="${1:?usage: lab.sh evidence NAME}"
+  require_root
+  require_up
+  scenario_file "$name" >/dev/null
+  require_mode_for "$name"
+  run_scenario_fn "$name" evidence
 }
 
 cmd_exec() {
@@ -177,16 +266,17 @@ main() {
   local cmd="${1:-}"
   shift || true
   case "$cmd" in
-    up) cmd_up ;;
+    up) cmd_up "$@" ;;
     down) cmd_down ;;
     status) cmd_status ;;
-    list) cmd_list ;;
+    list) cmd_list "$@" ;;
     apply) cmd_apply "$@" ;;
     revert) cmd_revert "$@" ;;
     run-client) cmd_run_client "$@" ;;
+    evidence) cmd_evidence "$@" ;;
     exec) cmd_exec "$@" ;;
     *)
-      sed -n '2,14p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+      sed -n '2,24p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
       exit 2
       ;;
   esac

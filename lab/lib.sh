@@ -8,9 +8,20 @@
 #            \                             \-eth0-- nw-node2 --cni0-- nw-pod2, nw-coredns, nw-pod3
 #             \-eth1-- br-lan2 (in nw-lan) ---eth1-- nw-node2
 #
-# Every command that must run "on" a machine goes through in_ns, so a later
-# Vagrant backend only has to change that one function (plus the wiring in
-# wire_veth, which has no VM equivalent: Vagrant builds the cables itself).
+# Every command that must run "on" a machine goes through in_ns. Two backends
+# (NW_LAB_BACKEND):
+#   netns  (default) every machine is a network namespace on this host.
+#   local  every machine is a real host (the Vagrant VMs, see lab/VAGRANT.md);
+#          this host is the one named by NW_LAB_ROLE (client, node1, node2).
+#          in_ns runs commands for this machine (and for the pods it hosts,
+#          which stay network namespaces) and skips everything else, so every
+#          VM runs the same scripts and each does its own part. The LAN is the
+#          VMs' private network (NW_LAB_LAN_IF, NW_LAB_LAN2_IF name its NICs).
+#          "vagrant" is accepted as another name for it.
+#
+# Two modes (lab.sh up [--ipvs]): kube-proxy in iptables mode (default) or in
+# IPVS mode (see "kube-proxy (IPVS mode)" below); the mode is kept in
+# $STATE_DIR/mode and each scenario belongs to one mode (ipvs-* to IPVS).
 
 # Guard against double sourcing (scenario scripts source this too).
 if [[ -n "${NW_LIB_LOADED:-}" ]]; then
@@ -21,6 +32,13 @@ NW_LIB_LOADED=1
 LAB_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 STATE_DIR="${NW_LAB_STATE_DIR:-/run/netwhy-lab}"
 LAB_BACKEND="${NW_LAB_BACKEND:-netns}"
+if [[ "$LAB_BACKEND" == vagrant ]]; then
+  LAB_BACKEND=local
+fi
+# local backend: which machine this host is, and the NICs on the two LANs.
+LAB_ROLE="${NW_LAB_ROLE:-}"
+LAN_IF="${NW_LAB_LAN_IF:-eth0}"
+LAN2_IF="${NW_LAB_LAN2_IF:-eth1}"
 # All lab namespaces share this prefix; down removes exactly these.
 NS_PREFIX="nw-"
 
@@ -39,8 +57,55 @@ die() {
 
 # ------------------------------------------------------------- execution --
 
+# lab_machine NAME : the machine (local backend) that hosts namespace NAME;
+# empty for nw-lan, which is the VMs' private network there.
+lab_machine() {
+  case "$1" in
+    nw-client) echo client ;;
+    nw-node1 | nw-pod1) echo node1 ;;
+    nw-node2 | nw-pod2 | nw-coredns | nw-pod3) echo node2 ;;
+    *) echo "" ;;
+  esac
+}
+
+# is_machine_ns NAME : true if NAME is a whole machine (a VM's own root
+# namespace in the local backend) rather than a pod.
+is_machine_ns() {
+  case "$1" in
+    nw-client | nw-node1 | nw-node2) return 0 ;;
+    *) return 1 ;;
+  esac
+}
+
+# ns_here NAME : true if commands for NAME run on this host.
+ns_here() {
+  [[ "$LAB_BACKEND" == netns ]] || [[ -n "$LAB_ROLE" && "$(lab_machine "$1")" == "$LAB_ROLE" ]]
+}
+
+# lan_dev IFNAME : the device that plays the lab's LAN interface IFNAME
+# (eth0: the 192.168.0.0/24 LAN, eth1: the 192.168.1.0/24 one).
+lan_dev() {
+  case "$1" in
+    eth0) echo "$LAN_IF" ;;
+    eth1) echo "$LAN2_IF" ;;
+    *) echo "$1" ;;
+  esac
+}
+
+# netns_argv NAME : print, NUL-separated, the argv prefix that runs a command
+# on NAME from this host (for wrappers such as netwhy explain -- ...).
+netns_argv() {
+  if [[ "$LAB_BACKEND" == local ]] && is_machine_ns "$1"; then
+    return 0
+  fi
+  printf '%s\0' ip netns exec "$1"
+}
+
 # in_ns NAME CMD... : run CMD on machine NAME. The one place that knows what
 # "a machine" is. netns backend: the network namespace NAME on this host.
+# local backend: this host if it is NAME (or a pod namespace on this host if
+# NAME is one of its pods); a command for another machine is skipped (that
+# machine runs it when it runs the same step).
 in_ns() {
   local name="$1"
   shift
@@ -48,12 +113,14 @@ in_ns() {
     netns)
       ip netns exec "$name" "$@"
       ;;
-    vagrant)
-      # Untested sketch for the VM backend: same command line, quoted for
-      # the remote shell. Machine names drop the nw- prefix.
-      local quoted
-      quoted="$(printf '%q ' "$@")"
-      vagrant ssh "${name#"$NS_PREFIX"}" -c "sudo ${quoted}"
+    local)
+      [[ -n "$LAB_ROLE" ]] || die "NW_LAB_BACKEND=local needs NW_LAB_ROLE (client, node1 or node2)"
+      ns_here "$name" || return 0
+      if is_machine_ns "$name"; then
+        "$@"
+      else
+        ip netns exec "$name" "$@"
+      fi
       ;;
     *)
       die "unknown NW_LAB_BACKEND '$LAB_BACKEND'"
@@ -93,8 +160,13 @@ ns_flush_conntrack() {
   in_ns "$1" conntrack -F >/dev/null 2>&1 || true
 }
 
-# ns_exists NAME : true if the namespace exists on this host.
+# ns_exists NAME : true if the namespace exists on this host (local backend:
+# a machine is always there; another machine's pods are not checked).
 ns_exists() {
+  if [[ "$LAB_BACKEND" == local ]]; then
+    is_machine_ns "$1" || ! ns_here "$1" || [[ -e "/run/netns/$1" ]]
+    return
+  fi
   [[ -e "/run/netns/$1" ]]
 }
 
@@ -116,7 +188,9 @@ lab_namespaces() {
 # DAD, router solicitations and MLD would only add noise to traces).
 make_ns() {
   local name="$1"
-  ip netns add "$name"
+  if [[ "$LAB_BACKEND" == netns ]] || { ns_here "$name" && ! is_machine_ns "$name"; }; then
+    ip netns add "$name"
+  fi
   ns_sysctl "$name" net.ipv6.conf.all.disable_ipv6 1
   ns_sysctl "$name" net.ipv6.conf.default.disable_ipv6 1
   in_ns "$name" ip link set lo up
@@ -146,6 +220,11 @@ make_bridge() {
 # interface IF to a bridge port and give it an address.
 plug() {
   local sw="$1" br="$2" port="$3" host="$4" ifname="$5" addr="$6"
+  if [[ "$LAB_BACKEND" == local && "$sw" == nw-lan ]]; then
+    # The VMs' private network is the cable and the switch.
+    in_ns "$host" ip addr replace "$addr" dev "$(lan_dev "$ifname")"
+    return 0
+  fi
   wire_veth "$sw" "$port" "$host" "$ifname"
   in_ns "$sw" ip link set "$port" master "$br"
   in_ns "$host" ip addr add "$addr" dev "$ifname"
@@ -210,13 +289,19 @@ build_topology() {
 
   # The API server address: a second address in the node subnet, so the
   # kernel lists it as "secondary" on eth0 (as keepalived/kube-vip VIPs are).
-  in_ns nw-node1 ip addr add 192.168.0.100/24 dev eth0
+  in_ns nw-node1 ip addr replace 192.168.0.100/24 dev "$(lan_dev eth0)"
 
   # Client: everything via node1. rp_filter off so replies arriving on the
   # "other" interface in the multi-homed scenario are accepted here; ARP
   # announces the interface's own address so node2's rp_filter judges the IP
   # packet, not the ARP request.
-  in_ns nw-client ip route add default via 192.168.0.11
+  if [[ "$LAB_BACKEND" == local ]]; then
+    # A VM keeps its default route (Vagrant reaches it through it).
+    in_ns nw-client ip route replace 10.244.0.0/16 via 192.168.0.11
+    in_ns nw-client ip route replace 10.96.0.0/12 via 192.168.0.11
+  else
+    in_ns nw-client ip route add default via 192.168.0.11
+  fi
   ns_rp_filter nw-client 0
   ns_sysctl nw-client net.ipv4.conf.all.arp_announce 2
 
@@ -229,8 +314,8 @@ build_topology() {
 
   # host-gw: each node routes the other's pod CIDR via the other's LAN
   # address. Deliberately no default route on the nodes.
-  in_ns nw-node1 ip route add 10.244.2.0/24 via 192.168.0.12 dev eth0
-  in_ns nw-node2 ip route add 10.244.1.0/24 via 192.168.0.11 dev eth0
+  in_ns nw-node1 ip route replace 10.244.2.0/24 via 192.168.0.12 dev "$(lan_dev eth0)"
+  in_ns nw-node2 ip route replace 10.244.1.0/24 via 192.168.0.11 dev "$(lan_dev eth0)"
 
   # After all interfaces exist, so per-device rp_filter is covered too.
   node_defaults nw-node1
@@ -344,6 +429,261 @@ apply_kube_proxy() {
   kube_proxy_rules | in_ns "$node" iptables-restore --noflush
 }
 
+# ---------------------------------------------------- kube-proxy (IPVS mode) --
+#
+# What kube-proxy --proxy-mode=ipvs (1.2x/1.3x) leaves on a node, written the
+# way it writes it:
+#   - sysctls: net.ipv4.vs.conntrack=1, expire_nodest_conn=1,
+#     expire_quiescent_template=1, ip_forward=1, and with strictARP (which
+#     kube-vip and MetalLB require) conf.all.arp_ignore=1, arp_announce=2.
+#     conn_reuse_mode is left as the kernel has it on >= 5.9 (kube-proxy only
+#     forced it to 0 on older kernels).
+#   - the dummy device kube-ipvs0 (left down), holding every ClusterIP as a
+#     /32 so the kernel treats them as local; node addresses are not on it.
+#   - IPVS virtual services (rr, masquerading real servers) for each ClusterIP
+#     and, for NodePorts, one per node address.
+#   - its ipsets (all of them, like kube-proxy; most stay empty here).
+#   - its nat and filter chains, with the ipset matches.
+#
+# Node addresses for NodePorts: this lab emulates the kube-proxy releases
+# behind the field report (lab/scenarios/ipvs-secondary-vip.sh), which took
+# the node IPs from the local routing table's preferred sources and so bound
+# NodePorts to *primary* addresses only. Current releases list every address
+# at each sync; an address added after the last sync (a keepalived failover)
+# is missing there in the same way until the next one.
+
+CLUSTER_CIDR=10.244.0.0/16
+
+# The service ports, one per line: PROTO CLUSTER_IP PORT ENDPOINT NODEPORT
+# (NODEPORT "-" for none). Same services as the iptables mode.
+KP_IPVS_SERVICES=(
+  "tcp 10.96.0.20 80 10.244.2.2:80 30080"
+  "udp 10.96.0.10 53 10.244.2.3:53 -"
+  "tcp 10.96.0.10 53 10.244.2.3:53 -"
+)
+
+# Every ipset kube-proxy creates in IPVS mode, with the type it gives it.
+KP_IPSETS=(
+  "KUBE-LOOP-BACK hash:ip,port,ip"
+  "KUBE-CLUSTER-IP hash:ip,port"
+  "KUBE-EXTERNAL-IP hash:ip,port"
+  "KUBE-EXTERNAL-IP-LOCAL hash:ip,port"
+  "KUBE-LOAD-BALANCER hash:ip,port"
+  "KUBE-LOAD-BALANCER-FW hash:ip,port"
+  "KUBE-LOAD-BALANCER-LOCAL hash:ip,port"
+  "KUBE-LOAD-BALANCER-SOURCE-IP hash:ip,port,ip"
+  "KUBE-LOAD-BALANCER-SOURCE-CIDR hash:ip,port,net"
+  "KUBE-NODE-PORT-TCP bitmap:port"
+  "KUBE-NODE-PORT-LOCAL-TCP bitmap:port"
+  "KUBE-NODE-PORT-UDP bitmap:port"
+  "KUBE-NODE-PORT-LOCAL-UDP bitmap:port"
+  "KUBE-NODE-PORT-SCTP-HASH hash:ip,port"
+  "KUBE-NODE-PORT-LOCAL-SCTP-HASH hash:ip,port"
+  "KUBE-HEALTH-CHECK-NODE-PORT bitmap:port"
+  "KUBE-IPVS-IPS hash:ip"
+)
+
+# ipvs_flag PROTO : ipvsadm's service flag for a protocol.
+ipvs_flag() {
+  case "$1" in
+    tcp) echo -t ;;
+    udp) echo -u ;;
+    *) die "no IPVS flag for protocol $1" ;;
+  esac
+}
+
+# node_pod_cidr NODE : the pod CIDR of a node (host-gw, one /24 per node).
+node_pod_cidr() {
+  case "$1" in
+    nw-node1) echo 10.244.1.0/24 ;;
+    nw-node2) echo 10.244.2.0/24 ;;
+    *) die "not a node: $1" ;;
+  esac
+}
+
+# ip_in_24 IP CIDR/24 : true if IP is in the /24.
+ip_in_24() {
+  [[ "${1%.*}" == "${2%.*}" ]]
+}
+
+# ipvs_node_ips NODE : the addresses kube-proxy binds NodePorts to: every
+# primary IPv4 address except loopback and kube-ipvs0's.
+ipvs_node_ips() {
+  in_ns "$1" ip -4 -o addr show |
+    awk '$2 != "lo" && $2 != "kube-ipvs0" && !/ secondary / { sub(/\/.*/, "", $4); print $4 }'
+}
+
+# kp_ipvs_restore NODE : ipvsadm -R input for the node's virtual services.
+kp_ipvs_restore() {
+  local node="$1" line proto vip port ep np flag ip
+  local nodeips=()
+  mapfile -t nodeips < <(ipvs_node_ips "$node")
+  for line in "${KP_IPVS_SERVICES[@]}"; do
+    read -r proto vip port ep np <<<"$line"
+    flag="$(ipvs_flag "$proto")"
+    printf -- '-A %s %s:%s -s rr\n' "$flag" "$vip" "$port"
+    printf -- '-a %s %s:%s -r %s -m -w 1\n' "$flag" "$vip" "$port" "$ep"
+    [[ "$np" != - ]] || continue
+    for ip in "${nodeips[@]}"; do
+      printf -- '-A %s %s:%s -s rr\n' "$flag" "$ip" "$np"
+      printf -- '-a %s %s:%s -r %s -m -w 1\n' "$flag" "$ip" "$np" "$ep"
+    done
+  done
+}
+
+# kp_ipset_restore NODE : ipset restore input (sets and members).
+kp_ipset_restore() {
+  local node="$1" line name type proto vip port ep np cidr
+  cidr="$(node_pod_cidr "$node")"
+  for line in "${KP_IPSETS[@]}"; do
+    read -r name type <<<"$line"
+    case "$type" in
+      bitmap:port) printf 'create %s %s range 0-65535\n' "$name" "$type" ;;
+      *) printf 'create %s %s family inet hashsize 1024 maxelem 65536\n' "$name" "$type" ;;
+    esac
+  done
+  for line in "${KP_IPVS_SERVICES[@]}"; do
+    read -r proto vip port ep np <<<"$line"
+    printf 'add KUBE-CLUSTER-IP %s,%s:%s\n' "$vip" "$proto" "$port"
+    printf 'add KUBE-IPVS-IPS %s\n' "$vip"
+    if [[ "$np" != - ]]; then
+      printf 'add KUBE-NODE-PORT-%s %s\n' "${proto^^}" "$np"
+    fi
+    # Endpoints on this node: hairpin traffic (pod to its own service) is
+    # masqueraded.
+    if ip_in_24 "${ep%:*}" "$cidr"; then
+      printf 'add KUBE-LOOP-BACK %s,%s:%s,%s\n' "${ep%:*}" "$proto" "${ep#*:}" "${ep%:*}"
+    fi
+  done | sort -u
+}
+
+# kube_proxy_ipvs_rules NODE : the iptables-restore input for a node.
+kube_proxy_ipvs_rules() {
+  local node="$1" loopback="" line proto vip port ep np cidr
+  cidr="$(node_pod_cidr "$node")"
+  for line in "${KP_IPVS_SERVICES[@]}"; do
+    read -r proto vip port ep np <<<"$line"
+    if ip_in_24 "${ep%:*}" "$cidr"; then
+      loopback='-A KUBE-POSTROUTING -m comment --comment "Kubernetes endpoints dst ip:port, source ip for solving hairpin purpose" -m set --match-set KUBE-LOOP-BACK dst,dst,src -j MASQUERADE'
+    fi
+  done
+  cat <<EOR
+*nat
+:PREROUTING ACCEPT [0:0]
+:INPUT ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+:POSTROUTING ACCEPT [0:0]
+:KUBE-SERVICES - [0:0]
+:KUBE-POSTROUTING - [0:0]
+:KUBE-NODE-PORT - [0:0]
+:KUBE-LOAD-BALANCER - [0:0]
+:KUBE-MARK-MASQ - [0:0]
+-A PREROUTING -m comment --comment "kubernetes service portals" -j KUBE-SERVICES
+-A OUTPUT -m comment --comment "kubernetes service portals" -j KUBE-SERVICES
+-A POSTROUTING -m comment --comment "kubernetes postrouting rules" -j KUBE-POSTROUTING
+${loopback}
+-A KUBE-POSTROUTING -m mark ! --mark 0x4000/0x4000 -j RETURN
+-A KUBE-POSTROUTING -j MARK --xor-mark 0x4000
+-A KUBE-POSTROUTING -m comment --comment "kubernetes service traffic requiring SNAT" -j MASQUERADE --random-fully
+-A KUBE-MARK-MASQ -j MARK --or-mark 0x4000
+-A KUBE-LOAD-BALANCER -j KUBE-MARK-MASQ
+-A KUBE-NODE-PORT -p tcp -m comment --comment "Kubernetes nodeport TCP port for masquerade purpose" -m set --match-set KUBE-NODE-PORT-TCP dst -j KUBE-MARK-MASQ
+-A KUBE-SERVICES -s 127.0.0.0/8 -j RETURN
+-A KUBE-SERVICES ! -s ${CLUSTER_CIDR} -m comment --comment "Kubernetes service cluster ip + port for masquerade purpose" -m set --match-set KUBE-CLUSTER-IP dst,dst -j KUBE-MARK-MASQ
+-A KUBE-SERVICES -m addrtype --dst-type LOCAL -j KUBE-NODE-PORT
+-A KUBE-SERVICES -m set --match-set KUBE-CLUSTER-IP dst,dst -j ACCEPT
+COMMIT
+*filter
+:INPUT ACCEPT [0:0]
+:FORWARD ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+:KUBE-FIREWALL - [0:0]
+:KUBE-FORWARD - [0:0]
+:KUBE-NODE-PORT - [0:0]
+:KUBE-PROXY-FIREWALL - [0:0]
+:KUBE-SOURCE-RANGES-FIREWALL - [0:0]
+:KUBE-IPVS-FILTER - [0:0]
+:KUBE-IPVS-OUT-FILTER - [0:0]
+-A INPUT -m comment --comment "kubernetes ipvs access filter" -j KUBE-IPVS-FILTER
+-A INPUT -m comment --comment "kube-proxy firewall rules" -j KUBE-PROXY-FIREWALL
+-A INPUT -m comment --comment "kubernetes health check rules" -j KUBE-NODE-PORT
+-A INPUT -j KUBE-FIREWALL
+-A FORWARD -m comment --comment "kube-proxy firewall rules" -j KUBE-PROXY-FIREWALL
+-A FORWARD -m comment --comment "kubernetes forwarding rules" -j KUBE-FORWARD
+-A OUTPUT -m comment --comment "kubernetes ipvs access filter" -j KUBE-IPVS-OUT-FILTER
+-A OUTPUT -j KUBE-FIREWALL
+-A KUBE-FIREWALL ! -s 127.0.0.0/8 -d 127.0.0.0/8 -m comment --comment "block incoming localnet connections" -m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT -j DROP
+-A KUBE-FORWARD -m comment --comment "kubernetes forwarding rules" -m mark --mark 0x4000/0x4000 -j ACCEPT
+-A KUBE-FORWARD -m comment --comment "kubernetes forwarding conntrack rule" -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
+-A KUBE-NODE-PORT -m comment --comment "Kubernetes health check node port" -m set --match-set KUBE-HEALTH-CHECK-NODE-PORT dst -j ACCEPT
+-A KUBE-SOURCE-RANGES-FIREWALL -j DROP
+-A KUBE-IPVS-FILTER -m set --match-set KUBE-LOAD-BALANCER dst,dst -j RETURN
+-A KUBE-IPVS-FILTER -m set --match-set KUBE-CLUSTER-IP dst,dst -j RETURN
+-A KUBE-IPVS-FILTER -m set --match-set KUBE-EXTERNAL-IP dst,dst -j RETURN
+-A KUBE-IPVS-FILTER -m set --match-set KUBE-EXTERNAL-IP-LOCAL dst,dst -j RETURN
+-A KUBE-IPVS-FILTER -m set --match-set KUBE-HEALTH-CHECK-NODE-PORT dst -j RETURN
+-A KUBE-IPVS-FILTER -m conntrack --ctstate NEW -m set --match-set KUBE-IPVS-IPS dst -j REJECT --reject-with icmp-port-unreachable
+COMMIT
+EOR
+}
+
+# ipvs_available : IPVS can be used here (loads ip_vs if it can).
+ipvs_available() {
+  [[ -e /proc/net/ip_vs ]] || modprobe -q ip_vs 2>/dev/null || true
+  [[ -e /proc/net/ip_vs ]] && command -v ipvsadm >/dev/null 2>&1
+}
+
+# ipvs_known_file NODE : the virtual services kube-proxy made on NODE, as
+# "-t ADDR:PORT" lines (what the kube-proxy actor of ipvs-cleanup-flap keeps).
+ipvs_known_file() {
+  printf '%s/ipvs-services.%s\n' "$STATE_DIR" "$1"
+}
+
+# apply_kube_proxy_ipvs NODE : set a node up the way kube-proxy in IPVS mode
+# does (strictARP on, no --ipvs-exclude-cidrs, cluster CIDR 10.244.0.0/16).
+apply_kube_proxy_ipvs() {
+  local node="$1" line proto vip port ep np
+  in_ns "$node" sysctl -qw net.ipv4.vs.conntrack=1 net.ipv4.vs.expire_nodest_conn=1 \
+    net.ipv4.vs.expire_quiescent_template=1 net.ipv4.ip_forward=1 \
+    net.ipv4.conf.all.arp_ignore=1 net.ipv4.conf.all.arp_announce=2 >/dev/null
+  in_ns "$node" ip link add kube-ipvs0 type dummy
+  for line in "${KP_IPVS_SERVICES[@]}"; do
+    read -r proto vip port ep np <<<"$line"
+    in_ns "$node" ip addr replace "$vip/32" dev kube-ipvs0
+  done
+  kp_ipset_restore "$node" | in_ns "$node" ipset restore -exist
+  kube_proxy_ipvs_rules "$node" | in_ns "$node" iptables-restore --noflush
+  local services
+  services="$(kp_ipvs_restore "$node")"
+  in_ns "$node" ipvsadm -R <<<"$services"
+  if ns_here "$node"; then
+    awk '$1 == "-A" { print $2, $3 }' <<<"$services" >"$(ipvs_known_file "$node")"
+  fi
+}
+
+# ipvs_move_dest NODE PROTO VIP:PORT OLD_EP NEW_EP : what kube-proxy does when
+# a service's endpoint changes: add the new real server, delete the old one
+# (UDP real servers are deleted at once: kube-proxy's graceful termination
+# only waits for TCP), and clear the UDP conntrack entries of the old
+# endpoint. The IPVS connection table is not touched.
+ipvs_move_dest() {
+  local node="$1" proto="$2" svc="$3" old="$4" new="$5" flag
+  flag="$(ipvs_flag "$proto")"
+  in_ns "$node" ipvsadm -a "$flag" "$svc" -r "$new" -m -w 1 2>/dev/null || true
+  in_ns "$node" ipvsadm -d "$flag" "$svc" -r "$old" 2>/dev/null || true
+  if [[ "$proto" == udp ]] && ns_here "$node" && command -v conntrack >/dev/null 2>&1; then
+    in_ns "$node" conntrack -D -p udp --orig-dst "${svc%:*}" --reply-src "${old%:*}" >/dev/null 2>&1 || true
+  fi
+  local cidr
+  cidr="$(node_pod_cidr "$node")"
+  if ip_in_24 "${old%:*}" "$cidr"; then
+    in_ns "$node" ipset -exist del KUBE-LOOP-BACK "${old%:*},$proto:${old#*:},${old%:*}" 2>/dev/null || true
+  fi
+  if ip_in_24 "${new%:*}" "$cidr"; then
+    in_ns "$node" ipset -exist add KUBE-LOOP-BACK "${new%:*},$proto:${new#*:},${new%:*}"
+  fi
+}
+
 # ------------------------------------------------------------- servers -----
 
 # start_server NS NAME ARGS... : run lab/servers.mjs ARGS on NS in the
@@ -381,19 +721,88 @@ tcp_open() {
   in_ns "$ns" timeout 1 bash -c 'exec 3<>"/dev/tcp/$0/$1"' "$host" "$port"
 }
 
+# stop_server NAME : stop the server started as NAME (its pidfile is exact).
+stop_server() {
+  local f="$STATE_DIR/$1.pid" pid
+  [[ -e "$f" ]] || return 0
+  pid="$(cat "$f" 2>/dev/null || true)"
+  if [[ "$pid" =~ ^[0-9]+$ ]] && grep -qs servers.mjs "/proc/$pid/cmdline"; then
+    kill_pids "$pid"
+  fi
+  rm -f "$f"
+}
+
+# coredns_ready ADDR : the CoreDNS stand-in answers on ADDR, asked from its pod.
+coredns_ready() {
+  wait_until 10 "dns on nw-coredns ($1)" in_ns nw-coredns \
+    dig +short +tries=1 +time=1 "@$1" kubernetes.default.svc.cluster.local
+}
+
+# start_servers [MODE] : the pods' servers, CoreDNS and the API server. In
+# IPVS mode the API server runs on control-plane node2 (192.168.0.12:6443,
+# HTTP so a client sees success) behind kube-vip's VIP 192.168.0.100:6443,
+# which only the ipvs-cleanup-flap scenario creates; nothing listens on the
+# VIP itself, so without its IPVS service a SYN to it finds no socket.
 start_servers() {
+  local mode="${1:-iptables}"
   start_server nw-pod1 pod1-http http 80 --name nw-pod1
   start_server nw-pod2 pod2-http http 80 --name nw-pod2
   start_server nw-coredns coredns-dns dns 53 --answer 10.96.0.1
-  start_server nw-node1 apiserver-tcp tcp 6443 --host 192.168.0.100
+  if [[ "$mode" == ipvs ]]; then
+    start_server nw-node2 apiserver-http http 6443 --host 192.168.0.12 --name apiserver-node2
+  else
+    start_server nw-node1 apiserver-tcp tcp 6443 --host 192.168.0.100
+  fi
 
   # Each server is checked from inside its own machine, so a readiness
   # failure means the server, not the network.
   wait_until 10 "http on nw-pod1" in_ns nw-pod1 curl -sf -m 1 http://10.244.1.2/
   wait_until 10 "http on nw-pod2" in_ns nw-pod2 curl -sf -m 1 http://10.244.2.2/
-  wait_until 10 "dns on nw-coredns" in_ns nw-coredns \
-    dig +short +tries=1 +time=1 @10.244.2.3 kubernetes.default.svc.cluster.local
-  wait_until 10 "tcp 6443 on nw-node1" tcp_open nw-node1 192.168.0.100 6443
+  coredns_ready 10.244.2.3
+  if [[ "$mode" == ipvs ]]; then
+    wait_until 10 "http 6443 on nw-node2" in_ns nw-node2 curl -sf -m 1 http://192.168.0.12:6443/
+  else
+    wait_until 10 "tcp 6443 on nw-node1" tcp_open nw-node1 192.168.0.100 6443
+  fi
+}
+
+# start_actor NS NAME ARGS... : run lab/ipvs-actor.sh ARGS on NS in the
+# background, in its own session; the actor writes its pid (= its process
+# group) to $STATE_DIR/NAME.actor, so it and its children stop together.
+start_actor() {
+  local ns="$1" name="$2"
+  shift 2
+  rm -f "$STATE_DIR/$name.actor"
+  in_ns_bg "$ns" "$STATE_DIR/$name.log" \
+    bash "$LAB_DIR/ipvs-actor.sh" --pidfile "$STATE_DIR/$name.actor" "$@"
+  if ns_here "$ns"; then
+    wait_until 10 "actor $name" test -s "$STATE_DIR/$name.actor"
+  fi
+}
+
+# actor_pgid FILE : the process group in an actor pidfile, if it is still ours.
+actor_pgid() {
+  local pid
+  pid="$(cat "$1" 2>/dev/null || true)"
+  if [[ "$pid" =~ ^[0-9]+$ ]] && grep -qs ipvs-actor.sh "/proc/$pid/cmdline"; then
+    printf '%s\n' "$pid"
+  fi
+}
+
+# stop_actor NAME : stop an actor and everything it started.
+stop_actor() {
+  local f="$STATE_DIR/$1.actor" pgid _
+  [[ -e "$f" ]] || return 0
+  pgid="$(actor_pgid "$f")"
+  if [[ -n "$pgid" ]]; then
+    kill -TERM -- "-$pgid" 2>/dev/null || true
+    for _ in {1..20}; do
+      kill -0 -- "-$pgid" 2>/dev/null || break
+      sleep 0.1
+    done
+    kill -KILL -- "-$pgid" 2>/dev/null || true
+  fi
+  rm -f "$f"
 }
 
 # --------------------------------------------------------------- teardown --
@@ -424,6 +833,9 @@ teardown() {
 
   # Pidfiles first: they are exact.
   if [[ -d "$STATE_DIR" ]]; then
+    for f in "$STATE_DIR"/*.actor; do
+      [[ -e "$f" ]] && stop_actor "$(basename "$f" .actor)"
+    done
     for f in "$STATE_DIR"/*.pid; do
       [[ -e "$f" ]] || continue
       pid="$(cat "$f" 2>/dev/null || true)"
@@ -452,5 +864,38 @@ teardown() {
     ip netns del "$ns" 2>/dev/null || warn "could not delete namespace $ns"
   done < <(lab_namespaces)
 
+  if [[ "$LAB_BACKEND" == local ]]; then
+    teardown_machine
+  fi
   rm -rf "$STATE_DIR"
+}
+
+# teardown_machine : local backend: undo what up and the scenarios did to this
+# machine's own namespace (there is no namespace to delete). Sysctls keep
+# their lab values; vagrant destroy is the complete reset.
+teardown_machine() {
+  local t set
+  if command -v ipvsadm >/dev/null 2>&1; then
+    ipvsadm -C 2>/dev/null || true
+  fi
+  ip link del kube-ipvs0 2>/dev/null || true
+  ip link del cni0 2>/dev/null || true
+  # Every lab rule and chain names KUBE-/kube- or carries "netwhy-lab" in a
+  # comment; keep everything else in the tables.
+  for t in nat filter; do
+    iptables-save -t "$t" 2>/dev/null | grep -v -e 'KUBE-' -e 'kube-' -e 'netwhy-lab' |
+      iptables-restore -T "$t" 2>/dev/null || true
+  done
+  while read -r set; do
+    case "$set" in
+      KUBE-* | kube-router-*) ipset destroy "$set" 2>/dev/null || true ;;
+    esac
+  done < <(ipset list -n 2>/dev/null || true)
+  ip addr del 192.168.0.100/24 dev "$LAN_IF" 2>/dev/null || true
+  ip addr del 192.168.0.200/24 dev "$LAN_IF" 2>/dev/null || true
+  ip route del 10.244.1.0/24 via 192.168.0.11 2>/dev/null || true
+  ip route del 10.244.2.0/24 via 192.168.0.12 2>/dev/null || true
+  ip route del 10.244.2.0/24 via 192.168.1.12 2>/dev/null || true
+  ip route del 10.244.0.0/16 via 192.168.0.11 2>/dev/null || true
+  ip route del 10.96.0.0/12 via 192.168.0.11 2>/dev/null || true
 }
