@@ -95,5 +95,6 @@ export function documentText(doc: ExplainDoc): string {
   const head = doc.command ? `netwhy explain: \`${doc.command.join(' ')}\` exited ${doc.exitCode ?? 'by a signal'}; ${doc.flows.length} flow${doc.flows.length === 1 ? '' : 's'}` : `${doc.flows.length} flows`;
   const body = doc.flows.map((f, i) => flowText(f, i + 1)).join('\n\n');
   const lost = doc.lost.ringbuf ? `\n\nwarning: ${doc.lost.ringbuf} events were lost (ring buffer full): verdicts may be incomplete` : '';
-  return `${head}\n\n${body || '(no packets of this command were seen)'}${lost}`;
+  const none = doc.exitCode === 127 ? '(no packets: the command was not found, exit 127)' : '(no packets of this command were seen)';
+  return `${head}\n\n${body || none}${lost}`;
 }
