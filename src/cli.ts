@@ -84,6 +84,7 @@ Examples:
   netwhy lab list                    the scenarios and their faults
   netwhy lab run nodeport-ok         bring the lab up, trace a NodePort curl live, show the verdict, tear down
   netwhy lab run ip-forward-off      the same with node1's ip_forward off: the cause, the evidence, the fix
+  netwhy lab run --vm ipvs-secondary-vip   an IPVS-mode scenario, in the microVM when this kernel has no IPVS
   netwhy lab up / netwhy lab down    keep the lab up to explore by hand (down also cleans up after a crash)`,
     );
   lab.command('list').description('list the scenarios').action(() => {
@@ -101,6 +102,7 @@ Examples:
     .argument('<scenario>', 'a name from netwhy lab list')
     .option('--json', 'print the explain document as JSON')
     .option('--keep', 'leave the lab up afterwards')
+    .option('--vm', 'run it in the microVM (Debian 6.1 kernel with IPVS and kprobes); needed for the ipvs-* scenarios here')
     .action(async (name: string, opts) => {
       process.exitCode = await runLabRun(name, opts);
     });

@@ -1,9 +1,9 @@
 // netwhy lab: the built-in lab of network namespaces (lab/lab.sh) and its
 // field scenarios, each explained by netwhy.
 import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { NetwhyError, UsageError } from '../errors.js';
+import { EnvironmentError, NetwhyError, UsageError } from '../errors.js';
 import type { ExplainDoc } from '../explain/document.js';
 import type { Cause } from '../explain/types.js';
 import { PACKAGE_ROOT } from '../native.js';
@@ -15,6 +15,8 @@ export const LAB_DIR = join(PACKAGE_ROOT, 'lab');
 
 export interface Scenario {
   name: string;
+  /** Needs kube-proxy's IPVS mode, so a kernel with IPVS. */
+  ipvs?: boolean;
   description: string;
   fault: string;
   client: { netns: string; argv: string[] };
@@ -73,16 +75,36 @@ export function runLabUpDown(what: 'up' | 'down', io: Io): number {
 export interface LabRunOptions {
   json?: boolean;
   keep?: boolean;
+  /** Run in the microVM (Debian 6.1 kernel with IPVS). */
+  vm?: boolean;
+}
+
+export const VM_MODULES = ['ip_vs', 'ip_vs_rr', 'ip_vs_wrr', 'ip_vs_sh', 'nf_conntrack', 'dummy', 'br_netfilter'];
+
+/** The same `netwhy lab run` inside the microVM; its output passes through. */
+async function runInMicroVm(name: string, opts: LabRunOptions, io: Io): Promise<number> {
+  const { runInVm } = await import('../vm/runner.js');
+  io.err.write(`lab: booting the microVM (Debian 6.1 kernel with IPVS) for ${name}; this takes a while under emulation\n`);
+  const args = [process.execPath, join(PACKAGE_ROOT, 'dist/cli.js'), 'lab', 'run', name, ...(opts.json ? ['--json'] : [])];
+  const r = await runInVm({ command: args, modules: VM_MODULES, timeoutMs: 300_000 });
+  io.out.write(r.stdout);
+  io.err.write(r.stderr);
+  io.err.write(`lab: microVM ${r.kernel} (${r.accel}), ${(r.totalMs / 1000).toFixed(1)} s\n`);
+  return r.exitCode;
 }
 
 export async function runLabRun(name: string, opts: LabRunOptions, io: Io = { out: process.stdout, err: process.stderr }): Promise<number> {
   const s = findScenario(name);
+  if (opts.vm) return runInMicroVm(name, opts, io);
+  if (s.ipvs && !existsSync('/proc/net/ip_vs')) {
+    throw new EnvironmentError(`scenario ${name} needs IPVS, which this kernel does not have (no /proc/net/ip_vs)`, `run it in the microVM: netwhy lab run --vm ${name}, or modprobe ip_vs ip_vs_rr`);
+  }
   requireTracing();
   labSh(['down'], io, true); // a clean slate, also after a crash
   let doc: ExplainDoc | undefined;
   try {
     io.err.write(`lab: ${s.name}: ${s.description}\nlab: fault: ${s.fault}\n`);
-    labSh(['up'], io, true);
+    labSh(s.ipvs ? ['up', '--ipvs'] : ['up'], io, true);
     labSh(['apply', s.name], io, true);
     const argv = ['ip', 'netns', 'exec', s.client.netns, ...s.client.argv];
     io.err.write(`lab: running ${s.client.argv.join(' ')} in ${s.client.netns} under netwhy explain\n\n`);
