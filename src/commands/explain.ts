@@ -3,14 +3,14 @@
 import { spawn } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { release } from 'node:os';
-import { ABI_VERSION, type IpvsRecord, type NwRecord, decodeBatch, isIpvs } from '../abi.js';
+import { ABI_VERSION, type IpvsRecord, type NwRecord, PktFlag, decodeBatch, isIpvs } from '../abi.js';
 import { UsageError } from '../errors.js';
 import { documentText, type ExplainDoc, flowDoc } from '../explain/document.js';
 import { type ExplainDeps, isNoise } from '../explain/explain.js';
 import { buildFlows } from '../explain/flows.js';
 import { netnsState } from '../explain/state.js';
 import type { NetnsState } from '../explain/types.js';
-import { JourneyBuilder, recordPkt } from '../journey.js';
+import { JourneyBuilder } from '../journey.js';
 import { NetnsNames } from '../kernel/netns.js';
 import { kernelDropReasons, kernelSymbols, reasonName } from '../kernel/symbols.js';
 import { requireTracing } from '../preflight.js';
@@ -59,9 +59,40 @@ function runGated(argv: string[], json: boolean, onPid: (pid: number) => void): 
   });
 }
 
-function netnsOf(records: NwRecord[]): Set<number> {
+/**
+ * The namespaces whose state a verdict can need: where a packet was dropped,
+ * rewritten (NAT, IPVS) or routed through (received and sent again by the
+ * same skb after a route lookup). A namespace the packets only left or
+ * reached, or an L2 bridge they crossed, needs no snapshot: each costs a
+ * dozen processes.
+ */
+export function netnsToSnapshot(records: NwRecord[]): Set<number> {
   const out = new Set<number>();
-  for (const r of records) out.add(isIpvs(r) || r.kind === 'fib' ? r.netns : recordPkt(r)?.netns ?? 0);
+  const seen = new Map<number, { rx: Set<number>; tx: Set<number>; fib: Set<number> }>();
+  const at = (ns: number) => {
+    let e = seen.get(ns);
+    if (!e) seen.set(ns, (e = { rx: new Set(), tx: new Set(), fib: new Set() }));
+    return e;
+  };
+  for (const r of records) {
+    if (isIpvs(r)) out.add(r.netns);
+    else if (r.kind === 'fib') at(r.netns).fib.add(r.skb);
+    else {
+      const p = r.pkt;
+      if (r.kind === 'drop' || p.flags & (PktFlag.CT_DNAT | PktFlag.CT_SNAT)) out.add(p.netns);
+      at(p.netns)[r.kind === 'rx' ? 'rx' : 'tx'].add(p.skb);
+    }
+  }
+  for (const [ns, e] of seen) {
+    if ([...e.rx].some((skb) => e.tx.has(skb) && e.fib.has(skb))) out.add(ns);
+  }
+  out.delete(0);
+  return out;
+}
+
+function allNetns(records: NwRecord[]): Set<number> {
+  const out = new Set<number>();
+  for (const r of records) out.add(isIpvs(r) || r.kind === 'fib' ? r.netns : r.pkt.netns);
   out.delete(0);
   return out;
 }
@@ -180,7 +211,7 @@ export async function runExplainCaptured(command: string[], opts: ExplainOptions
   } finally {
     session.close();
   }
-  const inodes = netnsOf(seen);
+  const inodes = netnsToSnapshot(seen);
   const snapshots = await captureSnapshots(inodes, names);
   const syms = kernelSymbols();
   const capture: Capture = {
@@ -192,7 +223,7 @@ export async function runExplainCaptured(command: string[], opts: ExplainOptions
     lost,
     dropReasons: [...kernelDropReasons()],
     symbols: [...new Set(dropAddresses(seen))].map((a) => [a.toString(16), syms.name(a), syms.func(a) ?? '']),
-    netns: [...inodes].map((i) => [i, names.name(i)]),
+    netns: [...allNetns(seen)].map((i) => [i, names.name(i)]),
     snapshots,
     conntrackBefore,
     records: Buffer.concat(raw),

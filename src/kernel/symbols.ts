@@ -36,40 +36,48 @@ export interface Symbolizer {
   func(addr: bigint): string | undefined;
 }
 
-/** Build a symbolizer from /proc/kallsyms text (text symbols only). */
+/**
+ * Build a symbolizer from /proc/kallsyms text (text symbols only). Addresses
+ * stay 16-digit hex strings, which sort and compare like the numbers, so the
+ * ~150k lines need no BigInt each.
+ */
 export function parseKallsyms(text: string): Symbolizer {
-  const addrs: bigint[] = [];
-  const names: string[] = [];
-  for (const line of text.split('\n')) {
-    const a = line.indexOf(' ');
-    if (a < 0) continue;
-    const type = line[a + 1];
-    if (type !== 't' && type !== 'T') continue;
-    const rest = line.slice(a + 3);
-    const tab = rest.search(/[\s]/);
-    addrs.push(BigInt('0x' + line.slice(0, a)));
-    names.push(tab < 0 ? rest : rest.slice(0, tab));
+  const entries: [string, string][] = [];
+  let start = 0;
+  while (start < text.length) {
+    let end = text.indexOf('\n', start);
+    if (end < 0) end = text.length;
+    const sp = text.indexOf(' ', start);
+    if (sp > start && sp + 3 < end) {
+      const type = text[sp + 1];
+      if (type === 't' || type === 'T') {
+        const rest = text.slice(sp + 3, end);
+        const cut = rest.search(/\s/);
+        entries.push([text.slice(start, sp).padStart(16, '0'), cut < 0 ? rest : rest.slice(0, cut)]);
+      }
+    }
+    start = end + 1;
   }
-  const order = addrs.map((_, i) => i).sort((x, y) => (addrs[x] < addrs[y] ? -1 : addrs[x] > addrs[y] ? 1 : 0));
-  const sortedAddrs = order.map((i) => addrs[i]);
-  const sortedNames = order.map((i) => names[i]);
+  entries.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+  const hidden = entries.length === 0 || entries[entries.length - 1][0] === '0000000000000000';
   const find = (addr: bigint): number => {
-    let lo = 0, hi = sortedAddrs.length - 1, best = -1;
+    if (hidden) return -1;
+    const key = addr.toString(16).padStart(16, '0');
+    let lo = 0, hi = entries.length - 1, best = -1;
     while (lo <= hi) {
       const mid = (lo + hi) >> 1;
-      if (sortedAddrs[mid] <= addr) { best = mid; lo = mid + 1; } else hi = mid - 1;
+      if (entries[mid][0] <= key) { best = mid; lo = mid + 1; } else hi = mid - 1;
     }
     return best;
   };
-  const allZero = sortedAddrs.length > 0 && sortedAddrs[sortedAddrs.length - 1] === 0n;
   return {
     name(addr) {
-      const i = allZero ? -1 : find(addr);
-      return i < 0 ? '0x' + addr.toString(16) : `${sortedNames[i]}+0x${(addr - sortedAddrs[i]).toString(16)}`;
+      const i = find(addr);
+      return i < 0 ? '0x' + addr.toString(16) : `${entries[i][1]}+0x${(addr - BigInt('0x' + entries[i][0])).toString(16)}`;
     },
     func(addr) {
-      const i = allZero ? -1 : find(addr);
-      return i < 0 ? undefined : sortedNames[i];
+      const i = find(addr);
+      return i < 0 ? undefined : entries[i][1];
     },
   };
 }
