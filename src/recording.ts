@@ -42,16 +42,21 @@ export function decodeCapture(buf: Uint8Array): Capture {
   const len = b.readUInt32LE(MAGIC.length);
   const start = MAGIC.length + 4;
   if (start + len > b.length) throw new RecordingError(`recording truncated: metadata says ${len} bytes, ${b.length - start} left`);
-  let meta: Omit<Capture, 'records'>;
+  let meta: Omit<Capture, 'records'> | null;
   try {
     meta = JSON.parse(b.toString('utf8', start, start + len));
   } catch (e) {
     throw new RecordingError(`recording metadata is not JSON: ${(e as Error).message}`);
   }
+  if (typeof meta !== 'object' || meta === null || Array.isArray(meta)) throw new RecordingError('recording metadata is not an object');
   if (meta.version !== 1) throw new RecordingError(`recording version ${meta.version} is not supported (1 is)`);
   if (meta.abiVersion !== ABI_VERSION) throw new RecordingError(`recording ABI ${meta.abiVersion} differs from this netwhy's ${ABI_VERSION}`);
   for (const k of ['dropReasons', 'symbols', 'netns', 'snapshots'] as const) {
     if (!Array.isArray(meta[k])) throw new RecordingError(`recording metadata lacks '${k}'`);
+  }
+  if (typeof meta.lost !== 'number') throw new RecordingError("recording metadata lacks 'lost'");
+  if (meta.command !== undefined && !(Array.isArray(meta.command) && meta.command.every((a) => typeof a === 'string'))) {
+    throw new RecordingError("recording metadata has a malformed 'command'");
   }
   return { ...meta, records: new Uint8Array(b.subarray(start + len)) };
 }

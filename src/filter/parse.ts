@@ -69,8 +69,14 @@ export function parseAddress(text: string): { family: number; bytes: Uint8Array 
   return { family: AF_INET6, bytes };
 }
 
+/** Bounds that keep a hostile filter from exhausting the stack (the kernel side holds far less anyway). */
+export const MAX_FILTER_DEPTH = 64;
+export const MAX_FILTER_TERMS = 256;
+
 class Parser {
   private i = 0;
+  private depth = 0;
+  private terms = 0;
   constructor(private readonly src: string, private readonly toks: Token[]) {}
 
   private peek(): Token | undefined {
@@ -116,17 +122,23 @@ class Parser {
   }
 
   private unary(): Expr {
-    if (this.is('not', '!')) {
-      this.i++;
-      return { op: 'not', e: this.unary() };
+    if (this.is('not', '!', '(')) {
+      if (++this.depth > MAX_FILTER_DEPTH) this.fail(`filter nested too deeply (more than ${MAX_FILTER_DEPTH} levels of 'not' and parentheses)`);
+      try {
+        if (this.is('not', '!')) {
+          this.i++;
+          return { op: 'not', e: this.unary() };
+        }
+        const open = this.next('(');
+        const e = this.or();
+        if (!this.is(')')) this.fail(`missing ')' for the '(' at column ${open.col + 1}`);
+        this.i++;
+        return e;
+      } finally {
+        this.depth--;
+      }
     }
-    if (this.is('(')) {
-      const open = this.next('(');
-      const e = this.or();
-      if (!this.is(')')) this.fail(`missing ')' for the '(' at column ${open.col + 1}`);
-      this.i++;
-      return e;
-    }
+    if (++this.terms > MAX_FILTER_TERMS) this.fail(`filter too long (more than ${MAX_FILTER_TERMS} terms)`);
     return this.primitive();
   }
 
