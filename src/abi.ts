@@ -211,8 +211,74 @@ function cString(buf: Uint8Array, off: number, len: number): string {
   return decoder.decode(buf.subarray(off, end));
 }
 
+/*
+ * A storm repeats a handful of device names, addresses and kernel addresses
+ * millions of times; building each string or bigint anew was most of the
+ * decoder's time and garbage. Direct-mapped caches (a slot per hash, the full
+ * key compared on a hit, the slot overwritten on a miss) return the same
+ * immutable value for the same bytes, allocate nothing on a hit and never grow.
+ */
+const SLOTS = 4096;
+const slot = (h: number) => (Math.imul(h, 0x9e3779b1) >>> 20) & (SLOTS - 1);
+
+const devKey = new Int32Array(SLOTS * 4);
+const devVal: (string | undefined)[] = new Array(SLOTS).fill(undefined);
+
+/** A device name (char[16], NUL-terminated), as cString would decode it. */
+function devName(b: Uint8Array, dv: DataView, off: number): string {
+  if (b[off] === 0) return '';
+  const w0 = dv.getInt32(off, true);
+  const w1 = dv.getInt32(off + 4, true);
+  const w2 = dv.getInt32(off + 8, true);
+  const w3 = dv.getInt32(off + 12, true);
+  const i = slot(w0 ^ Math.imul(w1, 31) ^ Math.imul(w2, 961) ^ Math.imul(w3, 29791));
+  const k = i * 4;
+  const hit = devVal[i];
+  if (hit !== undefined && devKey[k] === w0 && devKey[k + 1] === w1 && devKey[k + 2] === w2 && devKey[k + 3] === w3) return hit;
+  const name = cString(b, off, DEV_LEN);
+  devKey[k] = w0;
+  devKey[k + 1] = w1;
+  devKey[k + 2] = w2;
+  devKey[k + 3] = w3;
+  devVal[i] = name;
+  return name;
+}
+
+const v4Key = new Int32Array(SLOTS);
+const v4Val: (string | undefined)[] = new Array(SLOTS).fill(undefined);
+
 export function formatIPv4(b: Uint8Array, off: number): string {
-  return `${b[off]}.${b[off + 1]}.${b[off + 2]}.${b[off + 3]}`;
+  const key = (b[off] << 24) | (b[off + 1] << 16) | (b[off + 2] << 8) | b[off + 3];
+  const i = slot(key);
+  const hit = v4Val[i];
+  if (hit !== undefined && v4Key[i] === key) return hit;
+  const text = `${b[off]}.${b[off + 1]}.${b[off + 2]}.${b[off + 3]}`;
+  v4Key[i] = key;
+  v4Val[i] = text;
+  return text;
+}
+
+const u64Lo = new Int32Array(SLOTS);
+const u64Hi = new Int32Array(SLOTS);
+const u64Val: (bigint | undefined)[] = new Array(SLOTS).fill(undefined);
+
+/** A 64-bit kernel address as a bigint, the same value getBigUint64 gives. */
+function u64(dv: DataView, off: number): bigint {
+  const lo = dv.getInt32(off, true);
+  const hi = dv.getInt32(off + 4, true);
+  const i = slot(lo ^ hi);
+  const hit = u64Val[i];
+  if (hit !== undefined && u64Lo[i] === lo && u64Hi[i] === hi) return hit;
+  const v = dv.getBigUint64(off, true);
+  u64Lo[i] = lo;
+  u64Hi[i] = hi;
+  u64Val[i] = v;
+  return v;
+}
+
+/** ns since boot: exact below 2^53, and rounded like Number(bigint) above. */
+function u64Number(dv: DataView, off: number): number {
+  return dv.getUint32(off, true) + dv.getUint32(off + 4, true) * 0x1_0000_0000;
 }
 
 export function formatIPv6(b: Uint8Array, off: number): string {
@@ -241,8 +307,10 @@ function u48(dv: DataView, off: number): number {
   return dv.getUint32(off, true) + (dv.getUint16(off + 4, true) * 0x1_0000_0000);
 }
 
+const T = LAYOUT.nw_tuple;
+const P = LAYOUT.nw_pkt;
+
 function decodeTuple(b: Uint8Array, dv: DataView, off: number): Tuple {
-  const T = LAYOUT.nw_tuple;
   const family = b[off + T.family];
   return {
     family,
@@ -255,14 +323,13 @@ function decodeTuple(b: Uint8Array, dv: DataView, off: number): Tuple {
 }
 
 function decodePkt(b: Uint8Array, dv: DataView, off: number): Pkt {
-  const P = LAYOUT.nw_pkt;
   const flags = dv.getUint16(off + P.flags, true);
   const hasCt = (flags & PktFlag.HAS_CT) !== 0;
   return {
     skb: u48(dv, off + P.skb),
     netns: dv.getUint32(off + P.netns, true),
     ifindex: dv.getUint32(off + P.ifindex, true),
-    dev: cString(b, off + P.dev, DEV_LEN),
+    dev: devName(b, dv, off + P.dev),
     tuple: decodeTuple(b, dv, off + P.tuple),
     ctOrig: hasCt ? decodeTuple(b, dv, off + P.ct_orig) : undefined,
     ctReply: hasCt ? decodeTuple(b, dv, off + P.ct_reply) : undefined,
@@ -289,41 +356,44 @@ function decodeSvc(b: Uint8Array, dv: DataView, off: number): IpvsService {
   };
 }
 
+function need(type: number, size: number, n: number): void {
+  if (size < n) throw new AbiError(`record type ${type} is ${size} bytes, expected ${n}`);
+}
+
 function decodeOne(b: Uint8Array, dv: DataView, off: number, type: number, size: number): NwRecord {
   const H = LAYOUT.nw_hdr;
-  const base = {
-    ts: Number(dv.getBigUint64(off + H.ts, true)),
-    cpu: dv.getUint16(off + H.cpu, true),
-    probe: dv.getUint16(off + H.probe, true),
-  };
-  const need = (n: number) => {
-    if (size < n) throw new AbiError(`record type ${type} is ${size} bytes, expected ${n}`);
-  };
+  // Plain locals and object literals in one fixed key order (kind, ts, cpu,
+  // probe, ...): the hot record types get one hidden class each.
+  const ts = u64Number(dv, off + H.ts);
+  const cpu = dv.getUint16(off + H.cpu, true);
+  const probe = dv.getUint16(off + H.probe, true);
   switch (type) {
     case RecordType.DROP: {
       const D = LAYOUT.nw_drop;
-      need(D.size);
+      need(type, size, D.size);
       const n = Math.min(dv.getUint32(off + D.stack_len, true), STACK_DEPTH);
       const stack: bigint[] = [];
-      for (let i = 0; i < n; i++) stack.push(dv.getBigUint64(off + D.stack + i * 8, true));
+      for (let i = 0; i < n; i++) stack.push(u64(dv, off + D.stack + i * 8));
       return {
-        kind: 'drop', ...base,
+        kind: 'drop', ts, cpu, probe,
         pkt: decodePkt(b, dv, off + D.pkt),
-        location: dv.getBigUint64(off + D.location, true),
+        location: u64(dv, off + D.location),
         reason: dv.getUint32(off + D.reason, true),
         stack,
       };
     }
     case RecordType.RX:
+      need(type, size, LAYOUT.nw_path.size);
+      return { kind: 'rx', ts, cpu, probe, pkt: decodePkt(b, dv, off + LAYOUT.nw_path.pkt) };
     case RecordType.TX:
-      need(LAYOUT.nw_path.size);
-      return { kind: type === RecordType.RX ? 'rx' : 'tx', ...base, pkt: decodePkt(b, dv, off + LAYOUT.nw_path.pkt) };
+      need(type, size, LAYOUT.nw_path.size);
+      return { kind: 'tx', ts, cpu, probe, pkt: decodePkt(b, dv, off + LAYOUT.nw_path.pkt) };
     case RecordType.FIB: {
       const F = LAYOUT.nw_fib;
-      need(F.size);
+      need(type, size, F.size);
       const gw = dv.getUint32(off + F.gw, true);
       return {
-        kind: 'fib', ...base,
+        kind: 'fib', ts, cpu, probe,
         skb: u48(dv, off + F.skb),
         netns: dv.getUint32(off + F.netns, true),
         table: dv.getUint32(off + F.table, true),
@@ -333,7 +403,7 @@ function decodeOne(b: Uint8Array, dv: DataView, off: number, type: number, size:
         dst: formatIPv4(b, off + F.daddr),
         gw: gw ? formatIPv4(b, off + F.gw) : null,
         nhIfindex: dv.getUint32(off + F.nh_ifindex, true),
-        nhDev: cString(b, off + F.nh_dev, DEV_LEN),
+        nhDev: devName(b, dv, off + F.nh_dev),
         err: dv.getInt32(off + F.err, true),
         pid: dv.getUint32(off + F.pid, true),
         mark: dv.getUint32(off + F.mark, true),
@@ -346,7 +416,8 @@ function decodeOne(b: Uint8Array, dv: DataView, off: number, type: number, size:
     }
     case RecordType.IPVS_CONN: {
       const C = LAYOUT.nw_ipvs_conn;
-      need(C.size);
+      need(type, size, C.size);
+      const base = { ts, cpu, probe };
       return {
         kind: 'ipvs-conn', ...base,
         client: decodeTuple(b, dv, off + C.client),
@@ -359,7 +430,8 @@ function decodeOne(b: Uint8Array, dv: DataView, off: number, type: number, size:
     }
     case RecordType.IPVS_ERR: {
       const E = LAYOUT.nw_ipvs_err;
-      need(E.size);
+      need(type, size, E.size);
+      const base = { ts, cpu, probe };
       const err = dv.getUint32(off + E.kind, true);
       const conn = decodeTuple(b, dv, off + E.conn);
       return {
@@ -376,7 +448,8 @@ function decodeOne(b: Uint8Array, dv: DataView, off: number, type: number, size:
     }
     case RecordType.IPVS_CTL: {
       const C = LAYOUT.nw_ipvs_ctl;
-      need(C.size);
+      need(type, size, C.size);
+      const base = { ts, cpu, probe };
       const svc = decodeSvc(b, dv, off + C.svc);
       return {
         kind: 'ipvs-ctl', ...base,

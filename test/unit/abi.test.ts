@@ -4,7 +4,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ABI_VERSION, FILTER_CLAUSES, FILTER_TERMS, LAYOUT, STACK_DEPTH, decodeBatch, formatIPv6 } from '../../src/abi.js';
+import { ABI_VERSION, AF_INET, type DropRecord, FILTER_CLAUSES, FILTER_TERMS, type FibRecord, LAYOUT, type PathRecord, RecordType, STACK_DEPTH, decodeBatch, formatIPv4, formatIPv6 } from '../../src/abi.js';
 
 const BPF_DIR = resolve(__dirname, '../../bpf');
 
@@ -80,5 +80,107 @@ describe('decodeBatch', () => {
     const b = new Uint8Array(16);
     b[0] = 0xfd; b[1] = 0x00; b[15] = 1;
     expect(formatIPv6(b, 0)).toBe('fd00::1');
+  });
+});
+
+// The decoder caches device names, addresses and kernel addresses by their
+// bytes (src/abi.ts): what it returns must still be exactly what the bytes say.
+describe('decodeBatch caches give the bytes\' values', () => {
+  function pathRecord(dev: string, src: number[], ts: bigint): Uint8Array {
+    const rec = new Uint8Array(LAYOUT.nw_path.size);
+    const dv = new DataView(rec.buffer);
+    rec[0] = ABI_VERSION;
+    rec[1] = RecordType.RX;
+    dv.setUint16(2, rec.length, true);
+    dv.setBigUint64(LAYOUT.nw_hdr.ts, ts, true);
+    const p = LAYOUT.nw_path.pkt;
+    for (let i = 0; i < dev.length; i++) rec[p + LAYOUT.nw_pkt.dev + i] = dev.charCodeAt(i);
+    const t = p + LAYOUT.nw_pkt.tuple;
+    rec[t + LAYOUT.nw_tuple.family] = AF_INET;
+    rec.set(src, t + LAYOUT.nw_tuple.saddr);
+    rec.set([10, 0, 0, 1], t + LAYOUT.nw_tuple.daddr);
+    return rec;
+  }
+
+  it('many distinct device names and addresses, each decoded twice, collide in the cache and stay right', () => {
+    const recs: Uint8Array[] = [];
+    const want: { dev: string; src: string }[] = [];
+    for (let i = 0; i < 20_000; i++) {
+      const src = [10, (i >> 16) & 255, (i >> 8) & 255, i & 255];
+      const dev = `veth${(i * 7919) % 50_000}`.slice(0, 15);
+      recs.push(pathRecord(dev, src, BigInt(i)));
+      want.push({ dev, src: src.join('.') });
+    }
+    const all = Buffer.concat([...recs, ...recs]);
+    const { records, bad } = decodeBatch(all);
+    expect(bad).toBe(0);
+    const got = records.map((r) => `${(r as PathRecord).pkt.dev} ${(r as PathRecord).pkt.tuple.src}`);
+    const expected = [...want, ...want].map((w) => `${w.dev} ${w.src}`);
+    expect(got.length).toBe(expected.length);
+    expect(got.filter((g, i) => g !== expected[i])).toEqual([]);
+  });
+
+  it('a device name with bytes after its NUL, or not valid UTF-8, decodes as before', () => {
+    const a = pathRecord('eth0', [1, 2, 3, 4], 1n);
+    a[LAYOUT.nw_path.pkt + LAYOUT.nw_pkt.dev + 6] = 0x41; // "eth0\0\0A"
+    const b = pathRecord('e\xff0', [1, 2, 3, 4], 1n);
+    const { records } = decodeBatch(Buffer.concat([a, b, a]));
+    expect(records.map((r) => (r as PathRecord).pkt.dev)).toEqual(['eth0', 'e\ufffd0', 'eth0']);
+  });
+
+  it('timestamps above 2^32 and 2^53 are what Number(bigint) gives', () => {
+    for (const ts of [0n, 1n, 0xffff_ffffn, 0x1_0000_0000n, 3_846_142_808_339n, 2n ** 53n - 1n, 2n ** 53n + 1n, 2n ** 64n - 1n, 0x8000_0000_8000_0001n]) {
+      const { records } = decodeBatch(pathRecord('lo', [127, 0, 0, 1], ts));
+      expect(records[0].ts).toBe(Number(ts));
+    }
+  });
+
+  it('kernel addresses (location, stack) are the exact 64-bit values, also when repeated', () => {
+    const D = LAYOUT.nw_drop;
+    const rec = new Uint8Array(D.size);
+    const dv = new DataView(rec.buffer);
+    rec[0] = ABI_VERSION;
+    rec[1] = RecordType.DROP;
+    dv.setUint16(2, rec.length, true);
+    const addrs = [0xffffffff81a0b0c0n, 0xffffffffc0001234n, 0x1n, 0x8000000000000000n, 0xffffffff81a0b0c1n];
+    dv.setBigUint64(D.location, addrs[0], true);
+    dv.setUint32(D.stack_len, addrs.length, true);
+    addrs.forEach((a, i) => dv.setBigUint64(D.stack + i * 8, a, true));
+    const { records } = decodeBatch(Buffer.concat([rec, rec]));
+    for (const r of records as DropRecord[]) {
+      expect(r.location).toBe(addrs[0]);
+      expect(r.stack).toEqual(addrs);
+    }
+  });
+
+  it('formatIPv4 formats every byte value', () => {
+    const b = new Uint8Array(4);
+    for (let v = 0; v < 256; v++) {
+      b.set([v, 255 - v, v, 0]);
+      expect(formatIPv4(b, 0)).toBe(`${v}.${255 - v}.${v}.0`);
+    }
+  });
+
+  it('a route lookup record decodes every field', () => {
+    const F = LAYOUT.nw_fib;
+    const rec = new Uint8Array(F.size);
+    const dv = new DataView(rec.buffer);
+    rec[0] = ABI_VERSION;
+    rec[1] = RecordType.FIB;
+    dv.setUint16(2, rec.length, true);
+    dv.setUint16(LAYOUT.nw_hdr.probe, 3, true);
+    dv.setUint16(LAYOUT.nw_hdr.cpu, 1, true);
+    dv.setBigUint64(LAYOUT.nw_hdr.ts, 77n, true);
+    dv.setUint32(F.skb, 0x1234, true);
+    dv.setUint16(F.skb + 4, 0x8880, true);
+    dv.setUint32(F.table, 254, true);
+    rec.set([192, 168, 0, 10], F.saddr);
+    rec.set([192, 168, 0, 11], F.daddr);
+    rec.set([192, 168, 0, 1], F.gw);
+    dv.setInt32(F.err, -11, true);
+    rec.set([101, 116, 104, 48], F.nh_dev);
+    const r = decodeBatch(rec).records[0] as FibRecord;
+    expect(r).toMatchObject({ kind: 'fib', ts: 77, cpu: 1, probe: 3, skb: 0x8880_0000_1234, table: 254, src: '192.168.0.10', dst: '192.168.0.11', gw: '192.168.0.1', err: -11, nhDev: 'eth0' });
+    expect(Object.keys(r).slice(0, 5)).toEqual(['kind', 'ts', 'cpu', 'probe', 'skb']);
   });
 });
