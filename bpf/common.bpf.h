@@ -69,6 +69,8 @@ struct nw_cur_skb {
 	__u64 skb;     /* 0 when the skb did not pass the filter */
 	__u32 netns;
 	__u32 saddr;   /* IPv4 source, network byte order */
+	__u32 ifindex; /* the device it came in on */
+	__u32 pad;
 };
 
 struct {

@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0 OR MIT
 /*
  * Route decisions: fib:fib_table_lookup. The tracepoint has no skb; a lookup
- * is tied to the skb this CPU is receiving when it shares that skb's source
- * address, in either position (a reverse-path check swaps the addresses).
- * User space confirms the tie against the whole journey.
+ * is tied to the skb this CPU is receiving when it is that skb's input lookup
+ * or its reverse-path check (see on_fib). User space confirms the tie against
+ * the whole journey.
  */
 #include "common.bpf.h"
 
@@ -40,11 +40,23 @@ static __always_inline int on_fib(__u32 tb_id, const struct flowi4 *flp,
 		bpf_core_read_str(f.nh_dev, sizeof(f.nh_dev), &dev->name);
 	}
 
+	/*
+	 * The entry stays until the next receive on this CPU, so other lookups
+	 * meet it too. An input lookup for the skb comes in on its device with
+	 * its source; a reverse-path check looks that source up with no oif and
+	 * no protocol. A socket's own output lookup (iif = loopback, protocol
+	 * set) is neither.
+	 */
 	cur = bpf_map_lookup_elem(&cur_skb, &zero);
-	if (cur && cur->skb && (cur->saddr == f.saddr || cur->saddr == f.daddr)) {
-		tied = true;
-		f.skb = cur->skb;
-		f.flags = cur->saddr == f.saddr ? NW_FIB_TIED_FORWARD : NW_FIB_TIED_REVERSE;
+	if (cur && cur->skb) {
+		if (cur->saddr == f.saddr && f.iif == cur->ifindex)
+			f.flags = NW_FIB_TIED_FORWARD;
+		else if (cur->saddr == f.daddr && !f.oif && !f.proto)
+			f.flags = NW_FIB_TIED_REVERSE;
+		if (f.flags) {
+			tied = true;
+			f.skb = cur->skb;
+		}
 	}
 	if (dev)
 		f.netns = BPF_CORE_READ(dev, nd_net.net, ns.inum);

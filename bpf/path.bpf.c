@@ -20,6 +20,7 @@ static __always_inline int on_path(struct sk_buff *skb, __u32 probe, __u8 type, 
 		if (cur) {
 			cur->skb = pass ? p.skb : 0;
 			cur->netns = p.netns;
+			cur->ifindex = p.ifindex;
 			__builtin_memcpy(&cur->saddr, p.tuple.saddr.b, 4);
 		}
 	}

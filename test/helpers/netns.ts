@@ -73,7 +73,8 @@ function f(){for(let i=0;i<500&&n<${count};i++,n++)s.send(b,${port},'${dst}');if
 /** Names of loaded BPF programs and link count that belong to netwhy. */
 export function netwhyBpfObjects(): { programs: string[] } {
   const progs = JSON.parse(sh('bpftool', ['-j', 'prog', 'show'])) as { name?: string }[];
-  const ours = /^(kfree_skb|netif_receiv|net_dev_queue|fib_table_look|sched_process_f|nw_term_match|nw_clause_matc)/;
+  // our programs are named <probe>__<attach mode> (bpftool shows full names); bpftrace's are not
+  const ours = /__(tp_btf|raw_tp|fentry|fexit|kprobe|kretprobe)$|^nw_(term|clause)_match$/;
   return { programs: progs.map((p) => p.name ?? '').filter((n) => ours.test(n)) };
 }
 
