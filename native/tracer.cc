@@ -36,6 +36,7 @@ Napi::Function Tracer::Init(Napi::Env env) {
                          InstanceMethod("attach", &Tracer::Attach),
                          InstanceMethod("start", &Tracer::Start),
                          InstanceMethod("stop", &Tracer::Stop),
+                         InstanceMethod("ack", &Tracer::Ack),
                          InstanceMethod("close", &Tracer::Close),
                          InstanceMethod("ref", &Tracer::Ref),
                          InstanceMethod("unref", &Tracer::Unref),
@@ -214,15 +215,37 @@ int Tracer::OnRecord(void *ctx, void *data, size_t size) {
   return 0;
 }
 
+// Wait until JS has handled the previous batch. While it has not, the ring
+// buffer fills and the BPF side counts what it cannot reserve: back-pressure
+// becomes counted loss, never a stalled event loop. False when closing.
+bool Tracer::WaitForCredit() {
+  std::unique_lock<std::mutex> lock(credit_mu_);
+  while (credits_ == 0) {
+    if (abort_.load()) return false;
+    credit_cv_.wait_for(lock, std::chrono::milliseconds(100));
+  }
+  credits_--;
+  return true;
+}
+
 void Tracer::Flush() {
   if (!pending_ || pending_->empty()) return;
+  if (!WaitForCredit()) return;  // closing: the batch is dropped with the tracer
   Batch *b = pending_;
   pending_ = nullptr;
   bytes_.fetch_add(b->size(), std::memory_order_relaxed);
   batches_.fetch_add(1, std::memory_order_relaxed);
-  // Blocks while JS is behind: the ring buffer then fills and the BPF side
-  // counts what it cannot reserve. close() aborts the wait.
   if (tsfn_.BlockingCall(b) != napi_ok) delete b;
+}
+
+// ack(): JS has handled a batch (called from setImmediate, after the event loop turned).
+Napi::Value Tracer::Ack(const Napi::CallbackInfo &info) {
+  {
+    std::lock_guard<std::mutex> lock(credit_mu_);
+    credits_++;
+  }
+  credit_cv_.notify_one();
+  return info.Env().Undefined();
 }
 
 void Tracer::PollLoop() {
@@ -250,8 +273,15 @@ Napi::Value Tracer::Start(const Napi::CallbackInfo &info) {
   return env.Undefined();
 }
 
-// Graceful: the thread drains the ring buffer, delivers, then sends null.
+void Tracer::DetachAll() {
+  for (bpf_link *l : links_) bpf_link__destroy(l);
+  links_.clear();
+}
+
+// Graceful: detach first, so nothing new arrives and the drain is bounded
+// by what the ring buffer holds; the thread delivers it, then sends null.
 Napi::Value Tracer::Stop(const Napi::CallbackInfo &info) {
+  DetachAll();
   stop_.store(true);
   return info.Env().Undefined();
 }
@@ -263,6 +293,8 @@ Napi::Value Tracer::Close(const Napi::CallbackInfo &info) {
 
 void Tracer::Shutdown() {
   stop_.store(true);
+  abort_.store(true);
+  credit_cv_.notify_all();
   if (tsfn_live_) {
     // The one release of the function; a BlockingCall still waiting for JS
     // returns napi_closing, so the thread can finish.
@@ -274,8 +306,7 @@ void Tracer::Shutdown() {
   pending_ = nullptr;
   if (rb_) ring_buffer__free(rb_);
   rb_ = nullptr;
-  for (bpf_link *l : links_) bpf_link__destroy(l);
-  links_.clear();
+  DetachAll();
   if (obj_) bpf_object__close(obj_);
   obj_ = nullptr;
 }

@@ -4,6 +4,8 @@
 #include <napi.h>
 
 #include <atomic>
+#include <condition_variable>
+#include <mutex>
 #include <cstdint>
 #include <thread>
 #include <vector>
@@ -31,6 +33,7 @@ class Tracer : public Napi::ObjectWrap<Tracer> {
   Napi::Value Attach(const Napi::CallbackInfo &info);
   Napi::Value Start(const Napi::CallbackInfo &info);
   Napi::Value Stop(const Napi::CallbackInfo &info);
+  Napi::Value Ack(const Napi::CallbackInfo &info);
   Napi::Value Close(const Napi::CallbackInfo &info);
   Napi::Value Ref(const Napi::CallbackInfo &info);
   Napi::Value Unref(const Napi::CallbackInfo &info);
@@ -52,6 +55,14 @@ class Tracer : public Napi::ObjectWrap<Tracer> {
   bool cleanup_hook_ = false;
   std::thread thread_;
   std::atomic<bool> stop_{false};
+  // Flow control: batches in flight to JS. JS returns the credit (ack())
+  // once it has handled a batch and let the event loop turn.
+  std::mutex credit_mu_;
+  std::condition_variable credit_cv_;
+  int credits_ = 1;
+  std::atomic<bool> abort_{false};
+  bool WaitForCredit();
+  void DetachAll();
   Batch *pending_ = nullptr;
   size_t flush_bytes_ = 1 << 20;
   std::atomic<uint64_t> records_{0};

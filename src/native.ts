@@ -39,6 +39,8 @@ export interface NativeTracer {
   attach(): { program: string; error: string }[];
   start(onBatch: (batch: Uint8Array | null) => void): void;
   stop(): void;
+  /** Return the credit for one batch: call once a batch is handled. */
+  ack(): void;
   close(): void;
   ref(): void;
   unref(): void;

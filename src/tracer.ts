@@ -138,9 +138,15 @@ export class TraceSession {
         this.endResolve?.();
         return;
       }
-      const { records, bad } = decodeBatch(batch);
-      this.undecodable += bad;
-      if (records.length) onRecords(records, batch);
+      try {
+        const { records, bad } = decodeBatch(batch);
+        this.undecodable += bad;
+        if (records.length) onRecords(records, batch);
+      } finally {
+        // One batch in flight: the next comes only after the event loop has
+        // turned, so signals, timers and output keep up under a storm.
+        setImmediate(() => this.native.ack());
+      }
     });
   }
 

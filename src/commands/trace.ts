@@ -26,6 +26,7 @@ export interface TraceOptions {
 }
 
 export const EVENT_KINDS = ['drop', 'rx', 'tx', 'route'] as const;
+const EXIT_VERDICTS = 50;
 type EventKind = (typeof EVENT_KINDS)[number];
 
 // Which probe gives which event kind.
@@ -151,8 +152,11 @@ export async function runTrace(filterWords: string[], opts: TraceOptions, io: Io
     await stop();
     if (tick) clearInterval(tick);
     if (verdicts) {
+      // Ctrl-C must end the trace promptly: judge only the last few open flows.
       live.add(journeys.flush());
-      emitVerdicts(live.flush());
+      const open = live.flush();
+      emitVerdicts(open.slice(-EXIT_VERDICTS));
+      if (open.length > EXIT_VERDICTS) io.err.write(`netwhy: ${open.length - EXIT_VERDICTS} flows still open at exit were not judged\n`);
       await verdictsOut;
     }
   } finally {

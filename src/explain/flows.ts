@@ -113,7 +113,9 @@ export function buildFlows(journeys: Journey[], ipvs: IpvsRecord[] = []): Flow[]
   journeys.forEach((j, i) => {
     if (j.keys.size === 0) return; // route lookups without a packet: see attachLookups
     const root = uf.find(idx[i]);
-    groups.set(root, [...(groups.get(root) ?? []), j]);
+    const g = groups.get(root);
+    if (g) g.push(j);
+    else groups.set(root, [j]);
   });
   const flows: Flow[] = [];
   for (const js of groups.values()) {

@@ -6,16 +6,28 @@ import { buildFlows, type Flow } from './flows.js';
 export class LiveFlows {
   private pending: Journey[] = [];
 
-  constructor(private readonly idleNs = 2e9) {}
+  /**
+   * idleNs: a flow quiet this long gets its verdict. maxAgeNs: one that never
+   * goes quiet gets one anyway (what follows starts a new flow). maxPending:
+   * journeys held at most; past it the oldest flows are judged early, so a
+   * storm cannot grow memory without bound.
+   */
+  constructor(
+    private readonly idleNs = 2e9,
+    private readonly maxAgeNs = 10e9,
+    private readonly maxPending = 20_000,
+  ) {}
 
   add(journeys: Journey[]): void {
     for (const j of journeys) if (j.keys.size) this.pending.push(j);
   }
 
-  /** Flows idle since before nowNs - idle; their journeys leave the buffer. */
+  /** Flows idle (or old) at nowNs; their journeys leave the buffer. */
   due(nowNs: number): Flow[] {
     const flows = buildFlows(this.pending);
-    const done = flows.filter((f) => nowNs - f.end > this.idleNs);
+    const crowded = this.pending.length > this.maxPending;
+    const oldest = crowded ? [...flows].sort((a, b) => a.start - b.start)[Math.floor(flows.length / 2)]?.start ?? 0 : -Infinity;
+    const done = flows.filter((f) => nowNs - f.end > this.idleNs || nowNs - f.start > this.maxAgeNs || f.start <= oldest);
     const gone = new Set(done.flatMap((f) => f.journeys));
     this.pending = this.pending.filter((j) => !gone.has(j));
     return done;
