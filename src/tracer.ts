@@ -131,21 +131,29 @@ export class TraceSession {
   }
 
   /** Deliver decoded records batch by batch until stop(). */
-  start(onRecords: (records: NwRecord[], batch: Uint8Array) => void): void {
+  /**
+   * onRecords may return a promise (e.g. until stdout drains): the next batch
+   * waits for it, so a slow consumer costs counted loss, not memory.
+   */
+  start(onRecords: (records: NwRecord[], batch: Uint8Array) => void | Promise<void>): void {
     this.ended = new Promise((resolve) => (this.endResolve = resolve));
     this.native.start((batch) => {
       if (batch === null) {
         this.endResolve?.();
         return;
       }
+      let done: void | Promise<void> = undefined;
       try {
         const { records, bad } = decodeBatch(batch);
         this.undecodable += bad;
-        if (records.length) onRecords(records, batch);
+        if (records.length) done = onRecords(records, batch);
       } finally {
         // One batch in flight: the next comes only after the event loop has
-        // turned, so signals, timers and output keep up under a storm.
-        setImmediate(() => this.native.ack());
+        // turned (and the consumer is ready), so signals, timers and output
+        // keep up under a storm.
+        const ack = () => setImmediate(() => this.native.ack());
+        if (done) done.then(ack, ack);
+        else ack();
       }
     });
   }

@@ -126,7 +126,7 @@ export async function runTrace(filterWords: string[], opts: TraceOptions, io: Io
       if (!filterText && opts.events === undefined) io.err.write('netwhy: no filter, so only drops are shown; give one (e.g. "host 10.0.0.1") to see every hop\n');
       io.out.write(EVENT_HEADER + '\n');
     }
-    const onRecords = (records: NwRecord[]) => {
+    const onRecords = (records: NwRecord[]): void | Promise<void> => {
       if (stopping && opts.count !== undefined && seen >= opts.count) return;
       let text = '';
       for (const r of records) {
@@ -144,7 +144,8 @@ export async function runTrace(filterWords: string[], opts: TraceOptions, io: Io
       }
       const finished = journeys.takeFinished(records[records.length - 1].ts);
       if (verdicts) live.add(finished);
-      if (text) io.out.write(text);
+      // Honour back-pressure: the next batch waits until stdout has drained.
+      if (text && !io.out.write(text)) return new Promise<void>((resolve) => io.out.once('drain', resolve));
     };
     session.start(onRecords);
 
