@@ -9,6 +9,7 @@
 #   lab.sh revert NAME          undo it
 #   lab.sh run-client NAME      run the scenario's client command in its netns
 #   lab.sh evidence NAME        print the scenario's own evidence (IPVS state...)
+#   lab.sh client-machine NAME  where the client runs (client, node1, node2)
 #   lab.sh exec NS CMD...       run CMD on a lab machine (debugging, tests)
 #
 # kube-proxy mode: iptables by default; "up --ipvs" (or NW_LAB_MODE=ipvs)
@@ -45,7 +46,11 @@ require_up() {
 
 # lab_mode : iptables or ipvs, as the last lab.sh up chose.
 lab_mode() {
-  cat "$STATE_DIR/mode" 2>/dev/null || echo iptables
+  local mode=iptables
+  if [[ -r "$STATE_DIR/mode" ]]; then
+    read -r mode <"$STATE_DIR/mode" || true
+  fi
+  printf '%s\n' "$mode"
 }
 
 # scenario_mode NAME : the kube-proxy mode a scenario is written for.
@@ -160,7 +165,8 @@ cmd_list() {
     *) die "usage: lab.sh list [--ipvs|--iptables]" ;;
   esac
   for f in "$LAB_DIR"/scenarios/*.sh; do
-    name="$(basename "$f" .sh)"
+    name="${f##*/}"
+    name="${name%.sh}"
     if [[ -z "$want" || "--$(scenario_mode "$name")" == "$want" ]]; then
       printf '%s\n' "$name"
     fi
@@ -228,6 +234,10 @@ cmd_run_client() {
   mapfile -d '' spec < <(client_spec "$name")
   ((${#spec[@]} >= 2)) || die "no client command for '$name'"
   local netns="${spec[0]}"
+  if ! ns_here "$netns"; then
+    log "run-client $name: the client runs on $(lab_machine "$netns"), not here ($LAB_ROLE)"
+    return 0
+  fi
   # Exit with the client's own status so callers can assert on it.
   local rc=0
   if [[ -n "${NW_CLIENT_WRAPPER:-}" ]]; then
@@ -245,6 +255,15 @@ cmd_run_client() {
   return "$rc"
 }
 
+# cmd_client_machine NAME : the machine the scenario's client runs on
+# (local backend: where run-client must be called).
+cmd_client_machine() {
+  local name="${1:?usage: lab.sh client-machine NAME}" spec=()
+  scenario_file "$name" >/dev/null
+  mapfile -d '' spec < <(client_spec "$name")
+  lab_machine "${spec[0]}"
+}
+
 cmd_evidence() {
   local name="${1:?usage: lab.sh evidence NAME}"
   require_root
@@ -259,6 +278,7 @@ cmd_exec() {
   shift
   [[ "$ns" == "$NS_PREFIX"* ]] || die "not a lab namespace: $ns"
   ns_exists "$ns" || die "no such namespace: $ns"
+  ns_here "$ns" || die "$ns is on machine $(lab_machine "$ns"), not here ($LAB_ROLE)"
   in_ns "$ns" "$@"
 }
 
@@ -274,9 +294,10 @@ main() {
     revert) cmd_revert "$@" ;;
     run-client) cmd_run_client "$@" ;;
     evidence) cmd_evidence "$@" ;;
+    client-machine) cmd_client_machine "$@" ;;
     exec) cmd_exec "$@" ;;
     *)
-      sed -n '2,24p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+      sed -n '2,25p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
       exit 2
       ;;
   esac

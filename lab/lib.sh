@@ -176,7 +176,9 @@ ns_exists() {
 lab_namespaces() {
   local ns
   while read -r ns _; do
-    if [[ "$ns" == "$NS_PREFIX"* ]]; then
+    # local backend: only this machine's pods (another machine's are not ours
+    # to delete, should they be visible here).
+    if [[ "$ns" == "$NS_PREFIX"* ]] && { [[ "$LAB_BACKEND" == netns ]] || ns_here "$ns"; }; then
       printf '%s\n' "$ns"
     fi
   done < <(ip netns list 2>/dev/null)
@@ -191,8 +193,7 @@ make_ns() {
   if [[ "$LAB_BACKEND" == netns ]] || { ns_here "$name" && ! is_machine_ns "$name"; }; then
     ip netns add "$name"
   fi
-  ns_sysctl "$name" net.ipv6.conf.all.disable_ipv6 1
-  ns_sysctl "$name" net.ipv6.conf.default.disable_ipv6 1
+  in_ns "$name" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1 >/dev/null
   in_ns "$name" ip link set lo up
 }
 
@@ -232,11 +233,12 @@ plug() {
 
 # ns_conf_all NAME KEY VALUE : set net.ipv4.conf.*.KEY on all, default and
 # every existing interface (for keys the kernel combines across all/<dev>).
+# One command on the machine (each exec is costly in the microVM).
 ns_conf_all() {
-  local name="$1" key="$2" value="$3" conf
-  for conf in $(in_ns "$name" ls /proc/sys/net/ipv4/conf); do
-    ns_sysctl "$name" "net.ipv4.conf.${conf}.${key}" "$value"
-  done
+  local name="$1" key="$2" value="$3"
+  # shellcheck disable=SC2016 # expanded by the inner bash, from its argv
+  in_ns "$name" bash -c 'for d in /proc/sys/net/ipv4/conf/*/; do printf "%s\n" "$1" >"$d$0" || exit 1; done' \
+    "$key" "$value"
 }
 
 # node_defaults NAME : the sysctls a Kubernetes node gets from its installer.
@@ -426,7 +428,9 @@ EOF
 
 apply_kube_proxy() {
   local node="$1"
-  kube_proxy_rules | in_ns "$node" iptables-restore --noflush
+  # A here-string, not a pipe: in the local backend in_ns may skip the
+  # command without reading its input.
+  in_ns "$node" iptables-restore --noflush <<<"$(kube_proxy_rules)"
 }
 
 # ---------------------------------------------------- kube-proxy (IPVS mode) --
@@ -651,8 +655,10 @@ apply_kube_proxy_ipvs() {
     read -r proto vip port ep np <<<"$line"
     in_ns "$node" ip addr replace "$vip/32" dev kube-ipvs0
   done
-  kp_ipset_restore "$node" | in_ns "$node" ipset restore -exist
-  kube_proxy_ipvs_rules "$node" | in_ns "$node" iptables-restore --noflush
+  # Here-strings, not pipes: in the local backend in_ns may skip a command
+  # without reading its input.
+  in_ns "$node" ipset restore -exist <<<"$(kp_ipset_restore "$node")"
+  in_ns "$node" iptables-restore --noflush <<<"$(kube_proxy_ipvs_rules "$node")"
   local services
   services="$(kp_ipvs_restore "$node")"
   in_ns "$node" ipvsadm -R <<<"$services"
@@ -734,7 +740,7 @@ stop_server() {
 
 # coredns_ready ADDR : the CoreDNS stand-in answers on ADDR, asked from its pod.
 coredns_ready() {
-  wait_until 10 "dns on nw-coredns ($1)" in_ns nw-coredns \
+  wait_until 30 "dns on nw-coredns ($1)" in_ns nw-coredns \
     dig +short +tries=1 +time=1 "@$1" kubernetes.default.svc.cluster.local
 }
 
@@ -756,13 +762,13 @@ start_servers() {
 
   # Each server is checked from inside its own machine, so a readiness
   # failure means the server, not the network.
-  wait_until 10 "http on nw-pod1" in_ns nw-pod1 curl -sf -m 1 http://10.244.1.2/
-  wait_until 10 "http on nw-pod2" in_ns nw-pod2 curl -sf -m 1 http://10.244.2.2/
+  wait_until 30 "http on nw-pod1" in_ns nw-pod1 curl -sf -m 1 http://10.244.1.2/
+  wait_until 30 "http on nw-pod2" in_ns nw-pod2 curl -sf -m 1 http://10.244.2.2/
   coredns_ready 10.244.2.3
   if [[ "$mode" == ipvs ]]; then
-    wait_until 10 "http 6443 on nw-node2" in_ns nw-node2 curl -sf -m 1 http://192.168.0.12:6443/
+    wait_until 30 "http 6443 on nw-node2" in_ns nw-node2 curl -sf -m 1 http://192.168.0.12:6443/
   else
-    wait_until 10 "tcp 6443 on nw-node1" tcp_open nw-node1 192.168.0.100 6443
+    wait_until 30 "tcp 6443 on nw-node1" tcp_open nw-node1 192.168.0.100 6443
   fi
 }
 
@@ -773,10 +779,11 @@ start_actor() {
   local ns="$1" name="$2"
   shift 2
   rm -f "$STATE_DIR/$name.actor"
+  : >"$STATE_DIR/$name.log"
   in_ns_bg "$ns" "$STATE_DIR/$name.log" \
     bash "$LAB_DIR/ipvs-actor.sh" --pidfile "$STATE_DIR/$name.actor" "$@"
   if ns_here "$ns"; then
-    wait_until 10 "actor $name" test -s "$STATE_DIR/$name.actor"
+    wait_until 30 "actor $name" test -s "$STATE_DIR/$name.actor"
   fi
 }
 

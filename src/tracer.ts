@@ -152,7 +152,7 @@ export class TraceSession {
         // turned (and the consumer is ready), so signals, timers and output
         // keep up under a storm.
         const ack = () => setImmediate(() => this.native.ack());
-        if (done) done.then(ack, ack);
+        if (done instanceof Promise) done.then(ack, ack);
         else ack();
       }
     });

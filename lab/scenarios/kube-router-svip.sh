@@ -50,9 +50,10 @@ RULES
 }
 
 revert() {
-  # Rules first: an ipset referenced by a rule cannot be destroyed.
-  while in_ns nw-node1 iptables -D INPUT "${SVIP_JUMP[@]}" 2>/dev/null; do :; done
-  while in_ns nw-node1 iptables -D INPUT "${NETPOL_JUMP[@]}" 2>/dev/null; do :; done
+  # Rules first: an ipset referenced by a rule cannot be destroyed. (ns_here:
+  # in the local backend in_ns succeeds without running on other machines.)
+  while ns_here nw-node1 && in_ns nw-node1 iptables -D INPUT "${SVIP_JUMP[@]}" 2>/dev/null; do :; done
+  while ns_here nw-node1 && in_ns nw-node1 iptables -D INPUT "${NETPOL_JUMP[@]}" 2>/dev/null; do :; done
   local chain set
   for chain in KUBE-ROUTER-SERVICES KUBE-ROUTER-INPUT; do
     in_ns nw-node1 iptables -F "$chain" 2>/dev/null || true

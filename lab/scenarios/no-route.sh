@@ -9,7 +9,7 @@ apply() {
 }
 
 revert() {
-  in_ns nw-node1 ip route replace 10.244.2.0/24 via 192.168.0.12 dev eth0
+  in_ns nw-node1 ip route replace 10.244.2.0/24 via 192.168.0.12 dev "$(lan_dev eth0)"
   ns_flush_conntrack nw-node1
 }
 

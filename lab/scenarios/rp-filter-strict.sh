@@ -5,11 +5,9 @@
 # (effective value max(conf.all, conf.eth1) = 1) drops the request.
 # Loose mode (2) only asks for *some* route back and lets it through.
 
-CLIENT_ROUTE=(10.244.2.0/24 via 192.168.1.12 dev eth1 src 192.168.0.10)
-
 apply() {
   ns_flush_conntrack nw-node2
-  in_ns nw-client ip route replace "${CLIENT_ROUTE[@]}"
+  in_ns nw-client ip route replace 10.244.2.0/24 via 192.168.1.12 dev "$(lan_dev eth1)" src 192.168.0.10
   ns_sysctl nw-node2 net.ipv4.conf.all.rp_filter 1
 }
 

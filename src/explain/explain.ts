@@ -81,7 +81,10 @@ function whereOf(d: DropRecord, deps: ExplainDeps): NonNullable<Verdict['where']
 export function verdictFor(flow: Flow, deps: ExplainDeps, exitCode?: number): Verdict {
   const d = deciding(flow, deps.reasonName);
   const delivered = replyDelivered(flow);
-  const failed = exitCode !== undefined ? exitCode !== 0 : !delivered;
+  const strong = flow.drops.some((x) => !WEAK_REASONS.has(deps.reasonName(x.drop.reason)));
+  // A command runs many flows: one that got its reply without a real loss is
+  // delivered even when another one failed the command.
+  const failed = delivered && !strong ? false : exitCode !== undefined ? exitCode !== 0 : !delivered;
   if (failed) {
     for (const rule of FLOW_RULES) {
       const f = rule.explain({ flow, ...deps });
