@@ -39,9 +39,11 @@ const OUTCOME: Record<string, string> = { success: 'delivered', timeout: 'droppe
 /** Does the explanation say what the scenario expects? Pure: the lab tests use it. */
 export function checkVerdict(s: Scenario, doc: ExplainDoc): { ok: boolean; problems: string[] } {
   const problems: string[] = [];
-  const v = doc.flows[0]?.verdict;
-  if (!v) return { ok: false, problems: ['no flow was traced'] };
   const want = OUTCOME[s.expect.outcome] ?? s.expect.outcome;
+  // A client may open several connections: a failure scenario is judged by its failing flows.
+  const flow = want === 'delivered' ? doc.flows[0] : doc.flows.find((f) => f.verdict.outcome !== 'delivered') ?? doc.flows[0];
+  const v = flow?.verdict;
+  if (!v) return { ok: false, problems: ['no flow was traced'] };
   if (v.outcome !== want) problems.push(`outcome ${v.outcome}, expected ${want}`);
   const c = s.expect.cause;
   if (c) {

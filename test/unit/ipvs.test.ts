@@ -132,7 +132,7 @@ describe('IPVS rules', () => {
     const v = verdictFor(flow, deps(node(`${IPVSADM}---\n`, addrs), events), 7);
     expect(v.outcome).toBe('dropped');
     expect(v.cause).toEqual({ type: 'ipvs-service', ref: 'TCP 192.168.0.100:6443 rr', value: 'deleted 2× by kube-proxy', netns: 'nw-node1' });
-    expect(v.evidence[0]).toContain('deleted 2 times while the flow ran, by kube-proxy[42] 2×');
+    expect(v.evidence[0]).toContain('deleted 2 times during the trace, by kube-proxy[42] 2×');
     expect(v.evidence[1]).toContain('re-created 1 time by kube-vip[7] 1×');
     expect(v.fix).toContain('--ipvs-exclude-cidrs=192.168.0.100/32');
   });

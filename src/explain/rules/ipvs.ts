@@ -90,7 +90,7 @@ export const ipvsFlapRule: FlowRule = {
     const t0 = flow.start;
     const when = (rs: IpvsCtlRecord[]) => rs.map((r) => `${((r.ts - t0) / 1e9).toFixed(2)} s`).join(', ');
     const evidence = [
-      `${ref} was deleted ${dels.length} time${dels.length === 1 ? '' : 's'} while the flow ran, by ${who(dels)} (at ${when(dels)})`,
+      `${ref} was deleted ${dels.length} time${dels.length === 1 ? '' : 's'} during the trace, by ${who(dels)} (at ${when(dels)}, relative to this flow's first packet)`,
     ];
     if (adds.length) evidence.push(`and re-created ${adds.length} time${adds.length === 1 ? '' : 's'} by ${who(adds)} (at ${when(adds)}): the virtual service flaps`);
     evidence.push(`a connection to ${hostPort(o.dst, o.dport)} that arrives while the service is gone finds no IPVS service`);
