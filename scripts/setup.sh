@@ -30,8 +30,11 @@ if ((${#missing[@]})); then
 fi
 
 if [[ ! -d node_modules || package-lock.json -nt node_modules/.package-lock.json ]]; then
-  echo "setup: npm ci"
-  npm ci --no-audit --no-fund --loglevel=error
+  # Not `npm ci`: npm 11.19 writes lockfiles without rollup's optional
+  # platform packages and then refuses them in `npm ci`. `npm install`
+  # still takes the locked versions.
+  echo "setup: npm install"
+  npm install --no-audit --no-fund --loglevel=error
 fi
 
 echo "setup: building (BPF objects, addon, TypeScript)"
