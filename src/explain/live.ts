@@ -15,7 +15,7 @@ export class LiveFlows {
   constructor(
     private readonly idleNs = 2e9,
     private readonly maxAgeNs = 10e9,
-    private readonly maxPending = 20_000,
+    private readonly maxPending = 4_000,
   ) {}
 
   add(journeys: Journey[]): void {
