@@ -165,12 +165,6 @@ export class TraceSession {
     await this.ended;
   }
 
-  /** Let the process exit while the trace runs (or not). */
-  keepAlive(on: boolean): void {
-    if (on) this.native.ref();
-    else this.native.unref();
-  }
-
   counters(): SessionCounters {
     const probes: ProbeCounters[] = [];
     let lost = 0;

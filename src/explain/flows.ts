@@ -3,7 +3,7 @@
 // conntrack tuple (original or reply). After DNAT the request's conntrack
 // entry carries both the original and the rewritten tuple, which is what ties
 // the client's packet to the pod's reply.
-import { type DropRecord, type FibRecord, type IpvsConnRecord, type IpvsRecord, type Pkt, PktFlag, type Tuple } from '../abi.js';
+import { type DropRecord, type IpvsConnRecord, type IpvsRecord, type Pkt, PktFlag, type Tuple } from '../abi.js';
 import { serviceRef } from '../ipvs.js';
 import { type Journey, flowKey, recordPkt } from '../journey.js';
 
@@ -42,10 +42,6 @@ class UnionFind {
   union(a: number, b: number): void {
     this.parent[this.find(a)] = this.find(b);
   }
-}
-
-function packets(j: Journey): Pkt[] {
-  return j.records.map(recordPkt).filter((p): p is Pkt => !!p);
 }
 
 /** NAT seen in a packet's conntrack entry, in the direction the packet travels. */
@@ -145,10 +141,3 @@ export function buildFlows(journeys: Journey[], ipvs: IpvsRecord[] = []): Flow[]
   }
   return flows;
 }
-
-/** Route lookups that had no packet (connect(), sendmsg()) go to the flow they were for. */
-export function standaloneLookups(journeys: Journey[]): FibRecord[] {
-  return journeys.filter((j) => j.keys.size === 0).flatMap((j) => j.records.filter((r): r is FibRecord => r.kind === 'fib'));
-}
-
-export { packets };

@@ -23,6 +23,8 @@ export function netnsState(s: Snapshot, netfilter?: NetfilterEvaluator, insertFa
 export class LiveStates {
   private readonly cache = new SnapshotCache(3000);
   private readonly states = new Map<number, NetnsState>();
+  /** One view per snapshot: the cache hands the same snapshot out for seconds, parse its ruleset once. */
+  private readonly views = new WeakMap<Snapshot, NetnsState>();
 
   constructor(private readonly names: NetnsNames) {}
 
@@ -37,7 +39,9 @@ export class LiveStates {
         if (/^\d+$/.test(name)) return;
         try {
           const snap = await this.cache.get(name);
-          this.states.set(ino, netnsState(snap, netfilterEvaluator(snap)));
+          let view = this.views.get(snap);
+          if (!view) this.views.set(snap, (view = netnsState(snap, netfilterEvaluator(snap))));
+          this.states.set(ino, view);
         } catch {
           this.states.delete(ino); // gone: rules answer unknown
         }

@@ -56,9 +56,4 @@ export class NetnsNames {
     for (const [ino, n] of this.byInode) if (n === name) return ino;
     return /^\d+$/.test(name) ? Number(name) : undefined;
   }
-
-  names(): string[] {
-    this.scan(true);
-    return [...this.byInode.values()];
-  }
 }
