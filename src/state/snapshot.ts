@@ -1,11 +1,11 @@
 // State snapshot of one network namespace: the settings, addresses, routes and rulesets that
 // decide a packet's fate. This is the IO half; the parsing is in parsers.ts.
 //
-// Every command of one snapshot runs concurrently, each with its own timeout. A missing tool,
-// a non-zero exit or unparsable output is recorded in `errors`; only an unknown namespace name
-// throws.
+// The commands of a snapshot run concurrently (at most MAX_PROCS at a time, over all snapshots),
+// each with its own timeout. A missing tool, a non-zero exit or unparsable output is recorded in
+// `errors`; only an unknown namespace name throws.
 
-import { execFile } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { readdir } from 'node:fs/promises';
 import { NetwhyError } from '../errors.js';
 import {
@@ -60,6 +60,8 @@ export interface Snapshot {
 export const HOST = 'host';
 const NETNS_DIR = '/run/netns';
 const DEFAULT_TIMEOUT_MS = 5_000;
+/** iptables-save of a large Kubernetes node runs to tens of MB. */
+const MAX_OUTPUT = 512 * 1024 * 1024;
 
 /** Per-interface IPv4 settings read for all, default and every device. */
 export const CONF_SYSCTLS = ['forwarding', 'rp_filter', 'accept_local', 'route_localnet', 'arp_ignore', 'arp_announce'] as const;
@@ -93,7 +95,7 @@ grep -aH '' -- "$@"
 exit 0
 `;
 
-interface RunResult {
+export interface RunResult {
   ok: boolean;
   stdout: string;
   stderr: string;
@@ -106,44 +108,78 @@ export interface SnapshotOptions {
   timeoutMs?: number;
 }
 
-function run(argv: string[], timeoutMs: number): Promise<RunResult> {
-  return new Promise((resolve) => {
-    execFile(
-      argv[0]!,
-      argv.slice(1),
-      {
-        timeout: timeoutMs,
-        killSignal: 'SIGKILL',
-        maxBuffer: 512 * 1024 * 1024, // iptables-save of a large Kubernetes node runs to tens of MB
-        encoding: 'utf8',
-        env: { ...process.env, LC_ALL: 'C', LANG: 'C' },
-      },
-      (err, stdout, stderr) => {
-        if (!err) return resolve({ ok: true, stdout, stderr });
-        const e = err as NodeJS.ErrnoException & { killed?: boolean; signal?: string | null; code?: string | number | null };
+/** At most this many snapshot commands run at once, over every snapshot taken concurrently. */
+const MAX_PROCS = 6;
+let running = 0;
+const waiting: (() => void)[] = [];
+
+async function slot<T>(fn: () => Promise<T>): Promise<T> {
+  if (running >= MAX_PROCS) await new Promise<void>((r) => waiting.push(r));
+  else running++;
+  try {
+    return await fn();
+  } finally {
+    const next = waiting.shift();
+    if (next) next();
+    else running--;
+  }
+}
+
+/**
+ * Run a command and collect its output. Unlike execFile's `timeout`, the deadline never costs a
+ * finished command its output: spawn() blocks the event loop (seconds, for dozens of processes
+ * under emulation), so a timer can fire after the child exited but before its exit was handled;
+ * execFile then destroys the pipes and reports success with empty output. Here the deadline only
+ * sends SIGKILL, the pipes are read to the end, and a child that exited 0 on its own counts as
+ * done whatever the timer did.
+ */
+export function runCommand(argv: string[], timeoutMs: number): Promise<RunResult> {
+  return slot(
+    () =>
+      new Promise<RunResult>((resolve) => {
         const cmd = argv.join(' ');
-        const firstErr = stderr.trim().split('\n')[0] ?? '';
-        let reason: string;
-        if (e.code === 'ENOENT') {
-          reason = `${argv[0]}: not installed`;
-        } else if (e.killed || e.signal === 'SIGKILL') {
-          reason = `${cmd}: timed out after ${timeoutMs} ms`;
-        } else if (e.code === 'ERR_CHILD_PROCESS_STDIO_MAXBUFFER') {
-          reason = `${cmd}: output too large`;
-        } else if (typeof e.code === 'number') {
-          reason = `${cmd}: exit ${e.code}${firstErr ? `: ${firstErr}` : ''}`;
-        } else {
-          reason = `${cmd}: ${e.message.split('\n')[0]}`;
-        }
-        resolve({ ok: false, stdout, stderr, reason });
-      },
-    );
-  });
+        const out: Buffer[] = [];
+        const err: Buffer[] = [];
+        let size = 0;
+        let tooLarge = false;
+        let spawnError: NodeJS.ErrnoException | undefined;
+        const child = spawn(argv[0]!, argv.slice(1), {
+          stdio: ['ignore', 'pipe', 'pipe'],
+          env: { ...process.env, LC_ALL: 'C', LANG: 'C' },
+        });
+        const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+        const collect = (into: Buffer[]) => (d: Buffer) => {
+          size += d.length;
+          if (size > MAX_OUTPUT) {
+            tooLarge = true;
+            child.kill('SIGKILL');
+          } else into.push(d);
+        };
+        child.stdout.on('data', collect(out));
+        child.stderr.on('data', collect(err));
+        child.on('error', (e) => (spawnError = e));
+        child.on('close', (code, signal) => {
+          clearTimeout(timer);
+          const stdout = Buffer.concat(out).toString('utf8');
+          const stderr = Buffer.concat(err).toString('utf8');
+          if (!spawnError && !tooLarge && code === 0) return resolve({ ok: true, stdout, stderr });
+          const firstErr = stderr.trim().split('\n')[0] ?? '';
+          let reason: string;
+          if (spawnError?.code === 'ENOENT') reason = `${argv[0]}: not installed`;
+          else if (spawnError) reason = `${cmd}: ${spawnError.message.split('\n')[0]}`;
+          else if (tooLarge) reason = `${cmd}: output too large`;
+          else if (signal === 'SIGKILL') reason = `${cmd}: timed out after ${timeoutMs} ms`;
+          else if (signal) reason = `${cmd}: killed by ${signal}`;
+          else reason = `${cmd}: exit ${code}${firstErr ? `: ${firstErr}` : ''}`;
+          resolve({ ok: false, stdout, stderr, reason });
+        });
+      }),
+  );
 }
 
 /** Names of the namespaces `ip netns` knows. */
 export async function listNetns(timeoutMs = DEFAULT_TIMEOUT_MS): Promise<string[]> {
-  const r = await run(['ip', 'netns', 'list'], timeoutMs);
+  const r = await runCommand(['ip', 'netns', 'list'], timeoutMs);
   if (!r.ok) throw new NetwhyError(`cannot list network namespaces: ${r.reason}`);
   // Lines look like `name` or `name (id: 3)`.
   return r.stdout
@@ -155,7 +191,7 @@ export async function listNetns(timeoutMs = DEFAULT_TIMEOUT_MS): Promise<string[
 /** conntrack's insert_failed counter of a namespace ('host' = this one), null if unreadable. */
 export async function conntrackInsertFailed(netns: string, timeoutMs = DEFAULT_TIMEOUT_MS): Promise<number | null> {
   const argv = netns === HOST ? ['conntrack', '-S'] : ['ip', 'netns', 'exec', netns, 'conntrack', '-S'];
-  const r = await run(argv, timeoutMs);
+  const r = await runCommand(argv, timeoutMs);
   if (!r.ok) return null;
   try {
     return parseConntrackStats(r.stdout).insertFailed;
@@ -192,7 +228,7 @@ export async function takeSnapshot(netns: string, opts: SnapshotOptions = {}): P
   // `ip -n` switches namespace inside ip itself; other tools go through `ip netns exec`.
   const ipArgv = (...args: string[]): string[] => (isHost ? ['ip', ...args] : ['ip', '-n', netns, ...args]);
   const inNs = (...argv: string[]): string[] => (isHost ? argv : ['ip', 'netns', 'exec', netns, ...argv]);
-  const go = (argv: string[]): Promise<RunResult> => run(argv, timeoutMs);
+  const go = (argv: string[]): Promise<RunResult> => runCommand(argv, timeoutMs);
 
   const [sysctlR, linkR, addrR, route4R, route6R, rule4R, rule6R, iptR, iptVerR, ipsetR, nftR, ctR, ipvsR] = await Promise.all([
     go(inNs('sh', '-c', SYSCTL_SCRIPT)),

@@ -8,10 +8,7 @@ import type { ExplainDoc } from '../../src/explain/document.js';
 import { runInVm, vmUnavailableReason } from '../../src/vm/runner.js';
 
 const ROOT = resolve(__dirname, '../..');
-// Opt-in (NETWHY_VM_EXPLAIN=1): under emulation a namespace snapshot in the
-// guest came back empty once (ip -j printed nothing), leaving one verdict
-// unknown; until that is understood this test does not gate CI.
-const unavailable = process.env.NETWHY_VM_EXPLAIN === '1' ? await vmUnavailableReason() : 'opt-in: set NETWHY_VM_EXPLAIN=1';
+const unavailable = await vmUnavailableReason();
 if (unavailable) console.warn(`skipping the IPVS explain VM test: ${unavailable}`);
 
 /** The explain document each client printed, by scenario name. */
@@ -33,13 +30,13 @@ describe.skipIf(unavailable !== null)('IPVS scenarios explained in the microVM',
   let docs: Map<string, ExplainDoc>;
   let output = '';
 
-  it('boots once and runs every IPVS scenario under netwhy explain', { timeout: 600_000 }, async () => {
+  it('boots once and runs every IPVS scenario under netwhy explain', { timeout: 960_000 }, async () => {
     const r = await runInVm({
       command: ['bash', resolve(ROOT, 'lab/vm-run.sh')],
       cwd: ROOT,
       env: { NW_CLIENT_WRAPPER: `${process.execPath} ${resolve(ROOT, 'dist/cli.js')} explain --json --` },
       modules: VM_MODULES,
-      timeoutMs: 540_000,
+      timeoutMs: 900_000,
     });
     output = r.stdout + r.stderr;
     docs = clientDocs(r.stdout);

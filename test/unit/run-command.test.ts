@@ -1,0 +1,68 @@
+// The command runner of the snapshots: a deadline must never cost a finished
+// command its output. Regression: under emulation the event loop was blocked
+// by dozens of spawns; execFile's timer then fired after children had exited
+// but before their exit was handled, destroyed the pipes and reported success
+// with empty output (every `ip -j` of a namespace "returned" nothing).
+import { readFileSync, readdirSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { runCommand } from '../../src/state/snapshot.js';
+
+/** Pids of this process's children (every thread's), from /proc. */
+function children(): number[] {
+  return readdirSync('/proc/self/task').flatMap((t) => {
+    try {
+      return readFileSync(`/proc/self/task/${t}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+    } catch {
+      return [];
+    }
+  });
+}
+
+function isZombie(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) === 'Z';
+  } catch {
+    return true; // already reaped
+  }
+}
+
+/** Block the event loop until `ms` passed and every child has exited (not yet reaped). */
+function blockUntilChildrenExited(ms: number, pids: number[]): void {
+  const end = performance.now() + ms;
+  while (performance.now() < end || !pids.every(isZombie)) {
+    /* busy: this is the point */
+  }
+}
+
+describe('runCommand', () => {
+  it('keeps the output of a command that exited before its late deadline fired', async () => {
+    const before = new Set(children());
+    const p = runCommand(['sh', '-c', 'printf "%s\\n" "[1,2,3]"'], 20);
+    const mine = children().filter((c) => !before.has(c));
+    expect(mine.length).toBe(1);
+    blockUntilChildrenExited(200, mine); // the 20 ms timer is now long overdue
+    const r = await p;
+    expect(r).toMatchObject({ ok: true, stdout: '[1,2,3]\n' });
+  });
+
+  it('reports a command that outlives its deadline as timed out', async () => {
+    const r = await runCommand(['sleep', '5'], 100);
+    expect(r.ok).toBe(false);
+    expect(r.reason).toBe('sleep 5: timed out after 100 ms');
+  });
+
+  it('reports a missing tool, a failing exit and its first stderr line', async () => {
+    expect((await runCommand(['netwhy-no-such-tool'], 1000)).reason).toBe('netwhy-no-such-tool: not installed');
+    const r = await runCommand(['sh', '-c', 'echo first >&2; echo second >&2; exit 3'], 5000);
+    expect(r).toMatchObject({ ok: false, reason: 'sh -c echo first >&2; echo second >&2; exit 3: exit 3: first' });
+  });
+
+  it('runs many commands at once, each with its whole output', async () => {
+    const rs = await Promise.all(Array.from({ length: 20 }, (_, i) => runCommand(['sh', '-c', `seq ${i * 1000}`], 10_000)));
+    rs.forEach((r, i) => {
+      expect(r.ok).toBe(true);
+      expect(r.stdout.split('\n').length - 1).toBe(i * 1000);
+    });
+  });
+});
