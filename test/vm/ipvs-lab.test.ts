@@ -1,33 +1,29 @@
-// The lab in kube-proxy IPVS mode, in the Debian 6.1 microVM (this host's
-// kernel has no IPVS): one boot runs lab/vm-run.sh, which brings the IPVS lab
-// up, applies, runs and reverts every ipvs-* scenario and prints one NW_RESULT
-// line per run. Each scenario must behave as lab/scenarios.json says, with the
-// IPVS state that explains it. Skipped, with the reason, without qemu/kernel.
+// The lab in kube-proxy IPVS mode, explained, in the Debian 6.1 microVM (this
+// host's kernel has no IPVS). One boot runs lab/vm-run.sh: it brings the IPVS
+// lab up, then applies, runs and reverts every ipvs-* scenario with its client
+// under `netwhy explain --json`, and prints the explain document and one
+// NW_RESULT line (client output, IPVS state, evidence) per run. Each scenario
+// must behave as lab/scenarios.json says, with the IPVS state that makes it so,
+// and netwhy's verdict must be the scenario's. Skipped, with the reason,
+// without qemu or the kernel package.
 //
 //   NW_IPVS_LAB_RUNS=3   runs of each scenario in the boot (default 1; the
-//                        TCG guest needs ~1 min for the lab and ~1 min per
-//                        round of the five scenarios)
-//   NW_CLIENT_WRAPPER    passed to the driver: run the clients under e.g.
-//                        "node dist/cli.js explain --json --"
-import { existsSync, readFileSync } from 'node:fs';
+//                        TCG guest needs 1-2 min for the lab and ~1 min per
+//                        scenario under explain)
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { VM_MODULES, checkVerdict, loadScenarios } from '../../src/commands/lab.js';
+import type { ExplainDoc } from '../../src/explain/document.js';
 import { runInVm, vmUnavailableReason, type VmRunResult } from '../../src/vm/runner.js';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
-interface Scenario {
-  name: string;
-  ipvs?: boolean;
-  client: { netns: string; argv: string[] };
-  expect: {
-    outcome: string;
-    exitCode: number;
-    stdoutIncludes?: string;
-    counter?: string;
-    verdictNetns: string | null;
-  };
+/** What lab/scenarios.json says the client does (beyond netwhy's verdict). */
+interface ClientExpect {
+  exitCode: number;
+  stdoutIncludes?: string;
 }
 
 interface RunResult {
@@ -44,13 +40,10 @@ interface RunResult {
   error: string | null;
 }
 
-const scenarios = (
-  JSON.parse(readFileSync(path.join(repo, 'lab', 'scenarios.json'), 'utf8')) as { scenarios: Scenario[] }
-).scenarios.filter((s) => s.ipvs);
-
+const scenarios = loadScenarios().filter((s) => s.ipvs);
 const runs = Number(process.env.NW_IPVS_LAB_RUNS ?? '1');
-// Boot ~10 s, lab up ~60 s, a round of the five scenarios ~80 s (TCG), plus margin.
-const TIMEOUT_MS = 180_000 + runs * 150_000;
+// Boot ~10 s, lab up 1-2 min, each scenario under explain ~1 min (TCG), plus margin.
+const TIMEOUT_MS = 240_000 + runs * scenarios.length * 120_000;
 
 const unavailable = await vmUnavailableReason();
 const ipvsadm = ['/usr/sbin/ipvsadm', '/sbin/ipvsadm'].find((p) => existsSync(p));
@@ -60,25 +53,33 @@ if (skip) console.warn(`skipping the IPVS lab: ${skip}`);
 /** ipvsadm prints two spaces after the protocol; compare with one. */
 const squeeze = (lines: string[]): string[] => lines.map((l) => l.replace(/\s+/g, ' ').trim());
 
-describe.skipIf(skip !== null)('IPVS lab in the microVM', () => {
+describe.skipIf(skip !== null)('IPVS lab in the microVM, explained', () => {
   let vm: VmRunResult;
   const results = new Map<string, RunResult[]>();
+  /** explain documents by "name run". */
+  const docs = new Map<string, ExplainDoc>();
 
   beforeAll(async () => {
-    const env: Record<string, string> = { NW_LAB_RUNS: String(runs) };
-    if (process.env.NW_CLIENT_WRAPPER) env.NW_CLIENT_WRAPPER = process.env.NW_CLIENT_WRAPPER;
     vm = await runInVm({
       command: ['bash', 'lab/vm-run.sh', ...scenarios.map((s) => s.name)],
       cwd: repo,
-      modules: ['ip_vs', 'ip_vs_rr', 'ip_vs_wrr', 'ip_vs_sh', 'nf_conntrack', 'br_netfilter', 'dummy'],
+      modules: VM_MODULES,
       timeoutMs: TIMEOUT_MS,
-      env,
+      env: { NW_LAB_RUNS: String(runs), NW_CLIENT_WRAPPER: `${process.execPath} ${path.join(repo, 'dist/cli.js')} explain --json --` },
     });
     console.log(`[vm] IPVS lab: accel=${vm.accel} kernel=${vm.kernel} boot=${vm.bootMs}ms total=${vm.totalMs}ms exit=${vm.exitCode}`);
     for (const line of vm.stdout.split('\n')) {
       if (!line.startsWith('NW_RESULT ')) continue;
       const r = JSON.parse(line.slice('NW_RESULT '.length)) as RunResult;
       results.set(r.name, [...(results.get(r.name) ?? []), r]);
+    }
+    const re = /=== NW_CLIENT_BEGIN (\S+) (\d+) ===\n([\s\S]*?)\n=== NW_CLIENT_END \1 \2 exit=\d+ ===/g;
+    for (const m of vm.stdout.matchAll(re)) {
+      try {
+        docs.set(`${m[1]} ${m[2]}`, JSON.parse(m[3]));
+      } catch {
+        // not JSON: the assertions report the document as missing
+      }
     }
   }, TIMEOUT_MS + 60_000);
 
@@ -90,19 +91,31 @@ describe.skipIf(skip !== null)('IPVS lab in the microVM', () => {
   });
 
   for (const s of scenarios) {
-    it(`${s.name}: ${s.expect.outcome} (exit ${s.expect.exitCode}) every run`, () => {
+    const want = s.expect as unknown as ClientExpect;
+    it(`${s.name}: the client ${s.expect.outcome === 'success' ? 'succeeds' : `fails (${s.expect.outcome})`}, the IPVS state shows why, netwhy says so`, () => {
       const rs = results.get(s.name) ?? [];
       expect(rs).toHaveLength(runs);
       for (const r of rs) {
-        const ctx = `${s.name} run ${r.run}\n${r.stdout}\n${r.stderr}\n${r.after.join('\n')}`;
+        const doc = docs.get(`${s.name} ${r.run}`);
+        // Under explain --json the client's output goes to stderr, its exit code into the document.
+        const ctx = `${s.name} run ${r.run}\n${r.stderr}\n${r.after.join('\n')}\n${JSON.stringify(doc?.flows.map((f) => f.verdict), null, 1)}`;
         expect(r.error, ctx).toBeNull();
-        if (!process.env.NW_CLIENT_WRAPPER) {
-          // Under a wrapper the exit code and stdout are the wrapper's.
-          expect(r.exitCode, ctx).toBe(s.expect.exitCode);
-          if (s.expect.stdoutIncludes) expect(r.stdout, ctx).toContain(s.expect.stdoutIncludes);
-        }
+        expect(r.exitCode, ctx).toBe(0);
+        expect(doc, `no explain document\n${ctx}\n${vm.stderr.slice(-2000)}`).toBeDefined();
+        expect(doc!.exitCode, ctx).toBe(want.exitCode);
+        if (want.stdoutIncludes) expect(r.stderr, ctx).toContain(want.stdoutIncludes);
         if (r.counter) expect(r.counter.after!, ctx).toBeGreaterThan(r.counter.before!);
         checkIpvs(s.name, r, ctx);
+        expect(checkVerdict(s, doc!).problems, ctx).toEqual([]);
+        if (s.name === 'ipvs-nodeport-curl') {
+          // every hop, and the IPVS NAT with the real server chosen
+          const flow = doc!.flows[0];
+          expect(flow.nat.find((n) => n.by.type === 'ipvs-service'), ctx).toMatchObject({
+            kind: 'dnat', to: { dst: '10.244.2.2', dport: 80 }, by: { ref: 'TCP 192.168.0.11:30080 rr' }, netns: 'nw-node1',
+          });
+          const netns = new Set(flow.hops.map((h) => h.netns));
+          for (const n of ['nw-client', 'nw-node1', 'nw-node2', 'nw-pod2']) expect(netns.has(n), `${n}\n${ctx}`).toBe(true);
+        }
       }
     });
   }
@@ -131,7 +144,7 @@ function checkIpvs(name: string, r: RunResult, ctx: string): void {
     case 'ipvs-cleanup-flap': {
       // Some requests got through, some were refused, and the processes named
       // kube-vip / kube-proxy kept re-creating / deleting the service.
-      const m = /ok=(\d+) failed=(\d+)/.exec(r.stdout);
+      const m = /ok=(\d+) failed=(\d+)/.exec(r.stderr);
       expect(m, ctx).not.toBeNull();
       expect(Number(m![2]), ctx).toBeGreaterThan(0);
       expect(Number(m![1]), ctx).toBeGreaterThan(0);
