@@ -12,7 +12,7 @@ import { netnsState } from '../explain/state.js';
 import type { NetnsState } from '../explain/types.js';
 import { JourneyBuilder } from '../journey.js';
 import { NetnsNames } from '../kernel/netns.js';
-import { kernelDropReasons, kernelSymbols, reasonName } from '../kernel/symbols.js';
+import { type Symbolizer, kernelDropReasons, kernelSymbols, reasonName } from '../kernel/symbols.js';
 import { requireTracing } from '../preflight.js';
 import { HOST, type Snapshot, conntrackInsertFailed, listNetns, takeSnapshot } from '../state/snapshot.js';
 import { type Capture, RecordingError, decodeCapture, encodeCapture } from '../recording.js';
@@ -188,6 +188,7 @@ export async function runExplainCaptured(command: string[], opts: ExplainOptions
   if (!(opts.settle >= 0)) throw new UsageError('--settle must be a number of milliseconds');
   requireTracing();
   const names = new NetnsNames();
+  const symbols = kernelSymbols(); // read while the BPF object loads
   const session = TraceSession.open({ ringBytes: opts.ringMb * 1024 * 1024 });
   const raw: Uint8Array[] = [];
   const seen: NwRecord[] = [];
@@ -198,7 +199,7 @@ export async function runExplainCaptured(command: string[], opts: ExplainOptions
     session.followMode();
     session.attach();
     conntrackBefore = await conntrackBaseline();
-    const live = opts.live ? liveView(names, opts.json ? io.err : io.out) : undefined;
+    const live = opts.live ? liveView(names, await symbols, opts.json ? io.err : io.out) : undefined;
     session.start((records, batch) => {
       raw.push(batch);
       seen.push(...records);
@@ -213,7 +214,7 @@ export async function runExplainCaptured(command: string[], opts: ExplainOptions
   }
   const inodes = netnsToSnapshot(seen);
   const snapshots = await captureSnapshots(inodes, names);
-  const syms = kernelSymbols();
+  const syms = await symbols;
   const capture: Capture = {
     version: 1,
     abiVersion: ABI_VERSION,
@@ -236,9 +237,8 @@ export async function runExplainCaptured(command: string[], opts: ExplainOptions
 }
 
 /** Every event as a trace line, as it arrives (the main job's live view). */
-function liveView(names: NetnsNames, out: NodeJS.WritableStream): (records: NwRecord[]) => void {
+function liveView(names: NetnsNames, syms: Symbolizer, out: NodeJS.WritableStream): (records: NwRecord[]) => void {
   const reasons = kernelDropReasons();
-  const syms = kernelSymbols();
   const journeys = new JourneyBuilder();
   const ctx: ViewContext = { t0: -1, netnsName: (i) => names.name(i), reasonName: (v) => reasonName(reasons, v), symbol: (a) => syms.name(a) };
   out.write(EVENT_HEADER + '\n');

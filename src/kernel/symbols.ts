@@ -1,5 +1,6 @@
 // Kernel symbols: drop reason names from BTF, addresses from /proc/kallsyms.
 import { readFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { readEnum } from './btf.js';
 
 export const KERNEL_BTF = process.env.NETWHY_KERNEL_BTF ?? '/sys/kernel/btf/vmlinux';
@@ -36,55 +37,111 @@ export interface Symbolizer {
   func(addr: bigint): string | undefined;
 }
 
+/** Value of a hex digit's char code, -1 for anything else. */
+function hexValue(c: number): number {
+  if (c >= 48 && c <= 57) return c - 48; // 0-9
+  if (c >= 97 && c <= 102) return c - 87; // a-f
+  if (c >= 65 && c <= 70) return c - 55; // A-F
+  return -1;
+}
+
 /**
- * Build a symbolizer from /proc/kallsyms text (text symbols only). Addresses
- * stay 16-digit hex strings, which sort and compare like the numbers, so the
- * ~150k lines need no BigInt each.
+ * Build a symbolizer from /proc/kallsyms text (text symbols only). The ~100k
+ * symbols are kept in typed arrays: each address as two 32-bit halves, each
+ * name as an offset and length into the text (a few MB in all, and no
+ * allocation per line, so a trace starts sooner).
  */
 export function parseKallsyms(text: string): Symbolizer {
-  const entries: [string, string][] = [];
-  let start = 0;
-  while (start < text.length) {
+  let lines = 1;
+  for (let i = text.indexOf('\n'); i >= 0; i = text.indexOf('\n', i + 1)) lines++;
+  let hi = new Uint32Array(lines);
+  let lo = new Uint32Array(lines);
+  let off = new Uint32Array(lines);
+  let len = new Uint16Array(lines);
+  let n = 0;
+  let sorted = true;
+  let nonZero = false;
+  for (let start = 0; start < text.length; ) {
     let end = text.indexOf('\n', start);
     if (end < 0) end = text.length;
+    // "ffffffff81a00000 t ip_local_deliver[\t[module]]"
     const sp = text.indexOf(' ', start);
-    if (sp > start && sp + 3 < end) {
-      const type = text[sp + 1];
-      if (type === 't' || type === 'T') {
-        const rest = text.slice(sp + 3, end);
-        const cut = rest.search(/\s/);
-        entries.push([text.slice(start, sp).padStart(16, '0'), cut < 0 ? rest : rest.slice(0, cut)]);
+    const type = sp > start && sp + 3 < end ? text.charCodeAt(sp + 1) : 0;
+    if ((type === 116 || type === 84) && sp - start <= 16) {
+      // t, T
+      let h = 0;
+      let l = 0;
+      let ok = true;
+      for (let i = start; i < sp; i++) {
+        const v = hexValue(text.charCodeAt(i));
+        if (v < 0) ok = false;
+        h = ((h << 4) | (l >>> 28)) >>> 0;
+        l = ((l << 4) | v) >>> 0;
+      }
+      let e = sp + 3;
+      while (e < end && text.charCodeAt(e) > 32) e++;
+      if (ok && e > sp + 3) {
+        if (n > 0 && (h < hi[n - 1] || (h === hi[n - 1] && l < lo[n - 1]))) sorted = false;
+        if (h || l) nonZero = true;
+        hi[n] = h;
+        lo[n] = l;
+        off[n] = sp + 3;
+        len[n] = Math.min(e - sp - 3, 0xffff);
+        n++;
       }
     }
     start = end + 1;
   }
-  entries.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
-  const hidden = entries.length === 0 || entries[entries.length - 1][0] === '0000000000000000';
+  if (!sorted) {
+    // Module symbols follow the kernel's; sort an index, then the columns by it.
+    const order = Uint32Array.from({ length: n }, (_, i) => i).sort((a, b) => hi[a] - hi[b] || lo[a] - lo[b]);
+    const by = <T extends Uint32Array | Uint16Array>(col: T): T => {
+      const out = new (col.constructor as new (n: number) => T)(n);
+      for (let i = 0; i < n; i++) out[i] = col[order[i]];
+      return out;
+    };
+    [hi, lo, off, len] = [by(hi), by(lo), by(off), by(len)];
+  }
+  /** Index of the last symbol at or below addr, -1 if none (or kallsyms is hidden). */
   const find = (addr: bigint): number => {
-    if (hidden) return -1;
-    const key = addr.toString(16).padStart(16, '0');
-    let lo = 0, hi = entries.length - 1, best = -1;
-    while (lo <= hi) {
-      const mid = (lo + hi) >> 1;
-      if (entries[mid][0] <= key) { best = mid; lo = mid + 1; } else hi = mid - 1;
+    if (!nonZero) return -1;
+    const h = Number(addr >> 32n);
+    const l = Number(addr & 0xffffffffn);
+    let a = 0;
+    let b = n - 1;
+    let best = -1;
+    while (a <= b) {
+      const mid = (a + b) >> 1;
+      if (hi[mid] < h || (hi[mid] === h && lo[mid] <= l)) {
+        best = mid;
+        a = mid + 1;
+      } else b = mid - 1;
     }
     return best;
   };
+  const nameAt = (i: number): string => text.slice(off[i], off[i] + len[i]);
   return {
     name(addr) {
       const i = find(addr);
-      return i < 0 ? '0x' + addr.toString(16) : `${entries[i][1]}+0x${(addr - BigInt('0x' + entries[i][0])).toString(16)}`;
+      if (i < 0) return '0x' + addr.toString(16);
+      const base = (BigInt(hi[i]) << 32n) | BigInt(lo[i]);
+      return `${nameAt(i)}+0x${(addr - base).toString(16)}`;
     },
     func(addr) {
       const i = find(addr);
-      return i < 0 ? undefined : entries[i][1];
+      return i < 0 ? undefined : nameAt(i);
     },
   };
 }
 
-let symCache: Symbolizer | undefined;
+let symbols: Promise<Symbolizer> | undefined;
 
-export function kernelSymbols(): Symbolizer {
-  symCache ??= parseKallsyms(readFileSync('/proc/kallsyms', 'utf8'));
-  return symCache;
+/**
+ * The running kernel's symbols. Reading /proc/kallsyms (~5 MB the kernel formats as it is
+ * read) runs off the main thread: start it early, await it when the first address needs a name.
+ * Never rejects: unreadable, addresses stay hex.
+ */
+export function kernelSymbols(): Promise<Symbolizer> {
+  symbols ??= readFile('/proc/kallsyms', 'utf8').then(parseKallsyms, () => parseKallsyms(''));
+  return symbols;
 }

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { BtfError, readEnum } from '../../src/kernel/btf.js';
 import { dropReasonNames, parseKallsyms } from '../../src/kernel/symbols.js';
@@ -71,6 +72,34 @@ describe('kallsyms', () => {
   });
   it('gives the hex address below every symbol', () => {
     expect(syms.name(0x1000n)).toBe('0x1000');
+  });
+  it('sorts module symbols listed out of order, and skips data and malformed lines', () => {
+    const s = parseKallsyms(
+      ['ffffffffc0001000 t b_mod\t[m]', 'ffffffff81000000 T _stext', 'zzzz T bad', 'ffffffffc0000000 t a_mod\t[m]', 'ffffffff81000100 d data_sym', 'ffffffff81000200 T'].join('\n'),
+    );
+    expect(s.name(0xffffffffc0000fffn)).toBe('a_mod+0xfff');
+    expect(s.name(0xffffffffc0001001n)).toBe('b_mod+0x1');
+    expect(s.name(0xffffffff81000104n)).toBe('_stext+0x104');
+    expect(s.func(0xffffffff80ffffffn)).toBeUndefined();
+  });
+  it('reads this machine\'s kallsyms like the kernel lists them', () => {
+    let text: string;
+    try {
+      text = readFileSync('/proc/kallsyms', 'utf8');
+    } catch {
+      return; // not Linux
+    }
+    // Text symbols in kernel order; pick one alone at its address, at least 4 bytes long.
+    const syms = text.split('\n').flatMap((l) => {
+      const m = /^([0-9a-f]{16}) [tT] (\S+)/.exec(l);
+      return m && !/^0+$/.test(m[1]) ? [{ addr: BigInt('0x' + m[1]), name: m[2] }] : [];
+    });
+    if (syms.length < 3) return; // hidden without privileges: nothing to compare
+    const i = syms.findIndex((x, k) => k > 0 && k < syms.length - 1 && syms[k - 1].addr < x.addr && syms[k + 1].addr > x.addr + 3n);
+    expect(i).toBeGreaterThan(0);
+    const parsed = parseKallsyms(text);
+    expect(parsed.name(syms[i].addr + 3n)).toBe(`${syms[i].name}+0x3`);
+    expect(parsed.func(syms[i].addr)).toBe(syms[i].name);
   });
   it('treats hidden (all-zero) kallsyms as unknown', () => {
     const hidden = parseKallsyms('0000000000000000 T a\n0000000000000000 T b\n');
