@@ -64,7 +64,9 @@ class Tracer : public Napi::ObjectWrap<Tracer> {
   bool WaitForCredit();
   void DetachAll();
   Batch *pending_ = nullptr;
-  size_t flush_bytes_ = 1 << 20;
+  // Small batches die young in V8: 1 MiB ones (~10k records) lived to the old
+  // generation under a storm and held ~30 MiB more RSS, for ~10% less CPU per event.
+  size_t flush_bytes_ = 64 << 10;
   std::atomic<uint64_t> records_{0};
   std::atomic<uint64_t> batches_{0};
   std::atomic<uint64_t> bytes_{0};

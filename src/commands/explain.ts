@@ -188,7 +188,6 @@ export async function runExplainCaptured(command: string[], opts: ExplainOptions
   if (!(opts.settle >= 0)) throw new UsageError('--settle must be a number of milliseconds');
   requireTracing();
   const names = new NetnsNames();
-  const symbols = kernelSymbols(); // read while the BPF object loads
   const session = TraceSession.open({ ringBytes: opts.ringMb * 1024 * 1024 });
   const raw: Uint8Array[] = [];
   const seen: NwRecord[] = [];
@@ -199,7 +198,7 @@ export async function runExplainCaptured(command: string[], opts: ExplainOptions
     session.followMode();
     session.attach();
     conntrackBefore = await conntrackBaseline();
-    const live = opts.live ? liveView(names, await symbols, opts.json ? io.err : io.out) : undefined;
+    const live = opts.live ? liveView(names, kernelSymbols(), opts.json ? io.err : io.out) : undefined;
     session.start((records, batch) => {
       raw.push(batch);
       seen.push(...records);
@@ -214,7 +213,7 @@ export async function runExplainCaptured(command: string[], opts: ExplainOptions
   }
   const inodes = netnsToSnapshot(seen);
   const snapshots = await captureSnapshots(inodes, names);
-  const syms = await symbols;
+  const syms = kernelSymbols();
   const capture: Capture = {
     version: 1,
     abiVersion: ABI_VERSION,

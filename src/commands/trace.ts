@@ -70,10 +70,9 @@ export async function runTrace(filterWords: string[], opts: TraceOptions, io: Io
   requireTracing();
 
   const disable = [...Object.entries(PROBE_OF).filter(([k]) => !kinds.includes(k as EventKind)).map(([, p]) => p), 'sched_process_fork'];
-  const symbols = kernelSymbols(); // read while the BPF object loads
   const session = TraceSession.open({ ringBytes: opts.ringMb * 1024 * 1024, disable });
   const reasons = kernelDropReasons();
-  const syms = await symbols;
+  const syms = kernelSymbols();
   const journeys = new JourneyBuilder();
   const events: Record<string, number> = {};
   const drops: Record<string, number> = {};
@@ -144,7 +143,11 @@ export async function runTrace(filterWords: string[], opts: TraceOptions, io: Io
         }
       }
       const finished = journeys.takeFinished(records[records.length - 1].ts);
-      if (verdicts) live.add(finished);
+      if (verdicts) {
+        live.add(finished);
+        // A storm: judge the oldest flows now, so held journeys stay bounded between ticks.
+        if (live.crowded) emitVerdicts(live.due(Number(process.hrtime.bigint())));
+      }
       // Honour back-pressure: the next batch waits until stdout has drained.
       if (text && !io.out.write(text)) return new Promise<void>((resolve) => io.out.once('drain', resolve));
     };

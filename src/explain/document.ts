@@ -20,8 +20,13 @@ export interface FlowDoc {
   orig: { src: string; sport?: number; dst: string; dport?: number };
   nat: { kind: string; to: Record<string, string | number>; by: { type: string; ref: string }; netns: string }[];
   hops: Hop[];
+  /** Hops left out of `hops` (a flow of many packets: the first MAX_HOPS and the last are kept). */
+  hopsOmitted?: number;
   verdict: Verdict;
 }
+
+/** Hops a flow document lists at most: a storm's one flow must not become a megabyte line. */
+export const MAX_HOPS = 256;
 
 export interface ExplainDoc {
   version: number;
@@ -47,14 +52,17 @@ function natDoc(n: NatAttribution, deps: ExplainDeps): FlowDoc['nat'][number] {
 export function flowDoc(flow: Flow, deps: ExplainDeps, exitCode?: number): FlowDoc {
   const o = flow.orig;
   const ports = o.proto === 6 || o.proto === 17;
-  const records = flow.journeys.flatMap((j) => j.records).sort((a, b) => a.ts - b.ts);
-  return {
+  const records = flow.journeys.flatMap((j) => j.records).filter((r) => r.kind !== 'fib').sort((a, b) => a.ts - b.ts);
+  const kept = records.length > MAX_HOPS ? [...records.slice(0, MAX_HOPS - 1), records[records.length - 1]] : records;
+  const doc: FlowDoc = {
     proto: protoName(o.proto),
     orig: ports ? { src: o.src, sport: o.sport, dst: o.dst, dport: o.dport } : { src: o.src, dst: o.dst },
     nat: attributeNat(flow, deps).map((n) => natDoc(n, deps)),
-    hops: records.map((r) => hopOf(r, flow.start, deps)).filter((h): h is Hop => !!h),
+    hops: kept.map((r) => hopOf(r, flow.start, deps)).filter((h): h is Hop => !!h),
     verdict: verdictFor(flow, deps, exitCode),
   };
+  if (kept.length < records.length) doc.hopsOmitted = records.length - kept.length;
+  return doc;
 }
 
 /** "nw-client/eth0 tx → nw-node1/eth0 rx → ..." with repeats folded. */
@@ -78,7 +86,7 @@ export function flowText(f: FlowDoc, n: number): string {
     const to = Object.values(x.to).join(':');
     L.push(`  nat       ${x.kind} to ${to} in ${x.netns}, by ${x.by.type === 'iptables-rule' ? `iptables rule: ${x.by.ref}` : `${x.by.type}: ${x.by.ref}`}`);
   }
-  L.push(`  path      ${pathText(f.hops)}`);
+  L.push(`  path      ${pathText(f.hops)}${f.hopsOmitted ? ` (${f.hopsOmitted} hops not kept)` : ''}`);
   const where = v.where ? ` in ${v.where.netns} on ${v.where.dev} at ${v.where.function} (${v.where.reason})` : '';
   L.push(`  verdict   ${v.outcome.toUpperCase()}${where}`);
   if (v.outcome !== 'delivered') {

@@ -15,18 +15,22 @@ export class LiveFlows {
   constructor(
     private readonly idleNs = 2e9,
     private readonly maxAgeNs = 10e9,
-    private readonly maxPending = 4_000,
+    private readonly maxPending = 2_000,
   ) {}
 
   add(journeys: Journey[]): void {
     for (const j of journeys) if (j.keys.size) this.pending.push(j);
   }
 
+  /** More journeys held than maxPending: call due() now rather than at the next tick. */
+  get crowded(): boolean {
+    return this.pending.length > this.maxPending;
+  }
+
   /** Flows idle (or old) at nowNs; their journeys leave the buffer. */
   due(nowNs: number): Flow[] {
     const flows = buildFlows(this.pending);
-    const crowded = this.pending.length > this.maxPending;
-    const oldest = crowded ? [...flows].sort((a, b) => a.start - b.start)[Math.floor(flows.length / 2)]?.start ?? 0 : -Infinity;
+    const oldest = this.crowded ? [...flows].sort((a, b) => a.start - b.start)[Math.floor(flows.length / 2)]?.start ?? 0 : -Infinity;
     const done = flows.filter((f) => nowNs - f.end > this.idleNs || nowNs - f.start > this.maxAgeNs || f.start <= oldest);
     const gone = new Set(done.flatMap((f) => f.journeys));
     this.pending = this.pending.filter((j) => !gone.has(j));

@@ -1,6 +1,5 @@
 // Kernel symbols: drop reason names from BTF, addresses from /proc/kallsyms.
 import { readFileSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
 import { readEnum } from './btf.js';
 
 export const KERNEL_BTF = process.env.NETWHY_KERNEL_BTF ?? '/sys/kernel/btf/vmlinux';
@@ -46,14 +45,15 @@ function hexValue(c: number): number {
 }
 
 /**
- * Build a symbolizer from /proc/kallsyms text (text symbols only). The ~100k
+ * Build a symbolizer from /proc/kallsyms (text symbols only). The ~100k
  * symbols are kept in typed arrays: each address as two 32-bit halves, each
- * name as an offset and length into the text (a few MB in all, and no
+ * name as an offset and length into the file's bytes (a few MB in all, and no
  * allocation per line, so a trace starts sooner).
  */
-export function parseKallsyms(text: string): Symbolizer {
+export function parseKallsyms(input: string | Uint8Array): Symbolizer {
+  const buf = typeof input === 'string' ? Buffer.from(input, 'latin1') : Buffer.from(input.buffer, input.byteOffset, input.byteLength);
   let lines = 1;
-  for (let i = text.indexOf('\n'); i >= 0; i = text.indexOf('\n', i + 1)) lines++;
+  for (let i = buf.indexOf(10); i >= 0; i = buf.indexOf(10, i + 1)) lines++;
   let hi = new Uint32Array(lines);
   let lo = new Uint32Array(lines);
   let off = new Uint32Array(lines);
@@ -61,25 +61,26 @@ export function parseKallsyms(text: string): Symbolizer {
   let n = 0;
   let sorted = true;
   let nonZero = false;
-  for (let start = 0; start < text.length; ) {
-    let end = text.indexOf('\n', start);
-    if (end < 0) end = text.length;
+  for (let start = 0; start < buf.length; ) {
+    let end = buf.indexOf(10, start);
+    if (end < 0) end = buf.length;
     // "ffffffff81a00000 t ip_local_deliver[\t[module]]"
-    const sp = text.indexOf(' ', start);
-    const type = sp > start && sp + 3 < end ? text.charCodeAt(sp + 1) : 0;
+    let sp = start;
+    while (sp < end && buf[sp] !== 32) sp++;
+    const type = sp > start && sp + 3 < end ? buf[sp + 1] : 0;
     if ((type === 116 || type === 84) && sp - start <= 16) {
       // t, T
       let h = 0;
       let l = 0;
       let ok = true;
       for (let i = start; i < sp; i++) {
-        const v = hexValue(text.charCodeAt(i));
+        const v = hexValue(buf[i]);
         if (v < 0) ok = false;
         h = ((h << 4) | (l >>> 28)) >>> 0;
         l = ((l << 4) | v) >>> 0;
       }
       let e = sp + 3;
-      while (e < end && text.charCodeAt(e) > 32) e++;
+      while (e < end && buf[e] > 32) e++;
       if (ok && e > sp + 3) {
         if (n > 0 && (h < hi[n - 1] || (h === hi[n - 1] && l < lo[n - 1]))) sorted = false;
         if (h || l) nonZero = true;
@@ -119,7 +120,7 @@ export function parseKallsyms(text: string): Symbolizer {
     }
     return best;
   };
-  const nameAt = (i: number): string => text.slice(off[i], off[i] + len[i]);
+  const nameAt = (i: number): string => buf.toString('latin1', off[i], off[i] + len[i]);
   return {
     name(addr) {
       const i = find(addr);
@@ -134,14 +135,22 @@ export function parseKallsyms(text: string): Symbolizer {
   };
 }
 
-let symbols: Promise<Symbolizer> | undefined;
+let symCache: Symbolizer | undefined;
 
 /**
- * The running kernel's symbols. Reading /proc/kallsyms (~5 MB the kernel formats as it is
- * read) runs off the main thread: start it early, await it when the first address needs a name.
- * Never rejects: unreadable, addresses stay hex.
+ * The running kernel's symbols (read once; unreadable, addresses stay hex).
+ * Read synchronously on purpose: /proc/kallsyms gives ~4 KiB per read(), and
+ * an asynchronous read pays a thread-pool round trip for each (5x slower).
  */
-export function kernelSymbols(): Promise<Symbolizer> {
-  symbols ??= readFile('/proc/kallsyms', 'utf8').then(parseKallsyms, () => parseKallsyms(''));
-  return symbols;
+export function kernelSymbols(): Symbolizer {
+  if (!symCache) {
+    let bytes: Uint8Array = new Uint8Array(0);
+    try {
+      bytes = readFileSync('/proc/kallsyms');
+    } catch {
+      // hidden from us: hex addresses
+    }
+    symCache = parseKallsyms(bytes);
+  }
+  return symCache;
 }

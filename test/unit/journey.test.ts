@@ -3,6 +3,8 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { type NwRecord, type PathRecord, type Pkt, PktFlag, decodeBatch } from '../../src/abi.js';
+import { MAX_HOPS, flowDoc } from '../../src/explain/document.js';
+import type { ExplainDeps } from '../../src/explain/explain.js';
 import { buildFlows } from '../../src/explain/flows.js';
 import { LiveFlows } from '../../src/explain/live.js';
 import { JourneyBuilder, flowKey } from '../../src/journey.js';
@@ -83,5 +85,40 @@ describe('flows', () => {
     expect(live.due(50)).toHaveLength(0);
     expect(live.due(500)).toHaveLength(1);
     expect(live.due(900)).toHaveLength(0);
+  });
+});
+
+describe('flow documents', () => {
+  const deps: ExplainDeps = {
+    state: () => undefined,
+    ipvs: [],
+    netnsName: (i) => `ns${i}`,
+    reasonName: (v) => `reason${v}`,
+    func: () => undefined,
+    symbol: (a) => `0x${a.toString(16)}`,
+  };
+
+  it('a flow of many packets lists its first hops and its last, and says how many it left out', () => {
+    const b = new JourneyBuilder();
+    for (let i = 0; i < 600; i++) {
+      b.add(rec('tx', i * 10, pkt(1000 + i, '10.0.0.1', 1000, '10.0.0.2', 80)));
+      b.add(rec('rx', i * 10 + 1, { ...pkt(1000 + i, '10.0.0.1', 1000, '10.0.0.2', 80), netns: 2 }));
+    }
+    b.add({ kind: 'drop', ts: 9000, cpu: 0, probe: 0, pkt: { ...pkt(5000, '10.0.0.1', 1000, '10.0.0.2', 80), netns: 2 }, location: 0n, reason: 2, stack: [] });
+    const [flow] = buildFlows(b.flush());
+    const doc = flowDoc(flow, deps);
+    expect(doc.hops).toHaveLength(MAX_HOPS);
+    expect(doc.hopsOmitted).toBe(1201 - MAX_HOPS);
+    expect(doc.hops.at(-1)).toMatchObject({ netns: 'ns2', what: 'drop reason2' });
+    expect(doc.hops.slice(0, 2).map((h) => h.what)).toEqual(['tx', 'rx']);
+  });
+
+  it('a short flow lists every hop and omits nothing', () => {
+    const b = new JourneyBuilder();
+    b.add(rec('tx', 1, pkt(7, '10.0.0.1', 1000, '10.0.0.2', 80)));
+    b.add(rec('rx', 2, { ...pkt(7, '10.0.0.1', 1000, '10.0.0.2', 80), netns: 2 }));
+    const doc = flowDoc(buildFlows(b.flush())[0], deps);
+    expect(doc.hops).toHaveLength(2);
+    expect(doc).not.toHaveProperty('hopsOmitted');
   });
 });
