@@ -188,6 +188,7 @@ export async function runExplainCaptured(command: string[], opts: ExplainOptions
   if (!(opts.settle >= 0)) throw new UsageError('--settle must be a number of milliseconds');
   requireTracing();
   const names = new NetnsNames();
+  const symbols = kernelSymbols(); // read on a worker thread while the BPF object loads
   const session = TraceSession.open({ ringBytes: opts.ringMb * 1024 * 1024 });
   const raw: Uint8Array[] = [];
   const seen: NwRecord[] = [];
@@ -198,7 +199,7 @@ export async function runExplainCaptured(command: string[], opts: ExplainOptions
     session.followMode();
     session.attach();
     conntrackBefore = await conntrackBaseline();
-    const live = opts.live ? liveView(names, kernelSymbols(), opts.json ? io.err : io.out) : undefined;
+    const live = opts.live ? liveView(names, await symbols, opts.json ? io.err : io.out) : undefined;
     session.start((records, batch) => {
       raw.push(batch);
       seen.push(...records);
@@ -213,7 +214,7 @@ export async function runExplainCaptured(command: string[], opts: ExplainOptions
   }
   const inodes = netnsToSnapshot(seen);
   const snapshots = await captureSnapshots(inodes, names);
-  const syms = kernelSymbols();
+  const syms = await symbols;
   const capture: Capture = {
     version: 1,
     abiVersion: ABI_VERSION,

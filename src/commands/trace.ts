@@ -70,9 +70,10 @@ export async function runTrace(filterWords: string[], opts: TraceOptions, io: Io
   requireTracing();
 
   const disable = [...Object.entries(PROBE_OF).filter(([k]) => !kinds.includes(k as EventKind)).map(([, p]) => p), 'sched_process_fork'];
+  const symbols = kernelSymbols(); // read on a worker thread while the BPF object loads
   const session = TraceSession.open({ ringBytes: opts.ringMb * 1024 * 1024, disable });
   const reasons = kernelDropReasons();
-  const syms = kernelSymbols();
+  const syms = await symbols;
   const journeys = new JourneyBuilder();
   const events: Record<string, number> = {};
   const drops: Record<string, number> = {};

@@ -1,5 +1,6 @@
 // Kernel symbols: drop reason names from BTF, addresses from /proc/kallsyms.
 import { readFileSync } from 'node:fs';
+import { Worker } from 'node:worker_threads';
 import { readEnum } from './btf.js';
 
 export const KERNEL_BTF = process.env.NETWHY_KERNEL_BTF ?? '/sys/kernel/btf/vmlinux';
@@ -44,13 +45,25 @@ function hexValue(c: number): number {
   return -1;
 }
 
+/** Text symbols of kallsyms, sorted by address, as columns (transferable between threads). */
+export interface KallsymsColumns {
+  /** The file's bytes: names are read from it. */
+  bytes: Uint8Array;
+  n: number;
+  hi: Uint32Array;
+  lo: Uint32Array;
+  off: Uint32Array;
+  len: Uint16Array;
+  /** False when every address reads 0 (kptr_restrict): nothing can be resolved. */
+  visible: boolean;
+}
+
 /**
- * Build a symbolizer from /proc/kallsyms (text symbols only). The ~100k
- * symbols are kept in typed arrays: each address as two 32-bit halves, each
- * name as an offset and length into the file's bytes (a few MB in all, and no
- * allocation per line, so a trace starts sooner).
+ * Parse /proc/kallsyms (text symbols only) into typed arrays: each address as
+ * two 32-bit halves, each name as an offset and length into the bytes (a few
+ * MB for ~100k symbols, and no allocation per line).
  */
-export function parseKallsyms(input: string | Uint8Array): Symbolizer {
+export function kallsymsColumns(input: string | Uint8Array): KallsymsColumns {
   const buf = typeof input === 'string' ? Buffer.from(input, 'latin1') : Buffer.from(input.buffer, input.byteOffset, input.byteLength);
   let lines = 1;
   for (let i = buf.indexOf(10); i >= 0; i = buf.indexOf(10, i + 1)) lines++;
@@ -60,7 +73,7 @@ export function parseKallsyms(input: string | Uint8Array): Symbolizer {
   let len = new Uint16Array(lines);
   let n = 0;
   let sorted = true;
-  let nonZero = false;
+  let visible = false;
   for (let start = 0; start < buf.length; ) {
     let end = buf.indexOf(10, start);
     if (end < 0) end = buf.length;
@@ -83,7 +96,7 @@ export function parseKallsyms(input: string | Uint8Array): Symbolizer {
       while (e < end && buf[e] > 32) e++;
       if (ok && e > sp + 3) {
         if (n > 0 && (h < hi[n - 1] || (h === hi[n - 1] && l < lo[n - 1]))) sorted = false;
-        if (h || l) nonZero = true;
+        if (h || l) visible = true;
         hi[n] = h;
         lo[n] = l;
         off[n] = sp + 3;
@@ -103,9 +116,15 @@ export function parseKallsyms(input: string | Uint8Array): Symbolizer {
     };
     [hi, lo, off, len] = [by(hi), by(lo), by(off), by(len)];
   }
+  return { bytes: buf, n, hi, lo, off, len, visible };
+}
+
+export function symbolizer(c: KallsymsColumns): Symbolizer {
+  const { n, hi, lo, off, len } = c;
+  const bytes = Buffer.from(c.bytes.buffer, c.bytes.byteOffset, c.bytes.byteLength);
   /** Index of the last symbol at or below addr, -1 if none (or kallsyms is hidden). */
   const find = (addr: bigint): number => {
-    if (!nonZero) return -1;
+    if (!c.visible) return -1;
     const h = Number(addr >> 32n);
     const l = Number(addr & 0xffffffffn);
     let a = 0;
@@ -120,7 +139,7 @@ export function parseKallsyms(input: string | Uint8Array): Symbolizer {
     }
     return best;
   };
-  const nameAt = (i: number): string => buf.toString('latin1', off[i], off[i] + len[i]);
+  const nameAt = (i: number): string => bytes.toString('latin1', off[i], off[i] + len[i]);
   return {
     name(addr) {
       const i = find(addr);
@@ -135,22 +154,64 @@ export function parseKallsyms(input: string | Uint8Array): Symbolizer {
   };
 }
 
-let symCache: Symbolizer | undefined;
+export function parseKallsyms(input: string | Uint8Array): Symbolizer {
+  return symbolizer(kallsymsColumns(input));
+}
+
+const KALLSYMS = '/proc/kallsyms';
+
+function readKallsyms(): Uint8Array {
+  try {
+    return readFileSync(KALLSYMS);
+  } catch {
+    return new Uint8Array(0); // hidden from us: addresses stay hex
+  }
+}
+
+// The worker: read and parse, then hand the columns over without copying.
+const WORKER = `
+const { parentPort, workerData } = require('node:worker_threads');
+import(workerData.module).then((m) => {
+  const c = m.kallsymsColumns(m.readKallsymsCopy());
+  parentPort.postMessage(c, [c.bytes.buffer, c.hi.buffer, c.lo.buffer, c.off.buffer, c.len.buffer]);
+});
+`;
+
+/** kallsyms in an ArrayBuffer of its own (a transferable one). */
+export function readKallsymsCopy(): Uint8Array {
+  const b = readKallsyms();
+  return b.byteOffset === 0 && b.byteLength === b.buffer.byteLength ? b : new Uint8Array(b);
+}
+
+let symbols: Promise<Symbolizer> | undefined;
 
 /**
- * The running kernel's symbols (read once; unreadable, addresses stay hex).
- * Read synchronously on purpose: /proc/kallsyms gives ~4 KiB per read(), and
- * an asynchronous read pays a thread-pool round trip for each (5x slower).
+ * The running kernel's symbols, read once. /proc/kallsyms costs ~0.1 s of
+ * kernel time to read (4 KiB per read(), so an async read is 5x slower
+ * still) plus the parse: call this before loading the BPF object and it runs
+ * on a worker thread meanwhile. Never rejects: unreadable, addresses stay hex.
  */
-export function kernelSymbols(): Symbolizer {
-  if (!symCache) {
-    let bytes: Uint8Array = new Uint8Array(0);
+export function kernelSymbols(): Promise<Symbolizer> {
+  symbols ??= new Promise<KallsymsColumns>((resolve) => {
+    let settled = false;
+    const settle = (c: () => KallsymsColumns) => {
+      if (settled) return;
+      settled = true;
+      resolve(c());
+    };
+    // No worker (or it failed, e.g. running from sources): the same on this thread.
+    const here = () => settle(() => kallsymsColumns(readKallsyms()));
     try {
-      bytes = readFileSync('/proc/kallsyms');
+      const w = new Worker(WORKER, { eval: true, workerData: { module: import.meta.url } });
+      w.once('message', (c: KallsymsColumns) => {
+        settle(() => c);
+        void w.terminate();
+      });
+      w.once('error', here);
+      w.once('exit', here);
     } catch {
-      // hidden from us: hex addresses
+      here();
     }
-    symCache = parseKallsyms(bytes);
-  }
-  return symCache;
+  }).then(symbolizer);
+  return symbols;
 }

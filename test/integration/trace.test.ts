@@ -128,6 +128,9 @@ describe.skipIf(!isRoot())('trace on this kernel', () => {
       expect(await eventually(() => netwhyBpfObjects().programs.length > 0, 10_000)).toBe(true);
       // programs load before they attach: send until the first drop shows
       expect(await eventually(() => (pair.sendUdp(pair.addrB, 9), out.includes('"drop"')), 5000)).toBe(true);
+      // kernel addresses come out as function+offset (kallsyms is read on a worker thread)
+      const drop = out.split('\n').map((l) => (l.includes('"drop"') ? JSON.parse(l) : undefined)).find((e) => e?.drop);
+      expect(drop.drop.location).toMatch(/^[A-Za-z_][\w.]*\+0x[0-9a-f]+$/);
       const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
       const t0 = Date.now();
       child.kill(signal);
