@@ -225,6 +225,95 @@ int BPF_PROG(ip_vs_nat_xmit__fexit, struct sk_buff *skb, struct ip_vs_conn *cp, 
 	return on_pkt_err(skb, cp, NW_PROBE_IPVS_NAT_XMIT, NW_IPVS_ERR_XMIT, ret);
 }
 
+/*
+ * Without fexit, a kretprobe sees the verdict but not the arguments: its
+ * companion kprobe (the "_entry" program, attached with it) keeps them. Keyed
+ * by CPU as a stack, since a softirq may run the hook again on top of a call
+ * in process context on the same CPU, where the pid would be the same.
+ */
+#define NW_ARG_DEPTH 4
+
+struct nw_arg_stack {
+	__u32 depth;
+	__u32 pad;
+	__u64 skb[NW_ARG_DEPTH];
+	__u64 cp[NW_ARG_DEPTH];
+};
+
+enum { NW_ARGS_IN_HOOK, NW_ARGS_NAT_XMIT, NW_ARGS_MAX };
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, NW_ARGS_MAX);
+	__type(key, __u32);
+	__type(value, struct nw_arg_stack);
+} ipvs_args SEC(".maps");
+
+static __always_inline void args_push(__u32 which, void *skb, void *cp)
+{
+	struct nw_arg_stack *s = bpf_map_lookup_elem(&ipvs_args, &which);
+	__u32 d;
+
+	if (!s)
+		return;
+	d = s->depth;
+	if (d >= NW_ARG_DEPTH)
+		d = 0; /* returns were missed: start over rather than refuse */
+	s->skb[d & (NW_ARG_DEPTH - 1)] = (__u64)skb;
+	s->cp[d & (NW_ARG_DEPTH - 1)] = (__u64)cp;
+	s->depth = d + 1;
+}
+
+static __always_inline bool args_pop(__u32 which, struct sk_buff **skb, struct ip_vs_conn **cp)
+{
+	struct nw_arg_stack *s = bpf_map_lookup_elem(&ipvs_args, &which);
+	__u32 d;
+
+	if (!s || s->depth == 0)
+		return false;
+	d = s->depth - 1;
+	s->depth = d;
+	*skb = (struct sk_buff *)s->skb[d & (NW_ARG_DEPTH - 1)];
+	*cp = (struct ip_vs_conn *)s->cp[d & (NW_ARG_DEPTH - 1)];
+	return true;
+}
+
+SEC("kprobe/ip_vs_in_hook")
+int BPF_KPROBE(ip_vs_in_hook__kretprobe_entry, void *priv, struct sk_buff *skb)
+{
+	args_push(NW_ARGS_IN_HOOK, skb, NULL);
+	return 0;
+}
+
+SEC("kretprobe/ip_vs_in_hook")
+int BPF_KRETPROBE(ip_vs_in_hook__kretprobe, unsigned int ret)
+{
+	struct sk_buff *skb;
+	struct ip_vs_conn *cp;
+
+	if (!args_pop(NW_ARGS_IN_HOOK, &skb, &cp) || ret != NF_DROP)
+		return 0;
+	return on_pkt_err(skb, NULL, NW_PROBE_IPVS_IN_HOOK, NW_IPVS_ERR_HOOK_DROP, ret);
+}
+
+SEC("kprobe/ip_vs_nat_xmit")
+int BPF_KPROBE(ip_vs_nat_xmit__kretprobe_entry, struct sk_buff *skb, struct ip_vs_conn *cp)
+{
+	args_push(NW_ARGS_NAT_XMIT, skb, cp);
+	return 0;
+}
+
+SEC("kretprobe/ip_vs_nat_xmit")
+int BPF_KRETPROBE(ip_vs_nat_xmit__kretprobe, int ret)
+{
+	struct sk_buff *skb;
+	struct ip_vs_conn *cp;
+
+	if (!args_pop(NW_ARGS_NAT_XMIT, &skb, &cp) || ret != NF_DROP)
+		return 0;
+	return on_pkt_err(skb, cp, NW_PROBE_IPVS_NAT_XMIT, NW_IPVS_ERR_XMIT, ret);
+}
+
 /* Control plane: rare, never filtered; the point is who did it. */
 static __always_inline struct nw_ipvs_ctl *reserve_ctl(__u32 op)
 {

@@ -175,15 +175,21 @@ std::string CheckVariant(const KernelBtf &kb, Kallsyms &ks, const Variant &v) {
 
 }  // namespace
 
-std::vector<Probe> ChooseAttachModes(bpf_object *obj) {
+std::vector<Probe> ChooseAttachModes(bpf_object *obj, const std::vector<std::string> &avoid) {
+  static const std::string kEntry = "_entry";
   KernelBtf kb;
   Kallsyms ks;
   std::vector<Probe> probes;
+  std::vector<bpf_program *> entries;
   bpf_program *prog;
   bpf_object__for_each_program(prog, obj) {
     Variant v;
     v.prog = prog;
     v.program = bpf_program__name(prog);
+    if (v.program.size() > kEntry.size() && v.program.compare(v.program.size() - kEntry.size(), kEntry.size(), kEntry) == 0) {
+      entries.push_back(prog);  // a companion, not a variant of its own
+      continue;
+    }
     std::string sec = bpf_program__section_name(prog);
     for (const auto &m : kModes) {
       if (sec.rfind(m.prefix, 0) == 0) {
@@ -202,11 +208,15 @@ std::vector<Probe> ChooseAttachModes(bpf_object *obj) {
     it->variants.push_back(std::move(v));
   }
   for (auto &p : probes) {
+    for (auto &v : p.variants)
+      for (bpf_program *e : entries)
+        if (bpf_program__name(e) == v.program + kEntry) v.entry = e;
     std::stable_sort(p.variants.begin(), p.variants.end(),
                      [](const Variant &a, const Variant &b) { return RankOf(a.mode) < RankOf(b.mode); });
     for (size_t i = 0; i < p.variants.size(); i++) {
       Variant &v = p.variants[i];
-      v.reason = CheckVariant(kb, ks, v);
+      bool avoided = std::find(avoid.begin(), avoid.end(), v.mode) != avoid.end();
+      v.reason = avoided ? v.mode + " avoided on request (NETWHY_AVOID_MODES)" : CheckVariant(kb, ks, v);
       v.usable = v.reason.empty();
       if (v.usable) {
         p.chosen = static_cast<int>(i);

@@ -14,6 +14,9 @@ struct Variant {
   std::string target;   // function or tracepoint name
   bool usable = false;
   std::string reason;   // why not usable
+  // A kretprobe sees the return value only: its companion kprobe (program
+  // "<program>_entry") keeps the arguments, and is loaded and attached with it.
+  bpf_program *entry = nullptr;
 };
 
 struct Probe {
@@ -25,7 +28,9 @@ struct Probe {
 // Groups the programs of an opened (not yet loaded) object into probes and
 // checks each variant against this kernel, preferring
 // fentry/fexit → kprobe/kretprobe → tp_btf → raw_tp → tracepoint.
-std::vector<Probe> ChooseAttachModes(bpf_object *obj);
+// Modes in `avoid` are passed over (to work around a kernel's broken
+// mechanism, and to test the fallbacks on a kernel that has the better one).
+std::vector<Probe> ChooseAttachModes(bpf_object *obj, const std::vector<std::string> &avoid);
 
 struct Feature {
   std::string name;    // "btf", "fentry", "kprobe", "tp_btf", "raw_tp"

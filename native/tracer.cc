@@ -44,7 +44,7 @@ Napi::Function Tracer::Init(Napi::Env env) {
                      });
 }
 
-// new Tracer({ object, ringBytes, flushBytes?, disable? }): open, choose attach modes, load.
+// new Tracer({ object, ringBytes, flushBytes?, disable?, avoidModes? }): open, choose attach modes, load.
 Tracer::Tracer(const Napi::CallbackInfo &info) : Napi::ObjectWrap<Tracer>(info), env_(info.Env()) {
   Napi::Env env = info.Env();
   if (!info[0].IsObject()) throw Napi::TypeError::New(env, "Tracer: options object expected");
@@ -67,7 +67,12 @@ Tracer::Tracer(const Napi::CallbackInfo &info) : Napi::ObjectWrap<Tracer>(info),
     throw ErrnoError(env, "ring buffer size " + std::to_string(ring_bytes), err);
   }
 
-  probes_ = ChooseAttachModes(obj_);
+  std::vector<std::string> avoid;
+  if (opts.Has("avoidModes")) {
+    Napi::Array modes = opts.Get("avoidModes").As<Napi::Array>();
+    for (uint32_t i = 0; i < modes.Length(); i++) avoid.push_back(modes.Get(i).As<Napi::String>());
+  }
+  probes_ = ChooseAttachModes(obj_, avoid);
   if (opts.Has("disable")) {
     Napi::Array off = opts.Get("disable").As<Napi::Array>();
     for (uint32_t i = 0; i < off.Length(); i++) {
@@ -83,8 +88,11 @@ Tracer::Tracer(const Napi::CallbackInfo &info) : Napi::ObjectWrap<Tracer>(info),
     }
   }
   for (auto &p : probes_)
-    for (size_t i = 0; i < p.variants.size(); i++)
-      bpf_program__set_autoload(p.variants[i].prog, static_cast<int>(i) == p.chosen);
+    for (size_t i = 0; i < p.variants.size(); i++) {
+      bool load = static_cast<int>(i) == p.chosen;
+      bpf_program__set_autoload(p.variants[i].prog, load);
+      if (p.variants[i].entry) bpf_program__set_autoload(p.variants[i].entry, load);
+    }
 
   if (int err = bpf_object__load(obj_)) {
     Shutdown();
@@ -185,9 +193,12 @@ Napi::Value Tracer::Attach(const Napi::CallbackInfo &info) {
   for (auto &p : probes_) {
     if (p.chosen < 0) continue;
     Variant &v = p.variants[p.chosen];
-    bpf_link *link = bpf_program__attach(v.prog);
+    // The companion first, so the return probe never misses its arguments.
+    bpf_link *entry = v.entry ? bpf_program__attach(v.entry) : nullptr;
+    bpf_link *link = v.entry && !entry ? nullptr : bpf_program__attach(v.prog);
     if (!link) {
       int err = errno;
+      if (entry) bpf_link__destroy(entry);
       Napi::Object f = Napi::Object::New(env);
       f.Set("program", v.program);
       f.Set("error", DescribeErrno(err));
@@ -197,6 +208,7 @@ Napi::Value Tracer::Attach(const Napi::CallbackInfo &info) {
       p.chosen = -1;
       continue;
     }
+    if (entry) links_.push_back(entry);
     links_.push_back(link);
   }
   return failed;

@@ -29,6 +29,8 @@ export interface NativeTracerOptions {
   flushBytes?: number;
   /** Probes not to load at all. */
   disable?: string[];
+  /** Attach modes to pass over ("fentry", "kprobe", ...). */
+  avoidModes?: string[];
 }
 
 export interface NativeTracer {

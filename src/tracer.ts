@@ -2,7 +2,7 @@
 // order it must happen. The binding is a parameter so unit tests can pass a fake.
 import { FilterMode, LAYOUT, type NwRecord, decodeBatch } from './abi.js';
 import { filterValue } from './filter/compile.js';
-import { NetwhyError, EnvironmentError, isNativeError } from './errors.js';
+import { NetwhyError, EnvironmentError, UsageError, isNativeError } from './errors.js';
 import { BPF_OBJECT_PATH, type NativeBinding, type NativeTracer, loadBinding } from './native.js';
 
 export interface ProbeReport {
@@ -35,6 +35,21 @@ export interface SessionOptions {
   binding?: NativeBinding;
   objectPath?: string;
   disable?: string[];
+  /** Attach modes to pass over; default from NETWHY_AVOID_MODES (comma-separated). */
+  avoidModes?: string[];
+}
+
+export const ATTACH_MODES = ['fentry', 'fexit', 'kprobe', 'kretprobe', 'tp_btf', 'raw_tp', 'tracepoint'] as const;
+
+/**
+ * NETWHY_AVOID_MODES=fentry,fexit: pass those mechanisms over, e.g. on a
+ * kernel where one misbehaves (each probe falls back to its next variant).
+ */
+export function avoidModesFromEnv(value = process.env.NETWHY_AVOID_MODES): string[] {
+  const modes = (value ?? '').split(',').map((m) => m.trim()).filter(Boolean);
+  const bad = modes.filter((m) => !(ATTACH_MODES as readonly string[]).includes(m));
+  if (bad.length) throw new UsageError(`NETWHY_AVOID_MODES: unknown attach mode '${bad[0]}'`, `choose from ${ATTACH_MODES.join(', ')}`);
+  return modes;
 }
 
 // enum nw_probe_id (bpf/netwhy.h): the stats map's keys, named for reports.
@@ -76,6 +91,7 @@ export class TraceSession {
           object: opts.objectPath ?? BPF_OBJECT_PATH,
           ringBytes: opts.ringBytes ?? 8 << 20,
           disable: opts.disable ?? [],
+          avoidModes: opts.avoidModes ?? avoidModesFromEnv(),
         }),
       );
     } catch (e) {

@@ -83,4 +83,15 @@ describe('netwhy command line', () => {
     const text = netwhy(['doctor']);
     expect(text.out).toMatch(/kfree_skb\s+tp_btf/);
   });
+
+  it.skipIf(!isRoot())('NETWHY_AVOID_MODES passes a mechanism over: the tracepoints fall back to raw_tp; an unknown mode is a usage error', async () => {
+    const r = netwhy(['doctor', '--json'], { env: { NETWHY_AVOID_MODES: 'tp_btf' } });
+    const report = JSON.parse(r.out);
+    const drop = report.probes.find((p: { probe: string }) => p.probe === 'kfree_skb');
+    expect(drop.mode).toBe('raw_tp');
+    expect(drop.skipped[0]).toEqual({ mode: 'tp_btf', reason: 'tp_btf avoided on request (NETWHY_AVOID_MODES)' });
+    const bad = netwhy(['trace', 'udp'], { env: { NETWHY_AVOID_MODES: 'fentry,kprobez' } });
+    expect(bad.code).toBe(2);
+    expect(bad.err).toContain("unknown attach mode 'kprobez'");
+  });
 });

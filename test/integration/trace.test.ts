@@ -23,8 +23,8 @@ describe.skipIf(!isRoot())('trace on this kernel', () => {
   afterAll(() => pair?.destroy());
 
   /** Trace with a filter while `act` runs; collect until `done` or 3 s. */
-  async function traceWhile(filter: string | null, act: () => void, done: (recs: NwRecord[]) => boolean, ringBytes = 1 << 22) {
-    const s = TraceSession.open({ ringBytes, disable: ['sched_process_fork'] });
+  async function traceWhile(filter: string | null, act: () => void, done: (recs: NwRecord[]) => boolean, ringBytes = 1 << 22, avoidModes: string[] = []) {
+    const s = TraceSession.open({ ringBytes, disable: ['sched_process_fork'], avoidModes });
     const recs: NwRecord[] = [];
     try {
       if (filter) s.setFilter(compileFilter(filter, (n) => names.inode(n)).value);
@@ -52,6 +52,17 @@ describe.skipIf(!isRoot())('trace on this kernel', () => {
     // the same skb was seen leaving a and entering b
     const kinds = recs.filter((r) => r.kind !== 'fib' && r.pkt.skb === d.pkt.skb).map((r) => r.kind);
     expect(kinds).toEqual(expect.arrayContaining(['tx', 'rx', 'drop']));
+  });
+
+  it('the raw_tp fallbacks (tp_btf avoided) see the same: every hop, the drop, its reason and stack', async () => {
+    const { recs } = await traceWhile(`host ${pair.addrB} and udp port 9`, () => pair.sendUdp(pair.addrB, 9), (r) => drops(r).length > 0, 1 << 22, ['tp_btf']);
+    const d = drops(recs)[0];
+    expect(d, 'no drop event').toBeDefined();
+    expect(reasonOf(d)).toBe('NO_SOCKET');
+    expect(d.pkt.tuple).toMatchObject({ src: pair.addrA, dst: pair.addrB, dport: 9, proto: 17 });
+    expect(d.stack.length).toBeGreaterThan(0);
+    const kinds = new Set(recs.filter((r) => r.kind === 'fib' || r.pkt.skb === d.pkt.skb).map((r) => r.kind));
+    expect([...kinds].sort()).toEqual(['drop', 'fib', 'rx', 'tx']);
   });
 
   it('an iptables DROP rule: drop NETFILTER_DROP at the INPUT hook', async () => {
