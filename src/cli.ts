@@ -112,6 +112,14 @@ Examples:
     .description('check this kernel and these privileges: which probes attach, in which mode, and why not')
     .option('--json', 'print the report as JSON')
     .option('--ipvs', 'also fail on what kube-proxy\'s IPVS mode needs of this node (modules, ip_forward, bridge-nf-call-iptables, rp_filter, vs.conntrack)')
+    .addHelpText(
+      'after',
+      `
+Each probe takes the best attach mode this kernel allows:
+fentry/fexit, then kprobe/kretprobe, then tp_btf, raw_tp, tracepoint.
+NETWHY_AVOID_MODES=fentry,fexit (any of those, comma-separated) passes modes
+over for every command, e.g. on a kernel where one misbehaves.`,
+    )
     .action((opts) => {
       process.exitCode = runDoctor(opts);
     });
