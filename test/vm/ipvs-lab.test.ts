@@ -163,6 +163,11 @@ function checkIpvs(name: string, r: RunResult, ctx: string): void {
       expect(conns.some((c) => /^UDP \S+ UDP 10\.244\.1\.2:5353 10\.96\.0\.10:53 10\.244\.2\.3:53$/.test(c)), ctx).toBe(true);
       expect(after, ctx).toContain('net.ipv4.vs.expire_nodest_conn = 0');
       break;
+    case 'ipvs-no-endpoints':
+      // the virtual service is there, with no real server
+      expect(after, ctx).toContain('TCP 10.96.0.30:80 rr');
+      expect(after.some((l) => l.startsWith('->') && !l.startsWith('-> RemoteAddress')), ctx).toBe(false);
+      break;
     default:
       throw new Error(`no IPVS check for scenario ${name}`);
   }
