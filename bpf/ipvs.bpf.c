@@ -227,11 +227,19 @@ int BPF_PROG(ip_vs_nat_xmit__fexit, struct sk_buff *skb, struct ip_vs_conn *cp, 
 
 /*
  * Without fexit, a kretprobe sees the verdict but not the arguments: its
- * companion kprobe (the "_entry" program, attached with it) keeps them. Keyed
- * by CPU as a stack, since a softirq may run the hook again on top of a call
- * in process context on the same CPU, where the pid would be the same.
+ * companion kprobe (the "_entry" program, attached with it) keeps them, on a
+ * stack per task. Not per CPU: at LOCAL_OUT the hook runs in process context,
+ * where the task may be preempted or migrate between entry and return. Not
+ * per pid: the idle tasks are all pid 0. A softirq that runs the hook on top
+ * of a task's call completes under the same task, so the stack stays LIFO.
  */
 #define NW_ARG_DEPTH 4
+
+struct nw_arg_key {
+	__u64 task;
+	__u32 which;
+	__u32 pad;
+};
 
 struct nw_arg_stack {
 	__u32 depth;
@@ -240,22 +248,29 @@ struct nw_arg_stack {
 	__u64 cp[NW_ARG_DEPTH];
 };
 
-enum { NW_ARGS_IN_HOOK, NW_ARGS_NAT_XMIT, NW_ARGS_MAX };
+enum { NW_ARGS_IN_HOOK, NW_ARGS_NAT_XMIT };
 
 struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, NW_ARGS_MAX);
-	__type(key, __u32);
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 8192);
+	__type(key, struct nw_arg_key);
 	__type(value, struct nw_arg_stack);
 } ipvs_args SEC(".maps");
 
 static __always_inline void args_push(__u32 which, void *skb, void *cp)
 {
-	struct nw_arg_stack *s = bpf_map_lookup_elem(&ipvs_args, &which);
+	struct nw_arg_key k = { .task = bpf_get_current_task(), .which = which };
+	struct nw_arg_stack *s = bpf_map_lookup_elem(&ipvs_args, &k);
 	__u32 d;
 
-	if (!s)
-		return;
+	if (!s) {
+		struct nw_arg_stack zero = {};
+
+		bpf_map_update_elem(&ipvs_args, &k, &zero, BPF_NOEXIST);
+		s = bpf_map_lookup_elem(&ipvs_args, &k);
+		if (!s)
+			return;
+	}
 	d = s->depth;
 	if (d >= NW_ARG_DEPTH)
 		d = 0; /* returns were missed: start over rather than refuse */
@@ -266,7 +281,8 @@ static __always_inline void args_push(__u32 which, void *skb, void *cp)
 
 static __always_inline bool args_pop(__u32 which, struct sk_buff **skb, struct ip_vs_conn **cp)
 {
-	struct nw_arg_stack *s = bpf_map_lookup_elem(&ipvs_args, &which);
+	struct nw_arg_key k = { .task = bpf_get_current_task(), .which = which };
+	struct nw_arg_stack *s = bpf_map_lookup_elem(&ipvs_args, &k);
 	__u32 d;
 
 	if (!s || s->depth == 0)

@@ -215,8 +215,13 @@ std::vector<Probe> ChooseAttachModes(bpf_object *obj, const std::vector<std::str
                      [](const Variant &a, const Variant &b) { return RankOf(a.mode) < RankOf(b.mode); });
     for (size_t i = 0; i < p.variants.size(); i++) {
       Variant &v = p.variants[i];
-      bool avoided = std::find(avoid.begin(), avoid.end(), v.mode) != avoid.end();
-      v.reason = avoided ? v.mode + " avoided on request (NETWHY_AVOID_MODES)" : CheckVariant(kb, ks, v);
+      auto avoids = [&](const std::string &m) { return std::find(avoid.begin(), avoid.end(), m) != avoid.end(); };
+      if (avoids(v.mode))
+        v.reason = v.mode + " avoided on request (NETWHY_AVOID_MODES)";
+      else if (v.entry && avoids("kprobe"))
+        v.reason = v.mode + " needs a companion kprobe, avoided on request (NETWHY_AVOID_MODES)";
+      else
+        v.reason = CheckVariant(kb, ks, v);
       v.usable = v.reason.empty();
       if (v.usable) {
         p.chosen = static_cast<int>(i);

@@ -285,8 +285,10 @@ Napi::Value Tracer::Start(const Napi::CallbackInfo &info) {
   return env.Undefined();
 }
 
+// In reverse: a kretprobe goes before the companion kprobe that feeds it, so
+// no return ever runs without its entry.
 void Tracer::DetachAll() {
-  for (bpf_link *l : links_) bpf_link__destroy(l);
+  for (auto it = links_.rbegin(); it != links_.rend(); ++it) bpf_link__destroy(*it);
   links_.clear();
 }
 

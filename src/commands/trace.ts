@@ -144,13 +144,19 @@ export async function runTrace(filterWords: string[], opts: TraceOptions, io: Io
         }
       }
       const finished = journeys.takeFinished(records[records.length - 1].ts);
+      const waits: Promise<void>[] = [];
       if (verdicts) {
         live.add(finished);
-        // A storm: judge the oldest flows now, so held journeys stay bounded between ticks.
-        if (live.crowded) emitVerdicts(live.due(Number(process.hrtime.bigint())));
+        // A storm: judge the oldest flows now, and take the next batch once they are
+        // out, so held journeys stay bounded (what the ring cannot hold is counted lost).
+        if (live.crowded) {
+          emitVerdicts(live.due(Number(process.hrtime.bigint())));
+          waits.push(verdictsOut);
+        }
       }
       // Honour back-pressure: the next batch waits until stdout has drained.
-      if (text && !io.out.write(text)) return new Promise<void>((resolve) => io.out.once('drain', resolve));
+      if (text && !io.out.write(text)) waits.push(new Promise<void>((resolve) => io.out.once('drain', resolve)));
+      if (waits.length) return Promise.all(waits).then(() => undefined);
     };
     session.start(onRecords);
 

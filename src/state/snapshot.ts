@@ -148,6 +148,7 @@ export function runCommand(argv: string[], timeoutMs: number): Promise<RunResult
           env: { ...process.env, LC_ALL: 'C', LANG: 'C' },
         });
         const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+        let grace: NodeJS.Timeout | undefined;
         const collect = (into: Buffer[]) => (d: Buffer) => {
           size += d.length;
           if (size > MAX_OUTPUT) {
@@ -155,11 +156,21 @@ export function runCommand(argv: string[], timeoutMs: number): Promise<RunResult
             child.kill('SIGKILL');
           } else into.push(d);
         };
-        child.stdout.on('data', collect(out));
-        child.stderr.on('data', collect(err));
+        // Without pipes (EMFILE and the like) there is only the 'error' event.
+        child.stdout?.on('data', collect(out));
+        child.stderr?.on('data', collect(err));
         child.on('error', (e) => (spawnError = e));
+        // A grandchild (sh -c '... ipvsadm') may hold the pipes after the child
+        // is gone: give it a moment, then stop reading so 'close' comes.
+        child.on('exit', () => {
+          grace = setTimeout(() => {
+            child.stdout?.destroy();
+            child.stderr?.destroy();
+          }, 1000);
+        });
         child.on('close', (code, signal) => {
           clearTimeout(timer);
+          clearTimeout(grace);
           const stdout = Buffer.concat(out).toString('utf8');
           const stderr = Buffer.concat(err).toString('utf8');
           if (!spawnError && !tooLarge && code === 0) return resolve({ ok: true, stdout, stderr });

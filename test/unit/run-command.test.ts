@@ -3,6 +3,7 @@
 // by dozens of spawns; execFile's timer then fired after children had exited
 // but before their exit was handled, destroyed the pipes and reported success
 // with empty output (every `ip -j` of a namespace "returned" nothing).
+import { spawnSync } from 'node:child_process';
 import { readFileSync, readdirSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { runCommand } from '../../src/state/snapshot.js';
@@ -64,5 +65,19 @@ describe('runCommand', () => {
       expect(r.ok).toBe(true);
       expect(r.stdout.split('\n').length - 1).toBe(i * 1000);
     });
+  });
+});
+
+describe('runCommand and grandchildren', () => {
+  it('a timed-out command whose grandchild holds its pipes still returns soon after the deadline', async () => {
+    const t0 = performance.now();
+    try {
+      const r = await runCommand(['sh', '-c', 'sleep 31.25 & sleep 31.25'], 200);
+      expect(r).toMatchObject({ ok: false, reason: 'sh -c sleep 31.25 & sleep 31.25: timed out after 200 ms' });
+      // the deadline plus the 1 s grace, not the grandchild's 31 s (a liveness bound, wide on purpose)
+      expect(performance.now() - t0).toBeLessThan(15_000);
+    } finally {
+      spawnSync('pkill', ['-f', 'sleep 31.25']);
+    }
   });
 });
