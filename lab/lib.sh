@@ -365,6 +365,27 @@ kp_service() {
     "$sep" "$proto" "$spn" "$proto" "$ep"
 }
 
+# kp_nat_head CHAIN... : how kube-proxy's nat table starts in both modes: the
+# built-in chains, CHAIN... declared, and the service-portal jumps.
+kp_nat_head() {
+  printf '%s\n' '*nat' ':PREROUTING ACCEPT [0:0]' ':INPUT ACCEPT [0:0]' ':OUTPUT ACCEPT [0:0]' ':POSTROUTING ACCEPT [0:0]'
+  printf ':%s - [0:0]\n' "$@"
+  cat <<'EOF'
+-A PREROUTING -m comment --comment "kubernetes service portals" -j KUBE-SERVICES
+-A OUTPUT -m comment --comment "kubernetes service portals" -j KUBE-SERVICES
+-A POSTROUTING -m comment --comment "kubernetes postrouting rules" -j KUBE-POSTROUTING
+EOF
+}
+
+# kp_masquerade : KUBE-POSTROUTING's masquerade of traffic KUBE-MARK-MASQ marked.
+kp_masquerade() {
+  cat <<'EOF'
+-A KUBE-POSTROUTING -m mark ! --mark 0x4000/0x4000 -j RETURN
+-A KUBE-POSTROUTING -j MARK --xor-mark 0x4000
+-A KUBE-POSTROUTING -m comment --comment "kubernetes service traffic requiring SNAT" -j MASQUERADE --random-fully
+EOF
+}
+
 # kube_proxy_rules : the full iptables-restore input for a node.
 kube_proxy_rules() {
   local chains rules
@@ -374,26 +395,12 @@ kube_proxy_rules() {
     kp_service 10.96.0.20 80 tcp default/web:http 10.244.2.2:80 30080
   )"
   # iptables-restore wants every per-service chain declared before use.
-  chains="$(grep -oE '^-A KUBE-(SVC|SEP|EXT)-[A-Z2-7]{16}' <<<"$rules" |
-    awk '{ print ":" $2 " - [0:0]" }' | sort -u)"
+  chains="$(grep -oE '^-A KUBE-(SVC|SEP|EXT)-[A-Z2-7]{16}' <<<"$rules" | awk '{ print $2 }' | sort -u)"
+  # shellcheck disable=SC2086 # one chain name a word
+  kp_nat_head KUBE-SERVICES KUBE-NODEPORTS KUBE-POSTROUTING KUBE-MARK-MASQ $chains
+  kp_masquerade
   cat <<EOF
-*nat
-:PREROUTING ACCEPT [0:0]
-:INPUT ACCEPT [0:0]
-:OUTPUT ACCEPT [0:0]
-:POSTROUTING ACCEPT [0:0]
-:KUBE-SERVICES - [0:0]
-:KUBE-NODEPORTS - [0:0]
-:KUBE-POSTROUTING - [0:0]
-:KUBE-MARK-MASQ - [0:0]
-${chains}
--A PREROUTING -m comment --comment "kubernetes service portals" -j KUBE-SERVICES
--A OUTPUT -m comment --comment "kubernetes service portals" -j KUBE-SERVICES
--A POSTROUTING -m comment --comment "kubernetes postrouting rules" -j KUBE-POSTROUTING
 -A KUBE-MARK-MASQ -j MARK --set-xmark 0x4000/0x4000
--A KUBE-POSTROUTING -m mark ! --mark 0x4000/0x4000 -j RETURN
--A KUBE-POSTROUTING -j MARK --xor-mark 0x4000
--A KUBE-POSTROUTING -m comment --comment "kubernetes service traffic requiring SNAT" -j MASQUERADE --random-fully
 ${rules}
 -A KUBE-SERVICES -m comment --comment "kubernetes service nodeports; NOTE: this must be the last rule in this chain" -m addrtype --dst-type LOCAL -j KUBE-NODEPORTS
 COMMIT
@@ -571,24 +578,11 @@ kube_proxy_ipvs_rules() {
       loopback='-A KUBE-POSTROUTING -m comment --comment "Kubernetes endpoints dst ip:port, source ip for solving hairpin purpose" -m set --match-set KUBE-LOOP-BACK dst,dst,src -j MASQUERADE'
     fi
   done
+  kp_nat_head KUBE-SERVICES KUBE-POSTROUTING KUBE-NODE-PORT KUBE-LOAD-BALANCER KUBE-MARK-MASQ
+  # the hairpin rule goes before the masquerade's RETURN
+  [[ -z "$loopback" ]] || printf '%s\n' "$loopback"
+  kp_masquerade
   cat <<EOR
-*nat
-:PREROUTING ACCEPT [0:0]
-:INPUT ACCEPT [0:0]
-:OUTPUT ACCEPT [0:0]
-:POSTROUTING ACCEPT [0:0]
-:KUBE-SERVICES - [0:0]
-:KUBE-POSTROUTING - [0:0]
-:KUBE-NODE-PORT - [0:0]
-:KUBE-LOAD-BALANCER - [0:0]
-:KUBE-MARK-MASQ - [0:0]
--A PREROUTING -m comment --comment "kubernetes service portals" -j KUBE-SERVICES
--A OUTPUT -m comment --comment "kubernetes service portals" -j KUBE-SERVICES
--A POSTROUTING -m comment --comment "kubernetes postrouting rules" -j KUBE-POSTROUTING
-${loopback}
--A KUBE-POSTROUTING -m mark ! --mark 0x4000/0x4000 -j RETURN
--A KUBE-POSTROUTING -j MARK --xor-mark 0x4000
--A KUBE-POSTROUTING -m comment --comment "kubernetes service traffic requiring SNAT" -j MASQUERADE --random-fully
 -A KUBE-MARK-MASQ -j MARK --or-mark 0x4000
 -A KUBE-LOAD-BALANCER -j KUBE-MARK-MASQ
 -A KUBE-NODE-PORT -p tcp -m comment --comment "Kubernetes nodeport TCP port for masquerade purpose" -m set --match-set KUBE-NODE-PORT-TCP dst -j KUBE-MARK-MASQ

@@ -9,16 +9,9 @@
 # IP_INADDRERRORS, no ICMP. dig times out; the IPVS connection entry shows
 # the query did go to the real server.
 
-apply() {
-  ns_flush_conntrack nw-node1
-  ns_sysctl nw-node1 net.ipv4.ip_forward 0
-}
-
-revert() {
-  # Writing ip_forward resets every conf.*.forwarding back to 1 as well.
-  ns_sysctl nw-node1 net.ipv4.ip_forward 1
-  ns_flush_conntrack nw-node1
-}
+# The fault, apply and revert, is ip-forward-off's.
+# shellcheck source=lab/scenarios/ip-forward-off.sh
+source "$(dirname "${BASH_SOURCE[0]}")/ip-forward-off.sh"
 
 evidence() {
   in_ns nw-node1 sysctl net.ipv4.ip_forward
