@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
+import { type ParseErrorCase, parseErrorCases, parseErrorOf } from '../helpers/parse-errors.js';
 import {
   IpsetParseError,
   type IpSet,
@@ -24,15 +25,7 @@ const set = (sets: Map<string, IpSet>, name: string): IpSet => {
 
 const tcp = (src: string, sport: number, dst: string, dport: number): SetPacket => ({ proto: 6, src, sport, dst, dport });
 
-function parseError(text: string): IpsetParseError {
-  try {
-    parseIpsetSave(text);
-  } catch (e) {
-    expect(e).toBeInstanceOf(IpsetParseError);
-    return e as IpsetParseError;
-  }
-  throw new Error('expected an IpsetParseError');
-}
+const parseError = (text: string): IpsetParseError => parseErrorOf(parseIpsetSave, IpsetParseError, text);
 
 describe('parseIpsetSave', () => {
   it('reads kube-router sets with their type, options and members', () => {
@@ -115,7 +108,7 @@ describe('parseIpsetSave', () => {
   });
 
   describe('malformed input gives IpsetParseError with the line number and the line', () => {
-    const cases: [string, string, number, string, RegExp][] = [
+    const cases: ParseErrorCase[] = [
       ['add before create', 'create a hash:ip\nadd b 10.0.0.1', 2, 'add b 10.0.0.1', /set b was not created/],
       ['bad address', 'create a hash:ip\n\nadd a 10.0.0.256', 3, 'add a 10.0.0.256', /bad address/],
       ['member of wrong shape', 'create a hash:ip,port\nadd a 10.0.0.1', 2, 'add a 10.0.0.1', /2 part/],
@@ -131,15 +124,7 @@ describe('parseIpsetSave', () => {
       ['unknown member option', 'create a hash:ip\nadd a 10.0.0.1 colour red', 2, 'add a 10.0.0.1 colour red', /unknown member option/],
       ['malformed type', 'create a 12345', 1, 'create a 12345', /malformed set type/],
     ];
-    for (const [name, text, line, lineText, reason] of cases) {
-      it(name, () => {
-        const e = parseError(text);
-        expect(e.line).toBe(line);
-        expect(e.text).toBe(lineText);
-        expect(e.message).toMatch(reason);
-        expect(e.message).toContain(`line ${line}`);
-      });
-    }
+    parseErrorCases(cases, parseError);
   });
 });
 

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
+import { type ParseErrorCase, parseErrorCases, parseErrorOf } from '../helpers/parse-errors.js';
 import { parseIpsetSave } from '../../src/state/ipset.js';
 import {
   IptablesParseError,
@@ -40,15 +41,7 @@ function decidingRule(r: HookResult): { text: string; line: number; table: strin
 
 const effects = (r: HookResult) => r.trail.map((t) => `${t.table}/${t.chain}#${t.rule.index}: ${t.effect}`);
 
-function parseError(text: string): IptablesParseError {
-  try {
-    parseIptablesSave(text);
-  } catch (e) {
-    expect(e).toBeInstanceOf(IptablesParseError);
-    return e as IptablesParseError;
-  }
-  throw new Error('expected an IptablesParseError');
-}
+const parseError = (text: string): IptablesParseError => parseErrorOf(parseIptablesSave, IptablesParseError, text);
 
 function mini(rules: string, policies = { INPUT: 'ACCEPT', FORWARD: 'ACCEPT', OUTPUT: 'ACCEPT' }, chains: string[] = []): Ruleset {
   return parseIptablesSave(
@@ -147,7 +140,7 @@ describe('parseIptablesSave', () => {
   });
 
   describe('malformed input gives IptablesParseError with the line number and the line', () => {
-    const cases: [string, string, number, string, RegExp][] = [
+    const cases: ParseErrorCase[] = [
       ['rule outside a table', '# x\n-A INPUT -j ACCEPT\n', 2, '-A INPUT -j ACCEPT', /outside a table/],
       ['chain outside a table', ':INPUT ACCEPT [0:0]', 1, ':INPUT ACCEPT [0:0]', /outside a table/],
       ['unterminated quote', '*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -m comment --comment "oops -j ACCEPT\nCOMMIT', 3, '-A INPUT -m comment --comment "oops -j ACCEPT', /unterminated quote/],
@@ -172,15 +165,7 @@ describe('parseIptablesSave', () => {
       ['stray word', '*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -s 1.2.3.4 oops -j DROP\nCOMMIT', 3, '-A INPUT -s 1.2.3.4 oops -j DROP', /unexpected word/],
       ['not -A', '*filter\n:INPUT ACCEPT [0:0]\n-N FOO\nCOMMIT', 3, '-N FOO', /expected -A CHAIN/],
     ];
-    for (const [name, text, line, lineText, reason] of cases) {
-      it(name, () => {
-        const e = parseError(text);
-        expect(e.line).toBe(line);
-        expect(e.text).toBe(lineText);
-        expect(e.message).toMatch(reason);
-        expect(e.message).toContain(`line ${line}`);
-      });
-    }
+    parseErrorCases(cases, parseError);
 
     it('never throws anything but IptablesParseError on damaged fixtures, and evaluates whatever parses', () => {
       let seed = 12345;
