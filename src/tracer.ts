@@ -39,13 +39,13 @@ export interface SessionOptions {
   avoidModes?: string[];
 }
 
-export const ATTACH_MODES = ['fentry', 'fexit', 'kprobe', 'kretprobe', 'tp_btf', 'raw_tp', 'tracepoint'] as const;
+const ATTACH_MODES = ['fentry', 'fexit', 'kprobe', 'kretprobe', 'tp_btf', 'raw_tp', 'tracepoint'] as const;
 
 /**
  * NETWHY_AVOID_MODES=fentry,fexit: pass those mechanisms over, e.g. on a
  * kernel where one misbehaves (each probe falls back to its next variant).
  */
-export function avoidModesFromEnv(value = process.env.NETWHY_AVOID_MODES): string[] {
+function avoidModesFromEnv(value = process.env.NETWHY_AVOID_MODES): string[] {
   const modes = (value ?? '').split(',').map((m) => m.trim()).filter(Boolean);
   const bad = modes.filter((m) => !(ATTACH_MODES as readonly string[]).includes(m));
   if (bad.length) throw new UsageError(`NETWHY_AVOID_MODES: unknown attach mode '${bad[0]}'`, `choose from ${ATTACH_MODES.join(', ')}`);

@@ -119,7 +119,7 @@ export function kallsymsColumns(input: string | Uint8Array): KallsymsColumns {
   return { bytes: buf, n, hi, lo, off, len, visible };
 }
 
-export function symbolizer(c: KallsymsColumns): Symbolizer {
+function symbolizer(c: KallsymsColumns): Symbolizer {
   const { n, hi, lo, off, len } = c;
   const bytes = Buffer.from(c.bytes.buffer, c.bytes.byteOffset, c.bytes.byteLength);
   /** Index of the last symbol at or below addr, -1 if none (or kallsyms is hidden). */
@@ -160,9 +160,11 @@ export function parseKallsyms(input: string | Uint8Array): Symbolizer {
 
 const KALLSYMS = '/proc/kallsyms';
 
-function readKallsyms(): Uint8Array {
+/** kallsyms in an ArrayBuffer of its own (transferable to this thread); empty when unreadable. */
+export function readKallsyms(): Uint8Array {
   try {
-    return readFileSync(KALLSYMS);
+    const b = readFileSync(KALLSYMS);
+    return b.byteOffset === 0 && b.byteLength === b.buffer.byteLength ? b : new Uint8Array(b);
   } catch {
     return new Uint8Array(0); // hidden from us: addresses stay hex
   }
@@ -172,16 +174,10 @@ function readKallsyms(): Uint8Array {
 const WORKER = `
 const { parentPort, workerData } = require('node:worker_threads');
 import(workerData.module).then((m) => {
-  const c = m.kallsymsColumns(m.readKallsymsCopy());
+  const c = m.kallsymsColumns(m.readKallsyms());
   parentPort.postMessage(c, [c.bytes.buffer, c.hi.buffer, c.lo.buffer, c.off.buffer, c.len.buffer]);
 });
 `;
-
-/** kallsyms in an ArrayBuffer of its own (a transferable one). */
-export function readKallsymsCopy(): Uint8Array {
-  const b = readKallsyms();
-  return b.byteOffset === 0 && b.byteLength === b.buffer.byteLength ? b : new Uint8Array(b);
-}
 
 let symbols: Promise<Symbolizer> | undefined;
 

@@ -95,7 +95,7 @@ grep -aH '' -- "$@"
 exit 0
 `;
 
-export interface RunResult {
+interface RunResult {
   ok: boolean;
   stdout: string;
   stderr: string;
