@@ -1,16 +1,11 @@
 // Records as people and scripts read them: one line per event, or JSON lines.
-import { FibFlag, type FibRecord, type NwRecord, PktFlag, isIpvs, type Tuple } from './abi.js';
-import { PROTOCOLS } from './filter/parse.js';
+import { type NwRecord, PktFlag, isIpvs, type Tuple } from './abi.js';
+import { hasPorts, protoName } from './model/protocols.js';
+import { isReversePathCheck, routeResult } from './model/route.js';
 import type { SessionCounters } from './tracer.js';
-import { ipvsText } from './ipvs.js';
+import { ipvsText } from './model/ipvs.js';
 
 export const OUTPUT_VERSION = 1;
-
-const PROTO_NAMES = new Map(Object.entries(PROTOCOLS).map(([n, v]) => [v, n]));
-
-export function protoName(p: number): string {
-  return PROTO_NAMES.get(p) ?? `proto-${p}`;
-}
 
 export interface Endpoint {
   src: string;
@@ -44,26 +39,6 @@ export interface ViewContext {
 
 function endpoint(t: Tuple, ports: boolean): Endpoint {
   return ports ? { src: t.src, sport: t.sport, dst: t.dst, dport: t.dport } : { src: t.src, dst: t.dst };
-}
-
-const hasPorts = (proto: number) => proto === PROTOCOLS.tcp || proto === PROTOCOLS.udp || proto === PROTOCOLS.sctp;
-
-const ERRNO: Record<number, string> = { 11: 'EAGAIN', 101: 'ENETUNREACH', 113: 'EHOSTUNREACH', 22: 'EINVAL', 3: 'ESRCH', 13: 'EACCES' };
-
-/**
- * fib_validate_source() looks the received packet's source up as a
- * destination, with no oif and no protocol (an ICMP error or TCP reset sent
- * back to that source sets its protocol). Its iif is loopback for local
- * delivery but the forward route's device when forwarding, so it says nothing.
- */
-export function isReversePathCheck(r: FibRecord): boolean {
-  return (r.flags & FibFlag.TIED_REVERSE) !== 0 && r.oif === 0 && r.proto === 0;
-}
-
-export function routeResult(err: number, nhDev: string, gw: string | null): string {
-  if (err === 0) return gw ? `via ${gw} dev ${nhDev || '?'}` : `dev ${nhDev || '?'}`;
-  if (err === -11) return 'no match in this table';
-  return `error ${ERRNO[-err] ?? err}`;
 }
 
 export function eventView(r: NwRecord, journey: number, ctx: ViewContext): EventView {

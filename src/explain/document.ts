@@ -1,7 +1,7 @@
 // The explanation as a document: the JSON contract of DESIGN.md, and text.
 import type { PacketRecord } from '../abi.js';
 import { recordPkt } from '../journey.js';
-import { protoName } from '../render.js';
+import { protoName } from '../model/protocols.js';
 import { type ExplainDeps, type NatAttribution, attributeNat, verdictFor } from './explain.js';
 import type { Flow } from './flows.js';
 import type { Verdict } from './types.js';

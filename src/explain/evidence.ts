@@ -1,7 +1,8 @@
 // Sentences of evidence, shared by the rules.
 import { type FibRecord, type Tuple } from '../abi.js';
 import type { Journey } from '../journey.js';
-import { isReversePathCheck, protoName, routeResult } from '../render.js';
+import { protoName } from '../model/protocols.js';
+import { isReversePathCheck, routeResult } from '../model/route.js';
 
 export function tupleText(t: Tuple): string {
   const ports = t.proto === 6 || t.proto === 17;

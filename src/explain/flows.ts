@@ -4,7 +4,7 @@
 // entry carries both the original and the rewritten tuple, which is what ties
 // the client's packet to the pod's reply.
 import { type DropRecord, type IpvsConnRecord, type IpvsRecord, type Pkt, PktFlag, type Tuple } from '../abi.js';
-import { serviceRef } from '../ipvs.js';
+import { serviceRef } from '../model/ipvs.js';
 import { type Journey, flowKey, recordPkt } from '../journey.js';
 
 export interface NatStep {

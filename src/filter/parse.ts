@@ -5,6 +5,7 @@
 // Operators: and / && , or / || , not / ! , parentheses.
 import { isIPv4, isIPv6 } from 'node:net';
 import { AF_INET, AF_INET6 } from '../abi.js';
+import { PROTOCOLS } from '../model/protocols.js';
 
 export type Dir = 'any' | 'src' | 'dst';
 
@@ -26,7 +27,6 @@ export class FilterError extends Error {
   }
 }
 
-export const PROTOCOLS: Record<string, number> = { icmp: 1, tcp: 6, udp: 17, icmp6: 58, sctp: 132 };
 
 interface Token {
   text: string;

@@ -6,6 +6,9 @@
 // input device, `-m physdev`, rate limits, `-m statistic`) are listed in `uncertain` together with
 // the assumption made. Pure code: no IO.
 import { NetwhyError } from '../errors.js';
+import type { Hook, PacketContext } from '../model/netfilter.js';
+
+export type { Hook, PacketContext };
 import {
   type Family,
   type IpSet,
@@ -39,7 +42,6 @@ export class IptablesParseError extends NetwhyError {
 // Model
 
 export type TableName = 'raw' | 'mangle' | 'nat' | 'filter' | 'security';
-export type Hook = 'PREROUTING' | 'INPUT' | 'FORWARD' | 'OUTPUT' | 'POSTROUTING';
 export type Verdict = 'ACCEPT' | 'DROP' | 'REJECT' | 'UNKNOWN';
 
 export const BUILTIN_CHAINS: Record<TableName, readonly Hook[]> = {
@@ -979,32 +981,6 @@ function parseNatTo(to: string): { addr?: string; port?: number; range: boolean 
 
 // ---------------------------------------------------------------------------------------------
 // Evaluation
-
-export interface PacketContext {
-  proto: number; // 6 tcp, 17 udp, 1 icmp
-  src: string;
-  dst: string;
-  sport?: number;
-  dport?: number;
-  /** device names; absent when not known at that hook */
-  iif?: string;
-  oif?: string;
-  mark: number;
-  /** e.g. ['NEW'] or ['ESTABLISHED']; also 'DNAT', 'SNAT' for --ctstate DNAT/SNAT */
-  ctstate: string[];
-  /** addresses local to this netns (for -m addrtype --dst-type LOCAL) */
-  localAddrs: string[];
-  icmpType?: number;
-  icmpCode?: number;
-  /** TCP flag bits (TCP_FLAGS); absent = unknown, so --syn / --tcp-flags are uncertain */
-  tcpFlags?: number;
-  /** conntrack mark; absent = unknown */
-  ctmark?: number;
-  /** true for a non-first fragment (-f); absent = unknown */
-  fragment?: boolean;
-  /** set by the evaluator when a rule made the mark unknowable (CONNMARK --restore-mark without ctmark) */
-  markUnknown?: boolean;
-}
 
 export interface SetMatchInfo {
   set: string;

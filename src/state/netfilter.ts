@@ -1,5 +1,5 @@
 // The iptables ruleset and ipsets of a snapshot as an evaluator the rules can ask.
-import type { Hook, NatFinding, NetfilterEvaluator, NetfilterFinding, NetfilterPacket } from '../explain/types.js';
+import type { Hook, NatFinding, NetfilterEvaluator, NetfilterFinding, NetfilterPacket } from '../model/netfilter.js';
 import { parseIpsetSave, type IpSet } from './ipset.js';
 import { type HookResult, type Ruleset, evaluateHook, parseIptablesSave } from './iptables.js';
 import type { Snapshot } from './snapshot.js';

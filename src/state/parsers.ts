@@ -3,6 +3,9 @@
 // a StateParseError that says what was wrong and where.
 
 import { NetwhyError } from '../errors.js';
+import type { IpvsConnEntry, IpvsRealServer, IpvsState, IpvsVirtualService } from '../model/ipvs.js';
+
+export type { IpvsConnEntry, IpvsRealServer, IpvsState, IpvsVirtualService };
 
 export interface Addr {
   dev: string;
@@ -562,41 +565,6 @@ export function parseNftJson(text: string): { nftables: unknown[] } {
 }
 
 // ---- IPVS: `ipvsadm -Ln` and `ipvsadm -Lnc` ----
-
-export interface IpvsRealServer {
-  addr: string;
-  port: number;
-  forward: string; // Masq, Route, Tunnel, Local
-  weight: number;
-  active: number;
-  inactive: number;
-}
-
-export interface IpvsVirtualService {
-  /** "TCP 10.96.0.20:80 rr", or "FWM 5 rr": how netwhy names it in causes. */
-  ref: string;
-  protocol: string; // TCP, UDP, SCTP, FWM
-  addr: string; // the address, or the fwmark for FWM
-  port: number;
-  scheduler: string;
-  flags: string;
-  dests: IpvsRealServer[];
-}
-
-export interface IpvsConnEntry {
-  protocol: string;
-  expire: string;
-  state: string;
-  source: string; // addr:port
-  virtual: string;
-  destination: string;
-  line: string;
-}
-
-export interface IpvsState {
-  services: IpvsVirtualService[];
-  conns: IpvsConnEntry[];
-}
 
 function splitHostPort(s: string, what: string): { addr: string; port: number } {
   const m = /^\[?([^\]]+?)\]?:(\d+)$/.exec(s);

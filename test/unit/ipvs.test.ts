@@ -5,7 +5,7 @@ import { ipvsPreflight } from '../../src/commands/doctor.js';
 import { verdictFor } from '../../src/explain/explain.js';
 import { buildFlows } from '../../src/explain/flows.js';
 import type { NetnsState } from '../../src/explain/types.js';
-import { ctlText, serviceRef } from '../../src/ipvs.js';
+import { ctlText, serviceRef } from '../../src/model/ipvs.js';
 import { JourneyBuilder } from '../../src/journey.js';
 import { StateParseError, parseIpvsDump, parseIpvsadm, parseIpvsConns } from '../../src/state/parsers.js';
 

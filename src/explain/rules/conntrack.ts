@@ -3,7 +3,7 @@
 // loser is dropped by nf_conntrack_confirm (NF_DROP → NETFILTER_DROP) and
 // insert_failed grows. The DNS client then waits for its 5 s timeout.
 import { PktFlag } from '../../abi.js';
-import { protoName } from '../../render.js';
+import { protoName } from '../../model/protocols.js';
 import { ctStates } from './netfilter.js';
 import type { ExplainRule } from '../types.js';
 

@@ -3,7 +3,7 @@
 // -EHOSTUNREACH when !IN_DEV_FORWARD(in_dev); ip_error drops it as
 // IP_INADDRERRORS). IN_DEV_FORWARD is the ingress device's own
 // conf.<dev>.forwarding; writing net.ipv4.ip_forward sets all of them.
-import { isReversePathCheck } from '../../render.js';
+import { isReversePathCheck } from '../../model/route.js';
 import { lookupText, lookupsBefore } from '../evidence.js';
 import { confKey } from '../../state/parsers.js';
 import type { ExplainRule } from '../types.js';

@@ -2,8 +2,8 @@
 // deleted under a flow by another process, without destinations, or an old
 // connection entry still pinned to a real server that is gone.
 import { type IpvsCtlRecord, IpvsErrKind, IpvsOp } from '../../abi.js';
-import { serviceRef } from '../../ipvs.js';
-import { protoName } from '../../render.js';
+import { serviceRef } from '../../model/ipvs.js';
+import { protoName } from '../../model/protocols.js';
 import type { IpvsVirtualService } from '../../state/parsers.js';
 import type { ExplainRule, FlowRule, FlowRuleInput, NetnsState } from '../types.js';
 

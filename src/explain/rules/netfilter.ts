@@ -3,7 +3,7 @@
 // into ip_rcv, ip_local_deliver, ip_forward, __ip_local_out, ip_output). The
 // rule is found by evaluating the packet, as the kernel saw it, against the
 // ruleset captured from that namespace, and confirmed by the rule's counter.
-import { isReversePathCheck } from '../../render.js';
+import { isReversePathCheck } from '../../model/route.js';
 import { PktFlag } from '../../abi.js';
 import { lookupsBefore, tupleText } from '../evidence.js';
 import type { ExplainRule, Hook, NetfilterPacket, RuleInput } from '../types.js';

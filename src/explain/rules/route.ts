@@ -1,6 +1,6 @@
 // No route: every table the lookup tried came back empty (IP_INNOROUTES), or
 // the route that matched is unreachable/blackhole/prohibit.
-import { isReversePathCheck } from '../../render.js';
+import { isReversePathCheck } from '../../model/route.js';
 import { lookupText, lookupsBefore } from '../evidence.js';
 import type { ExplainRule, RouteInfo } from '../types.js';
 

@@ -2,7 +2,7 @@
 // destination and the route back does not leave by the device the packet came
 // in on (strict, 1) or there is no route back at all (loose, 2). The value in
 // force is max(conf.all.rp_filter, conf.<dev>.rp_filter): 1 = strict, 2 = loose.
-import { isReversePathCheck } from '../../render.js';
+import { isReversePathCheck } from '../../model/route.js';
 import { confKey } from '../../state/parsers.js';
 import type { ExplainRule } from '../types.js';
 

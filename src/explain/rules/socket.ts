@@ -1,7 +1,7 @@
 // A packet delivered to this host where no socket wants it (NO_SOCKET).
 // Before blaming a missing listener: was it a reply whose DNAT was never
 // undone because it was bridged past iptables (bridge-nf-call-iptables=0)?
-import { protoName } from '../../render.js';
+import { protoName } from '../../model/protocols.js';
 import { tupleText } from '../evidence.js';
 import type { ExplainRule, Finding, RuleInput } from '../types.js';
 
