@@ -1,0 +1,60 @@
+// A packet as a netfilter hook sees it, and what evaluating a namespace's
+// ruleset says about it. The evaluators live in state/, the rules that ask
+// them in explain/.
+
+export type Hook = 'PREROUTING' | 'INPUT' | 'FORWARD' | 'OUTPUT' | 'POSTROUTING';
+
+export interface PacketContext {
+  proto: number; // 6 tcp, 17 udp, 1 icmp
+  src: string;
+  dst: string;
+  sport?: number;
+  dport?: number;
+  /** device names; absent when not known at that hook */
+  iif?: string;
+  oif?: string;
+  mark: number;
+  /** e.g. ['NEW'] or ['ESTABLISHED']; also 'DNAT', 'SNAT' for --ctstate DNAT/SNAT */
+  ctstate: string[];
+  /** addresses local to this netns (for -m addrtype --dst-type LOCAL) */
+  localAddrs: string[];
+  icmpType?: number;
+  icmpCode?: number;
+  /** TCP flag bits (TCP_FLAGS); absent = unknown, so --syn / --tcp-flags are uncertain */
+  tcpFlags?: number;
+  /** conntrack mark; absent = unknown */
+  ctmark?: number;
+  /** true for a non-first fragment (-f); absent = unknown */
+  fragment?: boolean;
+  /** set by the evaluator when a rule made the mark unknowable (CONNMARK --restore-mark without ctmark) */
+  markUnknown?: boolean;
+}
+
+/** A packet as a netfilter hook sees it; the namespace's own addresses are added by the evaluator. */
+export type NetfilterPacket = Omit<PacketContext, 'localAddrs'>;
+
+export interface NetfilterFinding {
+  verdict: string; // ACCEPT, DROP, REJECT
+  table: string;
+  chain: string;
+  /** The rule line as iptables-save prints it, or "policy DROP" of a chain. */
+  rule: string;
+  packets?: number;
+  ipset?: { name: string; member: string };
+  uncertain: string[];
+  trail: string[];
+}
+
+export interface NatFinding {
+  rule: string;
+  table: string;
+  chain: string;
+  to?: string;
+}
+
+export interface NetfilterEvaluator {
+  backend: string;
+  evaluate(hook: Hook, pkt: NetfilterPacket): NetfilterFinding;
+  /** The NAT rules that rewrite a new connection entering at `first` (PREROUTING or OUTPUT). */
+  natRules(first: Hook, pkt: NetfilterPacket): { dnat?: NatFinding; snat?: NatFinding };
+}

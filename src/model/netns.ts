@@ -1,0 +1,34 @@
+// What the rules may know of one network namespace: its addresses, routes,
+// sysctls, netfilter and IPVS, captured before the rules run.
+import type { IpvsState } from './ipvs.js';
+import type { NetfilterEvaluator } from './netfilter.js';
+
+export interface AddrInfo {
+  dev: string;
+  address: string;
+  prefixlen: number;
+  secondary: boolean;
+}
+
+export interface RouteInfo {
+  table: string;
+  dst: string;
+  dev?: string;
+  gateway?: string;
+  type: string;
+}
+
+/** What the rules may know of one network namespace. */
+export interface NetnsState {
+  name: string;
+  sysctl(key: string): string | undefined;
+  addrs: AddrInfo[];
+  routes: RouteInfo[];
+  /** Evaluate a packet through a netfilter hook; undefined when no ruleset could be read. */
+  netfilter?: NetfilterEvaluator;
+  /** IPVS services and connections; null when the namespace has no IPVS. */
+  ipvs: IpvsState | null;
+  /** conntrack insert_failed before the traced command and after it. */
+  insertFailed?: { before?: number; after?: number };
+  errors: string[];
+}
