@@ -3,20 +3,16 @@
 import { spawn } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { release } from 'node:os';
-import { ABI_VERSION, type IpvsRecord, type NwRecord, PktFlag, decodeBatch, isIpvs } from '../abi.js';
+import { ABI_VERSION, type NwRecord } from '../abi.js';
 import { UsageError } from '../errors.js';
-import { documentText, type ExplainDoc, flowDoc } from '../explain/document.js';
-import { type ExplainDeps, isNoise } from '../explain/explain.js';
-import { buildFlows } from '../explain/flows.js';
-import { netnsState } from '../explain/state.js';
-import type { NetnsState } from '../explain/types.js';
-import { JourneyBuilder } from '../journey.js';
+import { allNetns, dropAddresses, explainCapture, netnsToSnapshot } from '../explain/capture.js';
+import { documentText, type ExplainDoc } from '../explain/document.js';
+import { FlowPipeline } from '../explain/pipeline.js';
 import { NetnsNames } from '../kernel/netns.js';
 import { type Symbolizer, kernelDropReasons, kernelSymbols, reasonName } from '../kernel/symbols.js';
 import { requireTracing } from '../preflight.js';
 import { HOST, type Snapshot, conntrackInsertFailed, listNetns, takeSnapshot } from '../state/snapshot.js';
 import { type Capture, RecordingError, decodeCapture, encodeCapture } from '../recording.js';
-import { netfilterEvaluator } from '../state/netfilter.js';
 import { TraceSession } from '../tracer.js';
 import { EVENT_HEADER, type ViewContext, eventLine, eventView } from '../render.js';
 import type { Io } from './trace.js';
@@ -59,44 +55,6 @@ function runGated(argv: string[], json: boolean, onPid: (pid: number) => void): 
   });
 }
 
-/**
- * The namespaces whose state a verdict can need: where a packet was dropped,
- * rewritten (NAT, IPVS) or routed through (received and sent again by the
- * same skb after a route lookup). A namespace the packets only left or
- * reached, or an L2 bridge they crossed, needs no snapshot: each costs a
- * dozen processes.
- */
-export function netnsToSnapshot(records: NwRecord[]): Set<number> {
-  const out = new Set<number>();
-  const seen = new Map<number, { rx: Set<number>; tx: Set<number>; fib: Set<number> }>();
-  const at = (ns: number) => {
-    let e = seen.get(ns);
-    if (!e) seen.set(ns, (e = { rx: new Set(), tx: new Set(), fib: new Set() }));
-    return e;
-  };
-  for (const r of records) {
-    if (isIpvs(r)) out.add(r.netns);
-    else if (r.kind === 'fib') at(r.netns).fib.add(r.skb);
-    else {
-      const p = r.pkt;
-      if (r.kind === 'drop' || p.flags & (PktFlag.CT_DNAT | PktFlag.CT_SNAT)) out.add(p.netns);
-      at(p.netns)[r.kind === 'rx' ? 'rx' : 'tx'].add(p.skb);
-    }
-  }
-  for (const [ns, e] of seen) {
-    if ([...e.rx].some((skb) => e.tx.has(skb) && e.fib.has(skb))) out.add(ns);
-  }
-  out.delete(0);
-  return out;
-}
-
-function allNetns(records: NwRecord[]): Set<number> {
-  const out = new Set<number>();
-  for (const r of records) out.add(isIpvs(r) || r.kind === 'fib' ? r.netns : r.pkt.netns);
-  out.delete(0);
-  return out;
-}
-
 /** insert_failed of every namespace before the command: the conntrack rule needs the growth. */
 async function conntrackBaseline(): Promise<[string, number][]> {
   const names = [HOST, ...(await listNetns().catch(() => [] as string[]))];
@@ -117,45 +75,6 @@ async function captureSnapshots(inodes: Set<number>, names: NetnsNames): Promise
     }),
   );
   return snaps.filter((s): s is Snapshot => !!s);
-}
-
-/** Explain a capture: the same for a live run and a replayed recording. */
-export function explainCapture(c: Capture): ExplainDoc {
-  const { records } = decodeBatch(c.records);
-  const journeys = new JourneyBuilder({ idleNs: 5e9 });
-  const ipvs: IpvsRecord[] = [];
-  for (const r of records) {
-    if (isIpvs(r)) ipvs.push(r);
-    else journeys.add(r);
-  }
-  const flows = buildFlows(journeys.flush(), ipvs);
-  const names = new Map(c.netns);
-  const reasons = new Map(c.dropReasons);
-  const syms = new Map(c.symbols.map(([addr, name, func]) => [addr, { name, func }]));
-  const states = new Map<number, NetnsState>();
-  const before = new Map(c.conntrackBefore ?? []);
-  for (const snap of c.snapshots) {
-    for (const [ino, name] of c.netns) if (name === snap.netns) states.set(ino, netnsState(snap, netfilterEvaluator(snap), before.get(snap.netns)));
-  }
-  const deps: ExplainDeps = {
-    state: (ino) => states.get(ino),
-    netnsName: (ino) => names.get(ino) ?? String(ino),
-    reasonName: (v) => reasonName(reasons, v),
-    func: (a) => syms.get(a.toString(16))?.func,
-    symbol: (a) => syms.get(a.toString(16))?.name ?? `0x${a.toString(16)}`,
-    ipvs,
-  };
-  return {
-    version: 1,
-    command: c.command,
-    exitCode: c.exitCode,
-    flows: flows.filter((f) => !isNoise(f, deps.reasonName)).map((f) => flowDoc(f, deps, c.exitCode ?? undefined)),
-    lost: { ringbuf: c.lost },
-  };
-}
-
-function dropAddresses(records: NwRecord[]): bigint[] {
-  return records.flatMap((r) => (r.kind === 'drop' ? [r.location, ...r.stack] : []));
 }
 
 export async function runExplain(command: string[], opts: ExplainOptions, io: Io = { out: process.stdout, err: process.stderr }): Promise<number> {
@@ -239,14 +158,14 @@ export async function runExplainCaptured(command: string[], opts: ExplainOptions
 /** Every event as a trace line, as it arrives (the main job's live view). */
 function liveView(names: NetnsNames, syms: Symbolizer, out: NodeJS.WritableStream): (records: NwRecord[]) => void {
   const reasons = kernelDropReasons();
-  const journeys = new JourneyBuilder();
+  const pipeline = new FlowPipeline();
   const ctx: ViewContext = { t0: -1, netnsName: (i) => names.name(i), reasonName: (v) => reasonName(reasons, v), symbol: (a) => syms.name(a) };
   out.write(EVENT_HEADER + '\n');
   return (records) => {
     let text = '';
     for (const r of records) {
       if (ctx.t0 < 0) ctx.t0 = r.ts;
-      text += eventLine(eventView(r, isIpvs(r) ? 0 : journeys.add(r).id, ctx)) + '\n';
+      text += eventLine(eventView(r, pipeline.add(r), ctx)) + '\n';
     }
     out.write(text);
   };

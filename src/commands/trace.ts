@@ -1,18 +1,18 @@
 // netwhy trace [filter]: every event, live, one line (or JSON line) each.
-import { type IpvsRecord, type NwRecord, isIpvs } from '../abi.js';
+import type { NwRecord } from '../abi.js';
 import { compileFilter } from '../filter/compile.js';
 import { FilterError } from '../filter/parse.js';
 import { UsageError } from '../errors.js';
-import { JourneyBuilder } from '../journey.js';
 import { kernelDropReasons, kernelSymbols, reasonName } from '../kernel/symbols.js';
 import { NetnsNames } from '../kernel/netns.js';
 import { requireTracing } from '../preflight.js';
 import { EVENT_HEADER, type ViewContext, eventLine, eventView, summarize, summaryText } from '../render.js';
 import { TraceSession } from '../tracer.js';
-import { flowDoc, flowText } from '../explain/document.js';
-import { type ExplainDeps, isNoise } from '../explain/explain.js';
+import { flowText } from '../explain/document.js';
+import type { ExplainDeps } from '../explain/explain.js';
 import type { Flow } from '../explain/flows.js';
 import { LiveFlows } from '../explain/live.js';
+import { FlowPipeline, judgeFlows } from '../explain/pipeline.js';
 import { LiveStates } from '../explain/state.js';
 
 export interface TraceOptions {
@@ -74,7 +74,6 @@ export async function runTrace(filterWords: string[], opts: TraceOptions, io: Io
   const session = TraceSession.open({ ringBytes: opts.ringMb * 1024 * 1024, disable });
   const reasons = kernelDropReasons();
   const syms = await symbols;
-  const journeys = new JourneyBuilder();
   const events: Record<string, number> = {};
   const drops: Record<string, number> = {};
   let seen = 0;
@@ -92,8 +91,8 @@ export async function runTrace(filterWords: string[], opts: TraceOptions, io: Io
   const finished = new Promise<void>((r) => (done = r));
   const stop = (): Promise<void> => (stopping ??= session.stop());
   const verdicts = opts.verdicts ?? !!filterText;
-  const ipvsSeen: IpvsRecord[] = [];
-  const live = new LiveFlows();
+  const pipeline = new FlowPipeline();
+  const live = new LiveFlows(undefined, undefined, undefined, (j) => pipeline.flows(j));
   const states = new LiveStates(netns);
   const deps: ExplainDeps = {
     state: (ino) => states.get(ino),
@@ -101,7 +100,7 @@ export async function runTrace(filterWords: string[], opts: TraceOptions, io: Io
     reasonName: (v) => reasonName(reasons, v),
     func: (a) => syms.func(a),
     symbol: (a) => syms.name(a),
-    ipvs: ipvsSeen,
+    ipvs: pipeline.ipvs,
   };
   let verdictsOut = Promise.resolve();
   const emitVerdicts = (flows: Flow[]) => {
@@ -109,10 +108,8 @@ export async function runTrace(filterWords: string[], opts: TraceOptions, io: Io
     verdictsOut = verdictsOut.then(async () => {
       await states.load(flows);
       let text = '';
-      for (const f of flows) {
-        if (isNoise(f, deps.reasonName)) continue;
-        const doc = flowDoc(f, deps);
-        text += opts.json ? JSON.stringify({ type: 'flow', ...doc }) + '\n' : `\n${flowText(doc, f.id)}\n\n`;
+      for (const { flow, doc } of judgeFlows(flows, deps)) {
+        text += opts.json ? JSON.stringify({ type: 'flow', ...doc }) + '\n' : `\n${flowText(doc, flow.id)}\n\n`;
       }
       if (text) io.out.write(text);
     });
@@ -132,8 +129,7 @@ export async function runTrace(filterWords: string[], opts: TraceOptions, io: Io
       let text = '';
       for (const r of records) {
         if (ctx.t0 < 0) ctx.t0 = r.ts;
-        if (isIpvs(r) && verdicts) ipvsSeen.push(r);
-        const v = eventView(r, isIpvs(r) ? 0 : journeys.add(r).id, ctx);
+        const v = eventView(r, pipeline.add(r), ctx);
         events[v.event] = (events[v.event] ?? 0) + 1;
         if (v.drop) drops[v.drop.reason] = (drops[v.drop.reason] ?? 0) + 1;
         text += (opts.json ? JSON.stringify(v) : eventLine(v)) + '\n';
@@ -143,7 +139,7 @@ export async function runTrace(filterWords: string[], opts: TraceOptions, io: Io
           break;
         }
       }
-      const finished = journeys.takeFinished(records[records.length - 1].ts);
+      const finished = pipeline.takeFinished(records[records.length - 1].ts);
       const waits: Promise<void>[] = [];
       if (verdicts) {
         live.add(finished);
@@ -165,7 +161,7 @@ export async function runTrace(filterWords: string[], opts: TraceOptions, io: Io
     if (tick) clearInterval(tick);
     if (verdicts) {
       // Ctrl-C must end the trace promptly: judge only the last few open flows.
-      live.add(journeys.flush());
+      live.add(pipeline.flushJourneys());
       const open = live.flush();
       emitVerdicts(open.slice(-EXIT_VERDICTS));
       if (open.length > EXIT_VERDICTS) io.err.write(`netwhy: ${open.length - EXIT_VERDICTS} flows still open at exit were not judged\n`);

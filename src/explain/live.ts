@@ -16,6 +16,8 @@ export class LiveFlows {
     private readonly idleNs = 2e9,
     private readonly maxAgeNs = 10e9,
     private readonly maxPending = 2_000,
+    /** How journeys become flows: the pipeline's, which knows the trace's IPVS connections. */
+    private readonly build: (journeys: Journey[]) => Flow[] = (j) => buildFlows(j),
   ) {}
 
   add(journeys: Journey[]): void {
@@ -29,7 +31,7 @@ export class LiveFlows {
 
   /** Flows idle (or old) at nowNs; their journeys leave the buffer. */
   due(nowNs: number): Flow[] {
-    const flows = buildFlows(this.pending);
+    const flows = this.build(this.pending);
     const oldest = this.crowded ? [...flows].sort((a, b) => a.start - b.start)[Math.floor(flows.length / 2)]?.start ?? 0 : -Infinity;
     const done = flows.filter((f) => nowNs - f.end > this.idleNs || nowNs - f.start > this.maxAgeNs || f.start <= oldest);
     const gone = new Set(done.flatMap((f) => f.journeys));
@@ -39,7 +41,7 @@ export class LiveFlows {
 
   /** End of trace: every flow is due. */
   flush(): Flow[] {
-    const flows = buildFlows(this.pending);
+    const flows = this.build(this.pending);
     this.pending = [];
     return flows;
   }

@@ -4,7 +4,7 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { explainCapture } from '../../src/commands/explain.js';
+import { explainCapture } from '../../src/explain/capture.js';
 import { effectiveRpFilter } from '../../src/explain/rules/rpfilter.js';
 import { hookFromStack, ctStates } from '../../src/explain/rules/netfilter.js';
 import { bestRoute } from '../../src/explain/rules/route.js';

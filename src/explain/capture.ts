@@ -1,0 +1,87 @@
+// The pure core of `explain`: a capture (records, names, state) in, the
+// explanation document out. The same for a live run and a replayed recording;
+// no IO, so the rules are tested on recordings without privileges.
+import { type NwRecord, PktFlag, decodeBatch, isIpvs } from '../abi.js';
+import { reasonName } from '../kernel/symbols.js';
+import type { NetnsState } from '../model/netns.js';
+import type { Capture } from '../recording.js';
+import { netfilterEvaluator } from '../state/netfilter.js';
+import { DOCUMENT_VERSION, type ExplainDoc } from './document.js';
+import type { ExplainDeps } from './explain.js';
+import { FlowPipeline, judgeFlows } from './pipeline.js';
+import { netnsState } from './state.js';
+
+/**
+ * The namespaces whose state a verdict can need: where a packet was dropped,
+ * rewritten (NAT, IPVS) or routed through (received and sent again by the
+ * same skb after a route lookup). A namespace the packets only left or
+ * reached, or an L2 bridge they crossed, needs no snapshot: each costs a
+ * dozen processes.
+ */
+export function netnsToSnapshot(records: NwRecord[]): Set<number> {
+  const out = new Set<number>();
+  const seen = new Map<number, { rx: Set<number>; tx: Set<number>; fib: Set<number> }>();
+  const at = (ns: number) => {
+    let e = seen.get(ns);
+    if (!e) seen.set(ns, (e = { rx: new Set(), tx: new Set(), fib: new Set() }));
+    return e;
+  };
+  for (const r of records) {
+    if (isIpvs(r)) out.add(r.netns);
+    else if (r.kind === 'fib') at(r.netns).fib.add(r.skb);
+    else {
+      const p = r.pkt;
+      if (r.kind === 'drop' || p.flags & (PktFlag.CT_DNAT | PktFlag.CT_SNAT)) out.add(p.netns);
+      at(p.netns)[r.kind === 'rx' ? 'rx' : 'tx'].add(p.skb);
+    }
+  }
+  for (const [ns, e] of seen) {
+    if ([...e.rx].some((skb) => e.tx.has(skb) && e.fib.has(skb))) out.add(ns);
+  }
+  out.delete(0);
+  return out;
+}
+
+/** Explain a capture: the same for a live run and a replayed recording. */
+export function explainCapture(c: Capture): ExplainDoc {
+  const { records } = decodeBatch(c.records);
+  const pipeline = new FlowPipeline(5e9);
+  for (const r of records) pipeline.add(r);
+  const flows = pipeline.flush();
+  const names = new Map(c.netns);
+  const reasons = new Map(c.dropReasons);
+  const syms = new Map(c.symbols.map(([addr, name, func]) => [addr, { name, func }]));
+  const states = new Map<number, NetnsState>();
+  const before = new Map(c.conntrackBefore ?? []);
+  for (const snap of c.snapshots) {
+    for (const [ino, name] of c.netns) if (name === snap.netns) states.set(ino, netnsState(snap, netfilterEvaluator(snap), before.get(snap.netns)));
+  }
+  const deps: ExplainDeps = {
+    state: (ino) => states.get(ino),
+    netnsName: (ino) => names.get(ino) ?? String(ino),
+    reasonName: (v) => reasonName(reasons, v),
+    func: (a) => syms.get(a.toString(16))?.func,
+    symbol: (a) => syms.get(a.toString(16))?.name ?? `0x${a.toString(16)}`,
+    ipvs: pipeline.ipvs,
+  };
+  return {
+    version: DOCUMENT_VERSION,
+    command: c.command,
+    exitCode: c.exitCode,
+    flows: judgeFlows(flows, deps, c.exitCode ?? undefined).map((j) => j.doc),
+    lost: { ringbuf: c.lost },
+  };
+}
+
+/** Every namespace a record names. */
+export function allNetns(records: NwRecord[]): Set<number> {
+  const out = new Set<number>();
+  for (const r of records) out.add(isIpvs(r) || r.kind === 'fib' ? r.netns : r.pkt.netns);
+  out.delete(0);
+  return out;
+}
+
+/** Kernel addresses a capture must symbolize: drop locations and their stacks. */
+export function dropAddresses(records: NwRecord[]): bigint[] {
+  return records.flatMap((r) => (r.kind === 'drop' ? [r.location, ...r.stack] : []));
+}

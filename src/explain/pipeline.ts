@@ -1,0 +1,54 @@
+// The pipeline every command runs, assembled once: records → journeys (one
+// skb's path) → flows (journeys joined by conntrack and IPVS tuples) → flow
+// documents with their verdicts. `trace` feeds it live, `explain` (and so
+// `lab run`) with a whole capture; both judge flows the same way.
+import type { IpvsRecord, NwRecord } from '../abi.js';
+import { isIpvs } from '../abi.js';
+import { type Journey, JourneyBuilder } from '../journey.js';
+import { type FlowDoc, flowDoc } from './document.js';
+import { type ExplainDeps, isNoise } from './explain.js';
+import { buildFlows, type Flow } from './flows.js';
+
+export class FlowPipeline {
+  private readonly journeys: JourneyBuilder;
+  /** IPVS events seen: new connections tie a client's journeys to the real server's. */
+  readonly ipvs: IpvsRecord[] = [];
+
+  /** idleNs: a journey idle this long is finished (a whole capture: generous; live: short). */
+  constructor(idleNs?: number) {
+    this.journeys = new JourneyBuilder({ idleNs });
+  }
+
+  /** Feed one record; returns the journey number it joined (0 for IPVS records). */
+  add(r: NwRecord): number {
+    if (isIpvs(r)) {
+      this.ipvs.push(r);
+      return 0;
+    }
+    return this.journeys.add(r).id;
+  }
+
+  /** Journeys finished since the last call, and live ones idle at nowNs. */
+  takeFinished(nowNs: number): Journey[] {
+    return this.journeys.takeFinished(nowNs);
+  }
+
+  /** End of input: every journey is finished. */
+  flushJourneys(): Journey[] {
+    return this.journeys.flush();
+  }
+
+  /** End of input, as flows. */
+  flush(): Flow[] {
+    return this.flows(this.journeys.flush());
+  }
+
+  flows(journeys: Journey[]): Flow[] {
+    return buildFlows(journeys, this.ipvs);
+  }
+}
+
+/** The flows worth a verdict, as documents (a flow of weak frees only is noise). */
+export function judgeFlows(flows: Flow[], deps: ExplainDeps, exitCode?: number): { flow: Flow; doc: FlowDoc }[] {
+  return flows.filter((f) => !isNoise(f, deps.reasonName)).map((f) => ({ flow: f, doc: flowDoc(f, deps, exitCode) }));
+}
