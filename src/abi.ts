@@ -9,18 +9,32 @@ export const FILTER_CLAUSES = 8;
 
 export const RecordType = { DROP: 1, RX: 2, TX: 3, FIB: 4, IPVS_CONN: 5, IPVS_ERR: 6, IPVS_CTL: 7 } as const;
 
-export const ProbeId = {
-  KFREE_SKB: 0,
-  NETIF_RECEIVE: 1,
-  NET_DEV_QUEUE: 2,
-  FIB_LOOKUP: 3,
-  PROCESS_FORK: 4,
-  IPVS_CONN_NEW: 5,
-  IPVS_SCHED_ERR: 6,
-  IPVS_IN_HOOK: 7,
-  IPVS_NAT_XMIT: 8,
-  IPVS_CONTROL: 9,
-} as const;
+/**
+ * enum nw_probe_id: one entry per attach point, the stats map's key, with the
+ * name reports use and the trace event kind it gives (if any). The one probe
+ * table: the tracer, trace and doctor take names from here, and the ABI test
+ * checks it against the C enum.
+ */
+export const PROBES = [
+  { id: 0, c: 'NW_PROBE_KFREE_SKB', name: 'kfree_skb', event: 'drop' },
+  { id: 1, c: 'NW_PROBE_NETIF_RECEIVE', name: 'netif_receive_skb', event: 'rx' },
+  { id: 2, c: 'NW_PROBE_NET_DEV_QUEUE', name: 'net_dev_queue', event: 'tx' },
+  { id: 3, c: 'NW_PROBE_FIB_LOOKUP', name: 'fib_table_lookup', event: 'route' },
+  { id: 4, c: 'NW_PROBE_PROCESS_FORK', name: 'sched_process_fork', event: null },
+  { id: 5, c: 'NW_PROBE_IPVS_CONN_NEW', name: 'ip_vs_conn_new', event: 'ipvs' },
+  { id: 6, c: 'NW_PROBE_IPVS_SCHED_ERR', name: 'ip_vs_scheduler_err', event: 'ipvs' },
+  { id: 7, c: 'NW_PROBE_IPVS_IN_HOOK', name: 'ip_vs_in_hook', event: 'ipvs' },
+  { id: 8, c: 'NW_PROBE_IPVS_NAT_XMIT', name: 'ip_vs_nat_xmit', event: 'ipvs' },
+  { id: 9, c: 'NW_PROBE_IPVS_CONTROL', name: 'ipvs control plane', event: 'ipvs' },
+] as const;
+
+export type ProbeName = (typeof PROBES)[number]['name'];
+
+/** The probe a name refers to (for names known at compile time). */
+export function probeNamed(name: ProbeName): (typeof PROBES)[number] {
+  return PROBES.find((p) => p.name === name)!;
+}
+
 export const PROBE_MAX = 16;
 
 export const IpvsErrKind = { NO_DEST: 1, HOOK_DROP: 2, XMIT: 3 } as const;

@@ -1,6 +1,6 @@
 // A typed facade over the native Tracer: what a trace session does, in the
 // order it must happen. The binding is a parameter so unit tests can pass a fake.
-import { FilterMode, LAYOUT, type NwRecord, decodeBatch } from './abi.js';
+import { FilterMode, LAYOUT, type NwRecord, PROBES, decodeBatch } from './abi.js';
 import { filterValue } from './filter/compile.js';
 import { NetwhyError, EnvironmentError, UsageError, isNativeError } from './errors.js';
 import { BPF_OBJECT_PATH, type NativeBinding, type NativeTracer, loadBinding } from './native.js';
@@ -52,19 +52,7 @@ function avoidModesFromEnv(value = process.env.NETWHY_AVOID_MODES): string[] {
   return modes;
 }
 
-// enum nw_probe_id (bpf/netwhy.h): the stats map's keys, named for reports.
-const PROBE_STATS: [number, string][] = [
-  [0, 'kfree_skb'],
-  [1, 'netif_receive_skb'],
-  [2, 'net_dev_queue'],
-  [3, 'fib_table_lookup'],
-  [4, 'sched_process_fork'],
-  [5, 'ip_vs_conn_new'],
-  [6, 'ip_vs_scheduler_err'],
-  [7, 'ip_vs_in_hook'],
-  [8, 'ip_vs_nat_xmit'],
-  [9, 'ipvs control plane'],
-];
+const PROBE_STATS: [number, string][] = PROBES.map((p) => [p.id, p.name]);
 
 function u32Key(v: number): Uint8Array {
   const k = new Uint8Array(4);

@@ -1,7 +1,7 @@
 // The decoder alone, on one core: records/s from raw ring buffer bytes to
 // decoded objects. The batch is recorded from the live storm when the bench
 // could trace, else synthesised with the mix a filtered storm produces.
-import { ABI_VERSION, AF_INET, LAYOUT, PktFlag, ProbeId, RecordType, decodeBatch } from '../abi.js';
+import { ABI_VERSION, AF_INET, LAYOUT, PktFlag, RecordType, probeNamed, decodeBatch } from '../abi.js';
 import type { Row } from './report.js';
 
 function writeHeader(dv: DataView, off: number, type: number, size: number, probe: number, ts: number): void {
@@ -53,8 +53,8 @@ export function syntheticBatch(bytes = 1 << 20): Uint8Array {
     const skb = 0x1000 + i * 0x100;
     const sport = 30000 + (i % 4);
     for (const [type, probe, dev, ifindex] of [
-      [RecordType.TX, ProbeId.NET_DEV_QUEUE, 'nwb-va', 2],
-      [RecordType.RX, ProbeId.NETIF_RECEIVE, 'nwb-vb', 2],
+      [RecordType.TX, probeNamed('net_dev_queue').id, 'nwb-va', 2],
+      [RecordType.RX, probeNamed('netif_receive_skb').id, 'nwb-vb', 2],
     ] as const) {
       writeHeader(dv, off, type, LAYOUT.nw_path.size, probe, ts++);
       writePkt(b, dv, off + LAYOUT.nw_path.pkt, skb, dev, ifindex, sport);
@@ -62,7 +62,7 @@ export function syntheticBatch(bytes = 1 << 20): Uint8Array {
     }
     const F = LAYOUT.nw_fib;
     for (let k = 0; k < 5; k++) {
-      writeHeader(dv, off, RecordType.FIB, F.size, ProbeId.FIB_LOOKUP, ts++);
+      writeHeader(dv, off, RecordType.FIB, F.size, probeNamed('fib_table_lookup').id, ts++);
       dv.setUint32(off + F.skb, skb, true);
       dv.setUint32(off + F.netns, 4026532246, true);
       dv.setUint32(off + F.table, k < 2 ? 255 : 254, true);
@@ -76,7 +76,7 @@ export function syntheticBatch(bytes = 1 << 20): Uint8Array {
       off += F.size;
     }
     const D = LAYOUT.nw_drop;
-    writeHeader(dv, off, RecordType.DROP, D.size, ProbeId.KFREE_SKB, ts++);
+    writeHeader(dv, off, RecordType.DROP, D.size, probeNamed('kfree_skb').id, ts++);
     writePkt(b, dv, off + D.pkt, skb, 'nwb-vb', 2, sport);
     dv.setBigUint64(off + D.location, 0xffffffff81a0b0c0n, true);
     dv.setUint32(off + D.reason, 2, true);

@@ -1,5 +1,5 @@
 // netwhy trace [filter]: every event, live, one line (or JSON line) each.
-import type { NwRecord } from '../abi.js';
+import { type NwRecord, PROBES, type ProbeName } from '../abi.js';
 import { compileFilter } from '../filter/compile.js';
 import { FilterError } from '../filter/parse.js';
 import { UsageError } from '../errors.js';
@@ -30,12 +30,7 @@ const EXIT_VERDICTS = 50;
 type EventKind = (typeof EVENT_KINDS)[number];
 
 // Which probe gives which event kind.
-const PROBE_OF: Record<EventKind, string> = {
-  drop: 'kfree_skb',
-  rx: 'netif_receive_skb',
-  tx: 'net_dev_queue',
-  route: 'fib_table_lookup',
-};
+const PROBE_OF = Object.fromEntries(PROBES.filter((p) => p.event && p.event !== 'ipvs').map((p) => [p.event, p.name])) as Record<EventKind, ProbeName>;
 
 export function parseEventKinds(spec: string | undefined, filtered: boolean): EventKind[] {
   if (spec === undefined) return filtered ? [...EVENT_KINDS] : ['drop'];
@@ -69,7 +64,7 @@ export async function runTrace(filterWords: string[], opts: TraceOptions, io: Io
   if (opts.duration !== undefined && !(opts.duration > 0)) throw new UsageError('--duration must be a positive number of seconds');
   requireTracing();
 
-  const disable = [...Object.entries(PROBE_OF).filter(([k]) => !kinds.includes(k as EventKind)).map(([, p]) => p), 'sched_process_fork'];
+  const disable = [...Object.entries(PROBE_OF).filter(([k]) => !kinds.includes(k as EventKind)).map(([, p]) => p), 'sched_process_fork' satisfies ProbeName];
   const symbols = kernelSymbols(); // read on a worker thread while the BPF object loads
   const session = TraceSession.open({ ringBytes: opts.ringMb * 1024 * 1024, disable });
   const reasons = kernelDropReasons();

@@ -4,7 +4,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ABI_VERSION, AF_INET, type DropRecord, FILTER_CLAUSES, FILTER_TERMS, type FibRecord, LAYOUT, type PathRecord, RecordType, STACK_DEPTH, decodeBatch, formatIPv4, formatIPv6 } from '../../src/abi.js';
+import { ABI_VERSION, AF_INET, type DropRecord, FILTER_CLAUSES, FILTER_TERMS, type FibRecord, LAYOUT, PROBES, type PathRecord, RecordType, STACK_DEPTH, decodeBatch, formatIPv4, formatIPv6 } from '../../src/abi.js';
 
 const BPF_DIR = resolve(__dirname, '../../bpf');
 
@@ -19,12 +19,14 @@ function cOffsets(): Record<string, Record<string, number>> {
     }
     lines.push('printf("},\\n");');
   }
+  const probeLines = [`printf("\\"probes\\": {\\"max\\": %d", NW_PROBE_MAX);`, ...PROBES.map((p) => `printf(", \\"${p.c}\\": %d", ${p.c});`), 'printf("},\\n");'];
   const src = `#include <stdio.h>
 #include <stddef.h>
 #include "netwhy.h"
 int main(void) {
   printf("{\\"consts\\": {\\"abi\\": %d, \\"stack\\": %d, \\"terms\\": %d, \\"clauses\\": %d},\\n", NW_ABI_VERSION, NW_STACK_DEPTH, NW_FILTER_TERMS, NW_FILTER_CLAUSES);
   ${lines.join('\n  ')}
+  ${probeLines.join('\n  ')}
   printf("\\"end\\": {}}\\n");
   return 0;
 }`;
@@ -39,6 +41,13 @@ describe('ABI', () => {
 
   it('constants match netwhy.h', () => {
     expect(c.consts).toEqual({ abi: ABI_VERSION, stack: STACK_DEPTH, terms: FILTER_TERMS, clauses: FILTER_CLAUSES });
+  });
+
+  it('the probe table (PROBES) has the ids of enum nw_probe_id, each below NW_PROBE_MAX', () => {
+    const { max, ...ids } = c.probes;
+    expect(ids).toEqual(Object.fromEntries(PROBES.map((p) => [p.c, p.id])));
+    expect(new Set(PROBES.map((p) => p.id)).size).toBe(PROBES.length);
+    for (const p of PROBES) expect(p.id).toBeLessThan(max);
   });
 
   for (const [struct, fields] of Object.entries(LAYOUT)) {
