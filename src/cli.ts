@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 // The netwhy command line: parse, dispatch, and one error boundary.
+import { readFileSync } from 'node:fs';
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { NetwhyError, ExitCode } from './errors.js';
 import { runDoctor } from './commands/doctor.js';
@@ -13,11 +14,18 @@ function positiveNumber(v: string): number {
   return n;
 }
 
+/** The version of the installed package: dist/cli.js sits one level below package.json. */
+export const VERSION: string = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')).version;
+
+/** One prefix for every error netwhy prints: commander's own say "error:". */
+const ERROR_PREFIX = 'netwhy: ';
+
 export function buildProgram(): Command {
   const program = new Command('netwhy')
     .description('Trace packets in the kernel and say why they were dropped or rewritten.')
-    .version('0.1.0')
+    .version(VERSION)
     .showHelpAfterError('(run with --help for usage)')
+    .configureOutput({ outputError: (text, write) => write(text.replace(/^error: /, ERROR_PREFIX)) })
     .exitOverride();
 
   program
@@ -68,7 +76,11 @@ Examples:
 Only the flows of the command and its children are traced (in the kernel), in
 every network namespace they cross and through NAT, replies included. The
 cause is only named when the evidence proves it; otherwise it is 'unknown',
-with the evidence.`,
+with the evidence. The JSON document is described in docs/json.md.
+
+Exit status, like time(1) and strace(1): the command's own status (1 if a
+signal ended it; 0 for --replay); 2 for a usage error, 3 when this machine
+cannot trace (not root, no BTF, a probe missing).`,
     )
     .action(async (command: string[], opts) => {
       process.exitCode = await runExplain(command, opts);
@@ -138,13 +150,28 @@ export async function main(argv: string[]): Promise<number> {
       return e.exitCode === 0 ? 0 : ExitCode.USAGE;
     }
     if (e instanceof NetwhyError) {
-      process.stderr.write(`netwhy: ${e.message}\n${e.hint ? `  hint: ${e.hint}\n` : ''}`);
+      process.stderr.write(`${ERROR_PREFIX}${e.message}\n${e.hint ? `  hint: ${e.hint}\n` : ''}`);
       return e.exitCode;
     }
-    process.stderr.write(`netwhy: internal error: ${(e as Error).stack ?? e}\n`);
+    process.stderr.write(`${ERROR_PREFIX}internal error: ${(e as Error).stack ?? e}\n`);
     return ExitCode.FAILURE;
   }
 }
+
+/**
+ * A reader that went away (`netwhy lab list | head -1`) ends the command
+ * quietly, as with any Unix tool. A command that streams (trace) listens for
+ * EPIPE itself to stop its probes first; then this one stands aside.
+ */
+function quietOnEpipe(stream: NodeJS.WriteStream): void {
+  stream.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code !== 'EPIPE') throw e;
+    if (stream.listenerCount('error') > 1) return;
+    process.exit(Number(process.exitCode ?? 0));
+  });
+}
+quietOnEpipe(process.stdout);
+quietOnEpipe(process.stderr);
 
 main(process.argv).then((code) => {
   process.exitCode = code;

@@ -4,7 +4,7 @@ import { spawn } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { release } from 'node:os';
 import { ABI_VERSION, type NwRecord } from '../abi.js';
-import { UsageError } from '../errors.js';
+import { ExitCode, UsageError } from '../errors.js';
 import { allNetns, dropAddresses, explainCapture, netnsToSnapshot } from '../explain/capture.js';
 import { documentText, type ExplainDoc } from '../explain/document.js';
 import { FlowPipeline } from '../explain/pipeline.js';
@@ -77,9 +77,11 @@ async function captureSnapshots(inodes: Set<number>, names: NetnsNames): Promise
   return snaps.filter((s): s is Snapshot => !!s);
 }
 
+/** Exit status: the traced command's own (1 if a signal ended it), 0 for a replay. */
 export async function runExplain(command: string[], opts: ExplainOptions, io: Io = { out: process.stdout, err: process.stderr }): Promise<number> {
-  await runExplainCaptured(command, opts, io);
-  return 0;
+  const doc = await runExplainCaptured(command, opts, io);
+  if (opts.replay) return 0;
+  return doc.exitCode ?? ExitCode.FAILURE;
 }
 
 /** Run (or replay), print, and return the document. */

@@ -1,6 +1,6 @@
 // What a user sees: exit codes and messages for bad input, and doctor's report.
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { isRoot } from '../helpers/netns.js';
@@ -27,6 +27,30 @@ describe('netwhy command line', () => {
     const r = netwhy(['frobnicate']);
     expect(r.code).toBe(2);
     expect(r.err).toContain("unknown command 'frobnicate'");
+  });
+
+  it('every error line starts with the one prefix "netwhy:", commander\'s own included', () => {
+    for (const args of [['frobnicate'], ['trace', '--count', 'many'], ['explain']]) {
+      const r = netwhy(args);
+      expect(r.err.split('\n')[0], args.join(' ')).toMatch(/^netwhy: /);
+      expect(r.err).not.toMatch(/^error:/m);
+    }
+  });
+
+  it('--version prints the version in package.json', () => {
+    const pkg = JSON.parse(readFileSync(resolve(__dirname, '../../package.json'), 'utf8')) as { version: string };
+    expect(netwhy(['--version']).out.trim()).toBe(pkg.version);
+  });
+
+  it('a reader that is already gone (lab list | true): no EPIPE stack trace, exit 0', () => {
+    const r = spawnSync('bash', ['-o', 'pipefail', '-c', `"${process.execPath}" "${CLI}" lab list | true`], { encoding: 'utf8', timeout: 30_000 });
+    expect(r.stderr).not.toMatch(/EPIPE|Error/);
+    expect(r.status).toBe(0);
+  });
+
+  it.skipIf(!isRoot())('explain exits with the traced command\'s own status', () => {
+    expect(netwhy(['explain', '--settle', '0', '--', 'sh', '-c', 'exit 7']).code).toBe(7);
+    expect(netwhy(['explain', '--settle', '0', '--', 'true']).code).toBe(0);
   });
 
   it('a bad option value: exit 2', () => {
