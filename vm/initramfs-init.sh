@@ -5,7 +5,14 @@
 # at /run/netwhy, then switch_roots into the host root and runs
 # /run/netwhy/guest-init.sh there (copied into the run directory by the runner).
 #
-# 9p shares (mount tags) given by the runner: hostroot, netwhymods, netwhyrun.
+# Then, after the guest's own /tmp, /run, ... are mounted, the shares listed in
+# /run/netwhy/shares ("<tag> <rw|ro> <path>" lines, outer first), each at its
+# host path: rw read-write, ro read-only under an overlay with a tmpfs upper.
+# The runner shares the command's working directory that way, and the
+# repository when the guest would not see it otherwise (a checkout under /tmp).
+#
+# 9p shares (mount tags) given by the runner: hostroot, netwhymods, netwhyrun,
+# and those in the list (netwhycwd, netwhyrepo).
 /bin/busybox --install -s /bin
 export PATH=/bin:/sbin
 
@@ -71,6 +78,28 @@ sub bpf /sys/fs/bpf mode=700
 sub tracefs /sys/kernel/tracing
 sub debugfs /sys/kernel/debug
 sub cgroup2 /sys/fs/cgroup
+
+# The extra shares, on top of everything above (a checkout under /tmp goes on
+# the guest's /tmp). The runner resolved symlinks in the paths on the host.
+if [ -s /mnt/root/run/netwhy/shares ]; then
+	while IFS= read -r line; do
+		tag=${line%% *}; rest=${line#* }
+		mode=${rest%% *}; path=${rest#* }
+		case "$path" in /*) ;; *) fail "bad line in the shares list: $line" ;; esac
+		mkdir -p "/mnt/root$path" || fail "cannot create $path for the 9p share '$tag'"
+		case "$mode" in
+			rw) mount -t 9p -o "$p9,rw,cache=loose" "$tag" "/mnt/root$path" ||
+				fail "mount of 9p share '$tag' at $path failed" ;;
+			ro) mkdir -p "/mnt/share/$tag" "/mnt/rw/$tag/upper" "/mnt/rw/$tag/work"
+				mount -t 9p -o "$p9,ro,cache=loose" "$tag" "/mnt/share/$tag" ||
+					fail "mount of 9p share '$tag' failed"
+				mount -t overlay overlay -o "lowerdir=/mnt/share/$tag,upperdir=/mnt/rw/$tag/upper,workdir=/mnt/rw/$tag/work" "/mnt/root$path" ||
+					fail "overlay of 9p share '$tag' at $path failed" ;;
+			*) fail "bad line in the shares list: $line" ;;
+		esac
+	done < /mnt/root/run/netwhy/shares
+fi
+
 hostname netwhy-vm
 ip link set lo up || echo "netwhy-init: warning: cannot bring up lo"
 echo "netwhy-init: switch_root"

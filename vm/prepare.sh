@@ -4,14 +4,31 @@
 # initramfs of busybox + the virtio/9p/overlay modules. Idempotent: everything is
 # cached under $NETWHY_VM_CACHE (default <repo>/.vm), keyed by kernel version.
 #
+#   vm/prepare.sh            prepare (may download the kernel package with apt)
+#   vm/prepare.sh --check    only say whether preparing can work here, from local
+#                            facts (host tools, cache, apt lists): no download,
+#                            no lock, no build. Exit 0 if so.
+#
 #   NETWHY_VM_CACHE       cache directory (default <repo>/.vm)
 #   NETWHY_VM_KERNEL_PKG  kernel package (default: what linux-image-amd64 depends on)
+#   NETWHY_VM_OFFLINE=1   never download: use the cached kernel (NETWHY_VM_KERNEL_PKG's
+#                         if set, else the newest); exit 3 when there is none
 #
 # On success the last lines on stdout are KEY=VALUE pairs:
 #   KERNEL_VERSION VMLINUZ INITRD MODULES_DIR
-# Progress goes to stderr. Exit codes: 2 missing host tool, 3 kernel package not
-# found or not downloadable, 4 unexpected package content, 1 anything else.
+# Progress goes to stderr. Exit codes: 2 missing host tool or unwritable cache,
+# 3 kernel package not found or not downloadable (or not cached, offline),
+# 4 unexpected package content, 1 anything else.
 set -euo pipefail
+
+check=
+case "${1:-}" in
+  '') ;;
+  --check) check=1 ;;
+  *) printf 'usage: %s [--check]\n' "$0" >&2; exit 1 ;;
+esac
+offline=
+[ "${NETWHY_VM_OFFLINE:-}" != 1 ] || offline=1
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(dirname "$here")
@@ -36,13 +53,16 @@ if ldd "$busybox" >/dev/null 2>&1; then
   die 2 "$busybox is dynamically linked; the initramfs needs a static one (apt-get install busybox-static)"
 fi
 
-mkdir -p "$cache/kernel"
-exec 9>"$cache/.prepare.lock"
-flock 9
+mkdir -p "$cache/kernel" 2>/dev/null && [ -w "$cache/kernel" ] ||
+  die 2 "cannot write the microVM cache $cache (set NETWHY_VM_CACHE to a writable directory)"
+if [ -z "$check" ]; then
+  exec 9>"$cache/.prepare.lock"
+  flock 9
+fi
 
 # --- which kernel -----------------------------------------------------------
 pkg=${NETWHY_VM_KERNEL_PKG:-}
-if [ -z "$pkg" ] && command -v apt-cache >/dev/null 2>&1; then
+if [ -z "$pkg" ] && [ -z "$offline" ] && command -v apt-cache >/dev/null 2>&1; then
   # apt-cache takes over a second; remember its answer until the apt lists change.
   lists_key=$(stat -c %Y /var/lib/apt/lists 2>/dev/null || echo none)
   { read -r k p < "$cache/meta-package"; } 2>/dev/null || true
@@ -51,15 +71,20 @@ if [ -z "$pkg" ] && command -v apt-cache >/dev/null 2>&1; then
   else
     pkg=$(apt-cache depends linux-image-amd64 2>/dev/null |
           awk '$1 ~ /Depends:$/ && $2 ~ /^linux-image-/ { print $2; exit }') || true
-    [ -z "$pkg" ] || echo "$lists_key $pkg" > "$cache/meta-package"
+    # not under the lock in --check mode: write it whole
+    [ -z "$pkg" ] || { echo "$lists_key $pkg" > "$cache/meta-package.$$" && mv "$cache/meta-package.$$" "$cache/meta-package"; }
   fi
 fi
 if [ -z "$pkg" ]; then
   # Offline, or apt lists without the meta package: use the newest kernel already cached.
   ver=$(ls -1 "$cache/kernel" 2>/dev/null | while read -r v; do
           [ -f "$cache/kernel/$v/.unpacked" ] && echo "$v"; done | sort -V | tail -n1)
+  if [ -z "$ver" ] && [ -n "$offline" ]; then
+    die 3 "no kernel in the microVM cache $cache and NETWHY_VM_OFFLINE=1 forbids downloading one"
+  fi
   [ -n "$ver" ] || die 3 "cannot resolve the kernel package: 'apt-cache depends linux-image-amd64' gave nothing (run apt-get update, or set NETWHY_VM_KERNEL_PKG=linux-image-<version>-amd64)"
-  log "linux-image-amd64 not resolvable; using cached kernel $ver"
+  if [ -n "$offline" ]; then log "NETWHY_VM_OFFLINE=1: using cached kernel $ver"
+  else log "linux-image-amd64 not resolvable; using cached kernel $ver"; fi
 else
   ver=${pkg#linux-image-}
   ver=${ver%-unsigned}
@@ -70,8 +95,17 @@ case "$ver" in
 esac
 kdir=$cache/kernel/$ver
 
+if [ -n "$check" ]; then
+  if [ ! -f "$kdir/.unpacked" ]; then
+    [ -z "$offline" ] || die 3 "kernel $ver is not in the microVM cache $cache and NETWHY_VM_OFFLINE=1 forbids downloading it"
+    need apt-get apt
+  fi
+  exit 0
+fi
+
 # --- download and unpack ------------------------------------------------------
 if [ ! -f "$kdir/.unpacked" ]; then
+  [ -z "$offline" ] || die 3 "kernel $ver is not in the microVM cache $cache and NETWHY_VM_OFFLINE=1 forbids downloading it"
   need apt-get apt
   rm -rf "$kdir"
   mkdir -p "$kdir/download"

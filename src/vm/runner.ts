@@ -3,17 +3,35 @@
 // root read-only (9p + overlay with a tmpfs upper), so it runs the host's node,
 // the built addon and BPF objects and tools such as ipvsadm unchanged.
 //
+// The guest has its own /tmp, /run, /dev, /proc and /sys, which hide the host's.
+// So that a checkout works wherever it lives (a CI clone under /tmp, say), two
+// more 9p shares are mounted at their host paths, after those:
+//   - the command's working directory, read-write: what the command writes
+//     there is on the host afterwards (not shared when it is /);
+//   - the repository (this runner's, with dist/ and node_modules/) when the
+//     guest would not see it otherwise (under /tmp or /run) and it is not inside
+//     the working directory: read-only under an overlay with a tmpfs upper, like
+//     the rest of the host root.
+// Paths are the same on both sides (symlinks resolved on the host).
+//
 // vm/prepare.sh downloads and unpacks the kernel and builds the initramfs (cached
 // under NETWHY_VM_CACHE, default <repo>/.vm); vm/initramfs-init.sh mounts the
 // shares and switch_roots; vm/guest-init.sh runs the command and powers off.
-// Each run gets a directory under <cache>/runs shared read-write with the guest:
-// the command goes in, stdout, stderr and the exit code come out, and the serial
-// console is logged there (console-<accel>.log, with qemu-<accel>.stderr) for
-// diagnostics. The last 10 run directories are kept.
+// Each run gets a directory under <cache>/runs shared read-write with the guest
+// (at /run/netwhy): the command and the list of extra shares go in, stdout,
+// stderr and the exit code come out, and the serial console is logged there
+// (console-<accel>.log, with qemu-<accel>.stderr) for diagnostics. The last 10
+// run directories are kept. The cache may be anywhere, /tmp included: the guest
+// reads it only through its own shares.
+//
+// vmUnavailableReason() says from local facts only (qemu, host tools, cache)
+// whether the microVM can be used; prepareVm() does the work, download included.
 //
 // Environment knobs:
 //   NETWHY_VM_CACHE          cache directory (default <repo>/.vm)
 //   NETWHY_VM_KERNEL_PKG     kernel package (default: what linux-image-amd64 depends on)
+//   NETWHY_VM_OFFLINE=1      never download: use a kernel already in the cache (or say
+//                            the microVM is unavailable when there is none)
 //   NETWHY_VM_ACCEL          kvm | tcg: skip detection
 //   NETWHY_VM_QEMU           qemu binary (default qemu-system-x86_64 from PATH)
 //   NETWHY_VM_BOOT_TIMEOUT_MS  deadline to reach the command under TCG (default 120000)
@@ -23,14 +41,20 @@
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { constants as fsc, createWriteStream, existsSync } from 'node:fs';
-import { access, copyFile, mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { access, copyFile, mkdir, readdir, readFile, realpath, rm, stat, writeFile } from 'node:fs/promises';
 import { release } from 'node:os';
-import { delimiter, dirname, join, resolve } from 'node:path';
+import { delimiter, dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export interface VmRunOptions {
   command: string[];
-  /** Working directory inside the guest (default process.cwd()); must not be under /tmp. */
+  /**
+   * Working directory (default process.cwd()): an existing host directory, anywhere
+   * (under /tmp too), shared read-write with the guest at the same path (symlinks
+   * resolved), so files the command writes there are on the host afterwards.
+   * Not shared when it is /; not one of the guest's own mount points (/tmp, /run)
+   * or under /proc, /sys, /dev.
+   */
   cwd?: string;
   /** Added to a clean environment (PATH, HOME=/root, NETWHY_IN_VM=1). */
   env?: Record<string, string>;
@@ -126,16 +150,22 @@ export function prepareVm(): Promise<PreparedVm> {
   return prepared.promise;
 }
 
-async function runPrepare(): Promise<PreparedVm> {
+/** vm/prepare.sh, with a VmError for a non-zero exit (2: tool-missing, 3: kernel-missing). */
+async function prepareScript(args: string[], what: string): Promise<string> {
   const script = join(vmDir, 'prepare.sh');
   if (!existsSync(script)) throw new VmError(`${script} is missing`, 'prepare-failed');
-  const { code, stdout, stderr } = await collect('bash', [script], { ...process.env, NETWHY_VM_CACHE: vmCacheDir() });
+  const { code, stdout, stderr } = await collect('bash', [script, ...args], { ...process.env, NETWHY_VM_CACHE: vmCacheDir() });
   if (code !== 0) {
     const errLines = stderr.split('\n').filter((l) => l.includes('error:'));
     const msg = (errLines.length ? errLines.join('\n') : tail(stderr, 15)).replace(/^prepare: error: /gm, '');
     const kind: VmErrorKind = code === 2 ? 'tool-missing' : code === 3 ? 'kernel-missing' : 'prepare-failed';
-    throw new VmError(`preparing the microVM failed: ${msg.trim()}`, kind);
+    throw new VmError(`${what}: ${msg.trim()}`, kind);
   }
+  return stdout;
+}
+
+async function runPrepare(): Promise<PreparedVm> {
+  const stdout = await prepareScript([], 'preparing the microVM failed');
   const kv = new Map<string, string>();
   for (const line of stdout.split('\n')) {
     const m = /^([A-Z_]+)=(.*)$/.exec(line);
@@ -194,11 +224,17 @@ async function findQemu(): Promise<string> {
   return q;
 }
 
-/** Null when the microVM can be used here, else why not (for skipping tests). Prepares the cache. */
+/**
+ * Null when the microVM can be used here, else what is missing (for skipping
+ * tests). Local facts only, quick, no network: qemu, the tools vm/prepare.sh
+ * needs, a writable cache, and a prepared kernel or the means to download one
+ * (apt-get, unless NETWHY_VM_OFFLINE=1). It does not prepare: prepareVm() does
+ * (runInVm calls it), and its failures, a failed download included, are errors.
+ */
 export async function vmUnavailableReason(): Promise<string | null> {
   try {
     await findQemu();
-    await prepareVm();
+    await prepareScript(['--check'], 'the microVM cannot be prepared here');
     return null;
   } catch (e) {
     if (e instanceof VmError && e.kind !== 'prepare-failed') return e.message;
@@ -270,6 +306,57 @@ function serialized<T>(fn: () => Promise<T>): Promise<T> {
 }
 
 // ---------------------------------------------------------------------------
+// the host directories the guest gets at their own paths
+
+/** Mounted by the guest over the host root's view: the host's are hidden there. */
+const GUEST_TMPFS = ['/tmp', '/run'];
+const GUEST_KERNEL_FS = ['/proc', '/sys', '/dev'];
+/** where the guest mounts the run directory */
+const GUEST_RUN_SHARE = '/run/netwhy';
+
+const isUnder = (p: string, dir: string): boolean => {
+  const rel = relative(dir, p);
+  return rel === '' || (!rel.startsWith('..') && !rel.startsWith('/'));
+};
+
+/** The working directory as the guest will see it: an existing host directory, symlinks resolved. */
+async function guestCwd(dir: string): Promise<string> {
+  let real: string;
+  try {
+    real = await realpath(resolve(dir));
+    if (!(await stat(real)).isDirectory()) throw new Error('not a directory');
+  } catch (e) {
+    throw new VmError(`runInVm: cwd ${dir} is not a directory on the host (${(e as Error).message})`, 'bad-options');
+  }
+  if (/[\n\0]/.test(real)) throw new VmError(`runInVm: cwd ${JSON.stringify(real)} has a newline in it`, 'bad-options');
+  if (GUEST_TMPFS.includes(real)) {
+    throw new VmError(`runInVm: cwd ${real} is where the guest mounts its own tmpfs; use a directory below it`, 'bad-options');
+  }
+  const own = [...GUEST_KERNEL_FS, GUEST_RUN_SHARE].find((d) => isUnder(real, d));
+  if (own) throw new VmError(`runInVm: cwd ${real} is under ${own}, which the guest mounts itself`, 'bad-options');
+  return real;
+}
+
+interface Share {
+  /** 9p mount tag */
+  tag: string;
+  /** rw: read-write; ro: read-only under an overlay with a tmpfs upper */
+  mode: 'rw' | 'ro';
+  /** on the host, and where the guest mounts it */
+  path: string;
+}
+
+/** The shares vm/initramfs-init.sh mounts at their host paths, outer first. */
+async function extraShares(cwd: string): Promise<Share[]> {
+  const shares: Share[] = [];
+  const repo = await realpath(repoRoot);
+  const repoHidden = GUEST_TMPFS.some((d) => isUnder(repo, d));
+  if (repoHidden && (cwd === '/' || !isUnder(repo, cwd))) shares.push({ tag: 'netwhyrepo', mode: 'ro', path: repo });
+  if (cwd !== '/') shares.push({ tag: 'netwhycwd', mode: 'rw', path: cwd });
+  return shares;
+}
+
+// ---------------------------------------------------------------------------
 // run
 
 interface BootOutcome {
@@ -303,10 +390,7 @@ export function runInVm(opts: VmRunOptions): Promise<VmRunResult> {
 async function runOnce(opts: VmRunOptions): Promise<VmRunResult> {
   const t0 = Date.now();
   if (!Array.isArray(opts.command) || opts.command.length === 0) throw new VmError('runInVm: empty command', 'bad-options');
-  const cwd = resolve(opts.cwd ?? process.cwd());
-  if (cwd === '/tmp' || cwd.startsWith('/tmp/')) {
-    throw new VmError(`runInVm: cwd ${cwd} is under /tmp, which the guest covers with its own tmpfs`, 'bad-options');
-  }
+  const cwd = await guestCwd(opts.cwd ?? process.cwd());
   for (const k of Object.keys(opts.env ?? {})) {
     if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(k)) throw new VmError(`runInVm: bad environment variable name ${JSON.stringify(k)}`, 'bad-options');
   }
@@ -337,6 +421,9 @@ async function runOnce(opts: VmRunOptions): Promise<VmRunResult> {
     '',
   ].join('\n');
   await writeFile(join(runDir, 'cmd.sh'), script);
+  const shares = await extraShares(cwd);
+  // read by vm/initramfs-init.sh: "<tag> <rw|ro> <path>", mounted in this order
+  await writeFile(join(runDir, 'shares'), shares.map((s) => `${s.tag} ${s.mode} ${s.path}\n`).join(''));
   await writeFile(join(runDir, 'modules'), (opts.modules ?? []).join('\n') + ((opts.modules ?? []).length ? '\n' : ''));
   await copyFile(join(vmDir, 'guest-init.sh'), join(runDir, 'guest-init.sh'));
   if (process.env.NETWHY_VM_TRACE === '1') await writeFile(join(runDir, 'trace'), '');
@@ -352,7 +439,7 @@ async function runOnce(opts: VmRunOptions): Promise<VmRunResult> {
   const cpus = opts.cpus ?? 2;
   const tcgBootMs = Math.min(timeoutMs, envInt('NETWHY_VM_BOOT_TIMEOUT_MS', 120_000));
   let out = await boot({
-    qemu, vm, runDir, accel, memoryMb, cpus, timeoutMs,
+    qemu, vm, runDir, shares, accel, memoryMb, cpus, timeoutMs,
     bootTimeoutMs: probing ? Math.min(timeoutMs, envInt('NETWHY_VM_KVM_PROBE_MS', 20_000)) : tcgBootMs,
   });
   if (probing) {
@@ -361,7 +448,7 @@ async function runOnce(opts: VmRunOptions): Promise<VmRunResult> {
       const why = out.killed ? 'boot deadline' : `qemu exit ${out.code ?? out.signal}: ${tail(out.qemuStderr, 2).replace(/\n/g, ' | ')}`;
       await writeAccel(key, 'tcg', `KVM did not reach the command (${why}); using TCG`);
       accel = 'tcg';
-      out = await boot({ qemu, vm, runDir, accel, memoryMb, cpus, timeoutMs, bootTimeoutMs: tcgBootMs });
+      out = await boot({ qemu, vm, runDir, shares, accel, memoryMb, cpus, timeoutMs, bootTimeoutMs: tcgBootMs });
     } else if (forced === undefined) {
       await writeAccel(key, 'kvm', 'KVM booted to the command');
     }
@@ -410,6 +497,7 @@ interface BootArgs {
   qemu: string;
   vm: PreparedVm;
   runDir: string;
+  shares: Share[];
   accel: Accel;
   memoryMb: number;
   cpus: number;
@@ -434,6 +522,10 @@ async function boot(a: BootArgs): Promise<BootOutcome> {
     '-virtfs', 'local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap',
     '-virtfs', `local,path=${qemuEscape(a.vm.modulesDir)},mount_tag=netwhymods,security_model=none,readonly=on`,
     '-virtfs', `local,path=${qemuEscape(a.runDir)},mount_tag=netwhyrun,security_model=none`,
+    ...a.shares.flatMap((s) => [
+      '-virtfs',
+      `local,path=${qemuEscape(s.path)},mount_tag=${s.tag},security_model=none,multidevs=remap${s.mode === 'ro' ? ',readonly=on' : ''}`,
+    ]),
   ];
   // Kill qemu with us even if we die without running exit handlers.
   const setpriv = await which('setpriv');

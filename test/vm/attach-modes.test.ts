@@ -5,10 +5,10 @@
 import { resolve } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { ExplainDoc } from '../../src/explain/document.js';
-import { runInVm, vmUnavailableReason, type VmRunResult } from '../../src/vm/runner.js';
+import { runInVm, type VmRunResult } from '../../src/vm/runner.js';
+import { prepareVmBeforeAll, vmSkipReason } from './helpers.js';
 
-const unavailable = await vmUnavailableReason();
-if (unavailable) console.warn(`skipping VM tests: ${unavailable}`);
+const unavailable = await vmSkipReason('the attach-mode tests on the 6.1 kernel');
 
 interface Probe {
   probe: string;
@@ -52,6 +52,7 @@ function section(out: string, name: string): string {
 
 describe.skipIf(unavailable !== null)('attach modes on the 6.1 kernel', () => {
   let r: VmRunResult;
+  prepareVmBeforeAll();
   beforeAll(async () => {
     r = await runInVm({ command: ['bash', '-c', SCRIPT], modules: ['ip_vs', 'ip_vs_rr', 'dummy'], timeoutMs: 300_000 });
     console.log(`[vm] attach modes: accel=${r.accel} boot=${r.bootMs}ms total=${r.totalMs}ms exit=${r.exitCode}`);

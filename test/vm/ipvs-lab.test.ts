@@ -5,7 +5,7 @@
 // NW_RESULT line (client output, IPVS state, evidence) per run. Each scenario
 // must behave as lab/scenarios.json says, with the IPVS state that makes it so,
 // and netwhy's verdict must be the scenario's. Skipped, with the reason,
-// without qemu or the kernel package.
+// without qemu, ipvsadm or what preparing the VM needs (test/vm/helpers.ts).
 //
 //   NW_IPVS_LAB_RUNS=3   runs of each scenario in the boot (default 1; the
 //                        TCG guest needs 1-2 min for the lab and ~1 min per
@@ -16,7 +16,8 @@ import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { VM_MODULES, checkVerdict, loadScenarios } from '../../src/commands/lab.js';
 import type { ExplainDoc } from '../../src/explain/document.js';
-import { runInVm, vmUnavailableReason, type VmRunResult } from '../../src/vm/runner.js';
+import { runInVm, type VmRunResult } from '../../src/vm/runner.js';
+import { prepareVmBeforeAll, vmSkipReason } from './helpers.js';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
@@ -45,10 +46,10 @@ const runs = Number(process.env.NW_IPVS_LAB_RUNS ?? '1');
 // Boot ~10 s, lab up 1-2 min, each scenario under explain ~1 min (TCG), plus margin.
 const TIMEOUT_MS = 240_000 + runs * scenarios.length * 120_000;
 
-const unavailable = await vmUnavailableReason();
 const ipvsadm = ['/usr/sbin/ipvsadm', '/sbin/ipvsadm'].find((p) => existsSync(p));
-const skip = unavailable ?? (ipvsadm ? null : 'ipvsadm is not installed on the host (the guest uses the host root)');
-if (skip) console.warn(`skipping the IPVS lab: ${skip}`);
+const vmSkip = await vmSkipReason('the IPVS lab');
+const skip = vmSkip ?? (ipvsadm ? null : 'ipvsadm is not installed on the host (the guest uses the host root)');
+if (skip && !vmSkip) console.warn(`skipping the IPVS lab: ${skip}`);
 
 /** ipvsadm prints two spaces after the protocol; compare with one. */
 const squeeze = (lines: string[]): string[] => lines.map((l) => l.replace(/\s+/g, ' ').trim());
@@ -59,6 +60,7 @@ describe.skipIf(skip !== null)('IPVS lab in the microVM, explained', () => {
   /** explain documents by "name run". */
   const docs = new Map<string, ExplainDoc>();
 
+  prepareVmBeforeAll();
   beforeAll(async () => {
     vm = await runInVm({
       command: ['bash', 'lab/vm-run.sh', ...scenarios.map((s) => s.name)],
