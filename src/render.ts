@@ -1,5 +1,6 @@
 // Records as people and scripts read them: one line per event, or JSON lines.
 import { type NwRecord, PktFlag, isIpvs, type Tuple } from './abi.js';
+import { endpointText } from './model/ip.js';
 import { hasPorts, protoName } from './model/protocols.js';
 import { isReversePathCheck, routeResult } from './model/route.js';
 import type { SessionCounters } from './tracer.js';
@@ -84,17 +85,12 @@ export function eventView(r: NwRecord, journey: number, ctx: ViewContext): Event
   return v;
 }
 
-function fmtEndpoint(e: Endpoint): string {
-  const h = (a: string, port?: number) => (port === undefined ? a : a.includes(':') ? `[${a}]:${port}` : `${a}:${port}`);
-  return `${h(e.src, e.sport)} > ${h(e.dst, e.dport)}`;
-}
-
 export function eventLine(v: EventView): string {
   const head = `${v.t.toFixed(6).padStart(11)} ${v.netns.padEnd(10)} ${v.dev.padEnd(10)} ${v.event.padEnd(5)} ${v.proto.padEnd(5)} `;
-  let tail = fmtEndpoint(v.packet);
+  let tail = endpointText(v.packet);
   if (v.route) tail += `  ${v.route.reverse ? 'reverse-path check' : 'route'} table ${v.route.table}: ${v.route.result}`;
   if (v.conntrack && v.conntrack.nat.length) {
-    tail += `  [${v.conntrack.nat.join('+')}: ${fmtEndpoint(v.conntrack.orig)} | reply ${fmtEndpoint(v.conntrack.reply)}]`;
+    tail += `  [${v.conntrack.nat.join('+')}: ${endpointText(v.conntrack.orig)} | reply ${endpointText(v.conntrack.reply)}]`;
   }
   if (v.drop) tail += `  DROP ${v.drop.reason} at ${v.drop.location}`;
   if (v.ipvs) tail = `${v.packet.src === '-' ? '' : `${tail}  `}IPVS ${v.ipvs}`;

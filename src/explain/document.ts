@@ -1,6 +1,7 @@
 // The explanation as a document: the JSON contract of DESIGN.md, and text.
 import type { PacketRecord } from '../abi.js';
 import { recordPkt } from '../journey.js';
+import { endpointText } from '../model/ip.js';
 import { protoName } from '../model/protocols.js';
 import { type ExplainDeps, type NatAttribution, attributeNat, verdictFor } from './explain.js';
 import type { Flow } from './flows.js';
@@ -75,13 +76,9 @@ export function pathText(hops: Hop[], max = 12): string {
   return parts.length > max ? [...parts.slice(0, max), `… (${parts.length - max} more)`].join(' → ') : parts.join(' → ');
 }
 
-function endpoint(e: FlowDoc['orig']): string {
-  return e.sport === undefined ? `${e.src} > ${e.dst}` : `${e.src}:${e.sport} > ${e.dst}:${e.dport}`;
-}
-
 export function flowText(f: FlowDoc, n: number): string {
   const v = f.verdict;
-  const L = [`flow ${n}: ${f.proto} ${endpoint(f.orig)}`];
+  const L = [`flow ${n}: ${f.proto} ${endpointText(f.orig)}`];
   for (const x of f.nat) {
     const to = Object.values(x.to).join(':');
     L.push(`  nat       ${x.kind} to ${to} in ${x.netns}, by ${x.by.type === 'iptables-rule' ? `iptables rule: ${x.by.ref}` : `${x.by.type}: ${x.by.ref}`}`);

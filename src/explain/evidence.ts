@@ -1,12 +1,12 @@
 // Sentences of evidence, shared by the rules.
 import { type FibRecord, type Tuple } from '../abi.js';
 import type { Journey } from '../journey.js';
-import { protoName } from '../model/protocols.js';
+import { endpointText } from '../model/ip.js';
+import { hasPorts, protoName } from '../model/protocols.js';
 import { isReversePathCheck, routeResult } from '../model/route.js';
 
 export function tupleText(t: Tuple): string {
-  const ports = t.proto === 6 || t.proto === 17;
-  return ports ? `${protoName(t.proto)} ${t.src}:${t.sport} > ${t.dst}:${t.dport}` : `${protoName(t.proto)} ${t.src} > ${t.dst}`;
+  return `${protoName(t.proto)} ${endpointText(hasPorts(t.proto) ? t : { src: t.src, dst: t.dst })}`;
 }
 
 export function lookupText(f: FibRecord, netns: string): string {

@@ -3,8 +3,8 @@
 //   src host 10.0.0.1   dst portrange 30000-32767   not icmp   netns node1
 //   ip6   proto 132   (udp or icmp) and not port 22
 // Operators: and / && , or / || , not / ! , parentheses.
-import { isIPv4, isIPv6 } from 'node:net';
 import { AF_INET, AF_INET6 } from '../abi.js';
+import { ipBytes, parseIp } from '../model/ip.js';
 import { PROTOCOLS } from '../model/protocols.js';
 
 export type Dir = 'any' | 'src' | 'dst';
@@ -45,28 +45,8 @@ function tokenize(src: string): Token[] {
 }
 
 export function parseAddress(text: string): { family: number; bytes: Uint8Array } | null {
-  if (isIPv4(text)) return { family: AF_INET, bytes: Uint8Array.from(text.split('.').map(Number)) };
-  if (!isIPv6(text)) return null;
-  let [head, tail] = text.includes('::') ? text.split('::') : [text, undefined];
-  const part = (s: string | undefined) => (s ? s.split(':') : []);
-  let words = part(head);
-  let tailWords = part(tail);
-  const last = (tail !== undefined ? tailWords : words).at(-1);
-  const v4 = last && isIPv4(last) ? last : undefined;
-  if (v4) {
-    const b = v4.split('.').map(Number);
-    const extra = [((b[0] << 8) | b[1]).toString(16), ((b[2] << 8) | b[3]).toString(16)];
-    if (tail !== undefined) tailWords = [...tailWords.slice(0, -1), ...extra];
-    else words = [...words.slice(0, -1), ...extra];
-  }
-  const all = tail !== undefined ? [...words, ...Array(8 - words.length - tailWords.length).fill('0'), ...tailWords] : words;
-  const bytes = new Uint8Array(16);
-  all.forEach((w, i) => {
-    const v = parseInt(w || '0', 16);
-    bytes[i * 2] = v >> 8;
-    bytes[i * 2 + 1] = v & 0xff;
-  });
-  return { family: AF_INET6, bytes };
+  const ip = parseIp(text);
+  return ip ? { family: ip.family === 4 ? AF_INET : AF_INET6, bytes: ipBytes(ip) } : null;
 }
 
 /** Bounds that keep a hostile filter from exhausting the stack (the kernel side holds far less anyway). */

@@ -1,6 +1,7 @@
 // IPVS as netwhy knows it: the state ipvsadm lists, and its objects named the
 // way ipvsadm prints them.
 import { type IpvsCtlRecord, type IpvsErrRecord, IpvsErrKind, IpvsOp, type IpvsRecord, type IpvsService } from '../abi.js';
+import { hostPort } from './ip.js';
 
 export interface IpvsRealServer {
   addr: string;
@@ -42,13 +43,12 @@ const PROTO: Record<number, string> = { 6: 'TCP', 17: 'UDP', 132: 'SCTP' };
 /** "TCP 192.168.0.11:30080 rr", "FWM 5 rr" — a line of `ipvsadm -Ln`. */
 export function serviceRef(s: IpvsService): string {
   if (s.fwmark) return `FWM ${s.fwmark} ${s.scheduler}`.trim();
-  const host = s.addr.includes(':') ? `[${s.addr}]` : s.addr;
-  return `${PROTO[s.protocol] ?? `proto-${s.protocol}`} ${host}:${s.port} ${s.scheduler}`.trim();
+  return `${PROTO[s.protocol] ?? `proto-${s.protocol}`} ${hostPort(s.addr, s.port)} ${s.scheduler}`.trim();
 }
 
 /** "-> 10.244.2.2:80", as ipvsadm lists a real server. */
 export function destRef(addr: string, port: number): string {
-  return `-> ${addr.includes(':') ? `[${addr}]` : addr}:${port}`;
+  return `-> ${hostPort(addr, port)}`;
 }
 
 const OP_TEXT: Record<number, string> = {

@@ -13,6 +13,8 @@ export interface AddrInfo {
 export interface RouteInfo {
   table: string;
   dst: string;
+  /** absent when the route's text does not tell (an `unreachable default` listed without -4/-6) */
+  family?: 4 | 6;
   dev?: string;
   gateway?: string;
   type: string;

@@ -9,6 +9,7 @@
 // iptables set match (`-m set --match-set NAME src,dst`) picks, per dimension, the packet's source
 // or destination (address, port or interface). Pure code: no IO.
 import { NetwhyError } from '../errors.js';
+import { type AddrRange, type Family, cidrRange, familyBits, parseAddrRange, parseIp } from '../model/ip.js';
 
 // ---------------------------------------------------------------------------------------------
 // Errors
@@ -79,116 +80,6 @@ export function parseU32(text: string): number | null {
   if (!/^(0x[0-9a-fA-F]{1,8}|\d{1,10})$/.test(text)) return null;
   const n = Number(text);
   return n <= 0xffffffff ? n : null;
-}
-
-export type Family = 4 | 6;
-
-/** An IPv4 or IPv6 address as a number. */
-export function parseIp(text: string): { family: Family; value: bigint } | null {
-  const v4 = parseIPv4(text);
-  if (v4 !== null) return { family: 4, value: v4 };
-  const v6 = parseIPv6(text);
-  if (v6 !== null) return { family: 6, value: v6 };
-  return null;
-}
-
-function parseIPv4(text: string): bigint | null {
-  const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(text);
-  if (!m) return null;
-  let v = 0n;
-  for (let i = 1; i <= 4; i++) {
-    const b = Number(m[i]);
-    if (b > 255) return null;
-    v = (v << 8n) | BigInt(b);
-  }
-  return v;
-}
-
-function parseIPv6(text: string): bigint | null {
-  if (!/^[0-9a-fA-F:.]+$/.test(text) || !text.includes(':')) return null;
-  const halves = text.split('::');
-  if (halves.length > 2) return null;
-  const groups = (s: string): number[] | null => {
-    if (s === '') return [];
-    const out: number[] = [];
-    const parts = s.split(':');
-    for (let i = 0; i < parts.length; i++) {
-      const p = parts[i];
-      if (i === parts.length - 1 && p.includes('.')) {
-        const v4 = parseIPv4(p);
-        if (v4 === null) return null;
-        out.push(Number(v4 >> 16n), Number(v4 & 0xffffn));
-      } else if (/^[0-9a-fA-F]{1,4}$/.test(p)) {
-        out.push(parseInt(p, 16));
-      } else {
-        return null;
-      }
-    }
-    return out;
-  };
-  const head = groups(halves[0]);
-  const tail = halves.length === 2 ? groups(halves[1]) : [];
-  if (head === null || tail === null) return null;
-  let all: number[];
-  if (halves.length === 2) {
-    const fill = 8 - head.length - tail.length;
-    if (fill < 1) return null;
-    all = [...head, ...new Array<number>(fill).fill(0), ...tail];
-  } else {
-    all = head;
-  }
-  if (all.length !== 8) return null;
-  return all.reduce((acc, g) => (acc << 16n) | BigInt(g), 0n);
-}
-
-export function formatIp(family: Family, value: bigint): string {
-  if (family === 4) {
-    return [24n, 16n, 8n, 0n].map((s) => String((value >> s) & 0xffn)).join('.');
-  }
-  const g: string[] = [];
-  for (let s = 112n; s >= 0n; s -= 16n) g.push(((value >> s) & 0xffffn).toString(16));
-  return g.join(':');
-}
-
-export function familyBits(family: Family): number {
-  return family === 4 ? 32 : 128;
-}
-
-/** An inclusive address range; a CIDR or a single address is a range too. */
-export interface AddrRange {
-  family: Family;
-  lo: bigint;
-  hi: bigint;
-  /** prefix length when the range is one CIDR block */
-  prefix?: number;
-}
-
-/** `10.0.0.1`, `10.244.0.0/16`, `10.0.0.1-10.0.0.9` (IPv4 or IPv6). */
-export function parseAddrRange(text: string): AddrRange | null {
-  const dash = text.indexOf('-');
-  if (dash > 0) {
-    const a = parseIp(text.slice(0, dash));
-    const b = parseIp(text.slice(dash + 1));
-    if (!a || !b || a.family !== b.family || a.value > b.value) return null;
-    return { family: a.family, lo: a.value, hi: b.value };
-  }
-  const slash = text.indexOf('/');
-  const ip = parseIp(slash >= 0 ? text.slice(0, slash) : text);
-  if (!ip) return null;
-  const bits = familyBits(ip.family);
-  let prefix = bits;
-  if (slash >= 0) {
-    const p = text.slice(slash + 1);
-    if (!/^\d{1,3}$/.test(p) || Number(p) > bits) return null;
-    prefix = Number(p);
-  }
-  return cidrRange(ip.family, ip.value, prefix);
-}
-
-export function cidrRange(family: Family, value: bigint, prefix: number): AddrRange {
-  const host = (1n << BigInt(familyBits(family) - prefix)) - 1n;
-  const lo = value & ~host;
-  return { family, lo, hi: lo | host, prefix };
 }
 
 // ---------------------------------------------------------------------------------------------

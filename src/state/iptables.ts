@@ -9,14 +9,11 @@ import { NetwhyError } from '../errors.js';
 import type { Hook, PacketContext } from '../model/netfilter.js';
 
 export type { Hook, PacketContext };
+import { type Family, familyBits, parseAddrRange, parseIp } from '../model/ip.js';
 import {
-  type Family,
   type IpSet,
   type SetDirection,
-  familyBits,
-  parseAddrRange,
   parseIcmpType,
-  parseIp,
   parseSetFlags,
   parseU32,
   protoNumber,

@@ -3,6 +3,7 @@
 // a StateParseError that says what was wrong and where.
 
 import { NetwhyError } from '../errors.js';
+import { ipFamily } from '../model/ip.js';
 import type { IpvsConnEntry, IpvsRealServer, IpvsState, IpvsVirtualService } from '../model/ipvs.js';
 
 export type { IpvsConnEntry, IpvsRealServer, IpvsState, IpvsVirtualService };
@@ -273,7 +274,7 @@ export function parseIpAddrs(text: string): Addr[] {
       if (fam !== 'inet' && fam !== 'inet6') return;
       const family = fam === 'inet' ? 4 : 6;
       const address = reqString(src, ai, 'local', aw);
-      if (family === 4 ? !isIPv4(address) : !isIPv6(address)) {
+      if (ipFamily(address) !== family) {
         throw new StateParseError(src, `${aw}: 'local' ${JSON.stringify(address)} is not an IPv${family} address`);
       }
       const prefixlen = reqInt(src, ai, 'prefixlen', aw);
@@ -293,15 +294,6 @@ export function parseIpAddrs(text: string): Addr[] {
     });
   });
   return out;
-}
-
-function isIPv4(s: string): boolean {
-  const p = s.split('.');
-  return p.length === 4 && p.every((x) => /^\d{1,3}$/.test(x) && Number(x) <= 255);
-}
-
-function isIPv6(s: string): boolean {
-  return /^[0-9a-fA-F:.]+$/.test(s) && s.includes(':');
 }
 
 function familyOf(s: string | undefined): 4 | 6 | undefined {

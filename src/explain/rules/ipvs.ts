@@ -2,16 +2,13 @@
 // deleted under a flow by another process, without destinations, or an old
 // connection entry still pinned to a real server that is gone.
 import { type IpvsCtlRecord, IpvsErrKind, IpvsOp } from '../../abi.js';
+import { hostPort } from '../../model/ip.js';
 import { serviceRef } from '../../model/ipvs.js';
 import { protoName } from '../../model/protocols.js';
 import type { IpvsVirtualService } from '../../state/parsers.js';
 import type { ExplainRule, FlowRule, FlowRuleInput, NetnsState } from '../types.js';
 
 const PROTO_NAME: Record<number, string> = { 6: 'TCP', 17: 'UDP', 132: 'SCTP' };
-
-function hostPort(addr: string, port: number): string {
-  return addr.includes(':') ? `[${addr}]:${port}` : `${addr}:${port}`;
-}
 
 /** Namespaces the flow crossed that have IPVS, first seen first. */
 function ipvsNamespaces(input: FlowRuleInput): { ino: number; st: NetnsState }[] {

@@ -1,17 +1,17 @@
 // No route: every table the lookup tried came back empty (IP_INNOROUTES), or
 // the route that matched is unreachable/blackhole/prohibit.
+import { parseAddrRange, parseIp, rangeContains } from '../../model/ip.js';
 import { isReversePathCheck } from '../../model/route.js';
 import { lookupText, lookupsBefore } from '../evidence.js';
 import type { ExplainRule, RouteInfo } from '../types.js';
 
+/** The prefix length by which a route covers addr, or -1 (either family). */
 function covers(route: RouteInfo, addr: string): number {
-  if (route.dst === 'default') return 0;
-  const [net, lenText] = route.dst.split('/');
-  const len = lenText === undefined ? 32 : Number(lenText);
-  const toInt = (a: string) => a.split('.').reduce((n, o) => (n << 8) + Number(o), 0) >>> 0;
-  if (!/^\d+\.\d+\.\d+\.\d+$/.test(net) || !/^\d+\.\d+\.\d+\.\d+$/.test(addr)) return -1;
-  const mask = len === 0 ? 0 : (0xffffffff << (32 - len)) >>> 0;
-  return ((toInt(net) & mask) >>> 0) === ((toInt(addr) & mask) >>> 0) ? len : -1;
+  const a = parseIp(addr);
+  if (!a) return -1;
+  if (route.dst === 'default') return route.family === undefined || route.family === a.family ? 0 : -1;
+  const r = parseAddrRange(route.dst);
+  return r && rangeContains(r, a) ? r.prefix ?? -1 : -1;
 }
 
 /** The most specific route of a table that covers addr. */
