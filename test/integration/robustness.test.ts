@@ -7,7 +7,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Storm } from '../../src/bench/storm.js';
+import { Storm } from '../../bench/src/storm.js';
 import { NetnsPair, eventually, isRoot, netwhyBpfObjects } from '../helpers/netns.js';
 
 const CLI = resolve(__dirname, '../../dist/cli.js');

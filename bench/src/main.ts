@@ -16,7 +16,7 @@ import { type Row, renderTable } from './report.js';
 const SECTIONS = ['decode', 'pipeline', 'overhead', 'startup', 'memory', 'explain'] as const;
 type Section = (typeof SECTIONS)[number];
 
-const USAGE = `usage: npm run bench [-- options]   (node dist/bench/main.js [options])
+const USAGE = `usage: npm run bench [-- options]   (node bench/build/main.js [options], after tsc -p bench)
 
 Measures netwhy on this machine, side by side with bpftrace where a peer exists,
 inside network namespaces it creates (nwb-a, nwb-b) and removes. Needs root for

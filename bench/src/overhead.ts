@@ -4,7 +4,7 @@
 // each round so drift on a shared machine hits them alike; medians are shown.
 import type { ChildProcess } from 'node:child_process';
 import { resolve } from 'node:path';
-import { PACKAGE_ROOT } from '../native.js';
+import { PACKAGE_ROOT } from '../../dist/native.js';
 import { Bpftrace, PRINT_DROP, PRINT_PATH, inNetns } from './bpftrace.js';
 import type { BenchEnv } from './env.js';
 import type { Row } from './report.js';

@@ -5,8 +5,8 @@
 // decoded in shared memory, which the main thread reads on time.
 import { Session } from 'node:inspector/promises';
 import { isMainThread, parentPort, workerData } from 'node:worker_threads';
-import { compileFilter } from '../filter/compile.js';
-import { TraceSession, type SessionCounters } from '../tracer.js';
+import { compileFilter } from '../../dist/filter/compile.js';
+import { TraceSession, type SessionCounters } from '../../dist/tracer.js';
 
 export interface WorkerInput {
   disable: string[];

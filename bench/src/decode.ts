@@ -1,7 +1,7 @@
 // The decoder alone, on one core: records/s from raw ring buffer bytes to
 // decoded objects. The batch is recorded from the live storm when the bench
 // could trace, else synthesised with the mix a filtered storm produces.
-import { ABI_VERSION, AF_INET, LAYOUT, PktFlag, RecordType, probeNamed, decodeBatch } from '../abi.js';
+import { ABI_VERSION, AF_INET, LAYOUT, PktFlag, RecordType, probeNamed, decodeBatch } from '../../dist/abi.js';
 import type { Row } from './report.js';
 
 function writeHeader(dv: DataView, off: number, type: number, size: number, probe: number, ts: number): void {
