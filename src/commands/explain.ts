@@ -6,7 +6,8 @@ import { release } from 'node:os';
 import { ABI_VERSION, type NwRecord } from '../abi.js';
 import { ExitCode, UsageError } from '../errors.js';
 import { allNetns, dropAddresses, explainCapture, netnsToSnapshot } from '../explain/capture.js';
-import { documentText, type ExplainDoc } from '../explain/document.js';
+import type { ExplainDoc } from '../explain/document.js';
+import { documentText } from '../render/explanation.js';
 import { FlowPipeline } from '../explain/pipeline.js';
 import { NetnsNames } from '../kernel/netns.js';
 import { type Symbolizer, kernelDropReasons, kernelSymbols, reasonName } from '../kernel/symbols.js';
@@ -14,7 +15,7 @@ import { requireTracing } from '../preflight.js';
 import { HOST, type Snapshot, conntrackInsertFailed, listNetns, takeSnapshot } from '../state/snapshot.js';
 import { type Capture, RecordingError, decodeCapture, encodeCapture } from '../recording.js';
 import { TraceSession } from '../tracer.js';
-import { EVENT_HEADER, type ViewContext, eventLine, eventView } from '../render.js';
+import { EVENT_HEADER, type ViewContext, eventLine, eventView } from '../render/events.js';
 import type { Io } from './trace.js';
 
 export interface ExplainOptions {

@@ -1,7 +1,6 @@
 // The explanation as a document: the JSON contract of DESIGN.md, and text.
 import type { PacketRecord } from '../abi.js';
 import { recordPkt } from '../journey.js';
-import { endpointText } from '../model/ip.js';
 import { protoName } from '../model/protocols.js';
 import { type ExplainDeps, type NatAttribution, attributeNat, verdictFor } from './explain.js';
 import type { Flow } from './flows.js';
@@ -64,42 +63,4 @@ export function flowDoc(flow: Flow, deps: ExplainDeps, exitCode?: number): FlowD
   };
   if (kept.length < records.length) doc.hopsOmitted = records.length - kept.length;
   return doc;
-}
-
-/** "nw-client/eth0 tx → nw-node1/eth0 rx → ..." with repeats folded. */
-export function pathText(hops: Hop[], max = 12): string {
-  const parts: string[] = [];
-  for (const h of hops) {
-    const s = `${h.netns}/${h.dev} ${h.what}`;
-    if (parts.at(-1) !== s) parts.push(s);
-  }
-  return parts.length > max ? [...parts.slice(0, max), `… (${parts.length - max} more)`].join(' → ') : parts.join(' → ');
-}
-
-export function flowText(f: FlowDoc, n: number): string {
-  const v = f.verdict;
-  const L = [`flow ${n}: ${f.proto} ${endpointText(f.orig)}`];
-  for (const x of f.nat) {
-    const to = Object.values(x.to).join(':');
-    L.push(`  nat       ${x.kind} to ${to} in ${x.netns}, by ${x.by.type === 'iptables-rule' ? `iptables rule: ${x.by.ref}` : `${x.by.type}: ${x.by.ref}`}`);
-  }
-  L.push(`  path      ${pathText(f.hops)}${f.hopsOmitted ? ` (${f.hopsOmitted} hops not kept)` : ''}`);
-  const where = v.where ? ` in ${v.where.netns} on ${v.where.dev} at ${v.where.function} (${v.where.reason})` : '';
-  L.push(`  verdict   ${v.outcome.toUpperCase()}${where}`);
-  if (v.outcome !== 'delivered') {
-    const c = v.cause;
-    L.push(`  cause     ${c.type} ${c.ref}${c.value !== undefined ? ` = ${c.value}` : ''}${c.netns ? ` (netns ${c.netns})` : ''}${c.ipset ? `, ipset ${c.ipset.name} member ${c.ipset.member}` : ''}`);
-  }
-  L.push('  evidence');
-  for (const e of v.evidence) L.push(`    - ${e}`);
-  if (v.fix) L.push(`  fix       ${v.fix}`);
-  return L.join('\n');
-}
-
-export function documentText(doc: ExplainDoc): string {
-  const head = doc.command ? `netwhy explain: \`${doc.command.join(' ')}\` exited ${doc.exitCode ?? 'by a signal'}; ${doc.flows.length} flow${doc.flows.length === 1 ? '' : 's'}` : `${doc.flows.length} flows`;
-  const body = doc.flows.map((f, i) => flowText(f, i + 1)).join('\n\n');
-  const lost = doc.lost.ringbuf ? `\n\nwarning: ${doc.lost.ringbuf} events were lost (ring buffer full): verdicts may be incomplete` : '';
-  const none = doc.exitCode === 127 ? '(no packets: the command was not found, exit 127)' : '(no packets of this command were seen)';
-  return `${head}\n\n${body || none}${lost}`;
 }

@@ -1,10 +1,10 @@
 // Records as people and scripts read them: one line per event, or JSON lines.
-import { type NwRecord, PktFlag, isIpvs, type Tuple } from './abi.js';
-import { endpointText } from './model/ip.js';
-import { hasPorts, protoName } from './model/protocols.js';
-import { isReversePathCheck, routeResult } from './model/route.js';
-import type { SessionCounters } from './tracer.js';
-import { ipvsText } from './model/ipvs.js';
+import { type NwRecord, PktFlag, isIpvs, type Tuple } from '../abi.js';
+import { endpointText } from '../model/ip.js';
+import { hasPorts, protoName } from '../model/protocols.js';
+import { isReversePathCheck, routeResult } from '../model/route.js';
+import type { SessionCounters } from '../tracer.js';
+import { ipvsText } from '../model/ipvs.js';
 
 export const OUTPUT_VERSION = 1;
 
