@@ -13,7 +13,7 @@ import { NetnsNames } from '../kernel/netns.js';
 import { type Symbolizer, kernelDropReasons, kernelSymbols, reasonName } from '../kernel/symbols.js';
 import { requireTracing } from '../preflight.js';
 import { HOST, type Snapshot, conntrackInsertFailed, listNetns, takeSnapshot } from '../state/snapshot.js';
-import { type Capture, RecordingError, decodeCapture, encodeCapture } from '../recording.js';
+import { type Capture, RECORDING_VERSION, RecordingError, decodeCapture, encodeCapture } from '../recording.js';
 import { TraceSession } from '../tracer.js';
 import { EVENT_HEADER, type ViewContext, eventLine, eventView } from '../render/events.js';
 import type { Io } from './trace.js';
@@ -26,16 +26,19 @@ export interface ExplainOptions {
   replay?: string;
   settle: number; // ms to keep tracing after the command exits (late replies, ICMP errors)
   ringMb: number;
+  /** Also hand the command's standard output here, as it arrives (it is printed as usual). */
+  onCommandStdout?: (chunk: Buffer) => void;
 }
 
 /** Run argv held at a gate (fd 3) until the tracer follows its pid. */
-function runGated(argv: string[], json: boolean, onPid: (pid: number) => void): Promise<number | null> {
+function runGated(argv: string[], json: boolean, onPid: (pid: number) => void, onStdout?: (chunk: Buffer) => void): Promise<number | null> {
   // `exec` keeps the pid, so what we follow is the command itself.
   const child = spawn('/bin/sh', ['-c', 'read _ <&3; exec 3<&-; exec "$@"', 'netwhy-gate', ...argv], {
-    stdio: ['inherit', json ? 'pipe' : 'inherit', 'inherit', 'pipe'],
+    stdio: ['inherit', json || onStdout ? 'pipe' : 'inherit', 'inherit', 'pipe'],
   });
+  if (onStdout) child.stdout?.on('data', onStdout);
   // With --json our stdout is the document: the command's output goes to stderr.
-  child.stdout?.pipe(process.stderr);
+  child.stdout?.pipe(json ? process.stderr : process.stdout);
   const forward = (sig: NodeJS.Signals) => () => child.kill(sig);
   const onInt = forward('SIGINT');
   const onTerm = forward('SIGTERM');
@@ -127,7 +130,7 @@ export async function runExplainCaptured(command: string[], opts: ExplainOptions
       seen.push(...records);
       live?.(records);
     });
-    exitCode = await runGated(command, !!opts.json, (pid) => session.followPid(pid));
+    exitCode = await runGated(command, !!opts.json, (pid) => session.followPid(pid), opts.onCommandStdout);
     await new Promise((r) => setTimeout(r, opts.settle));
     await session.stop();
     lost = session.counters().lost;
@@ -138,7 +141,7 @@ export async function runExplainCaptured(command: string[], opts: ExplainOptions
   const snapshots = await captureSnapshots(inodes, names);
   const syms = await symbols;
   const capture: Capture = {
-    version: 1,
+    version: RECORDING_VERSION,
     abiVersion: ABI_VERSION,
     kernel: release(),
     command,
