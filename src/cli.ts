@@ -61,7 +61,7 @@ so NAT-ed packets and their replies stay in a filtered trace.`,
     .argument('[command...]', 'the command to run, after --')
     .option('--record <file>', 'also save what was captured (records, names, state) for --replay')
     .option('--replay <file>', 'explain a saved recording instead of running a command (no privileges needed)')
-    .option('--json', 'print one JSON document (the contract in DESIGN.md); the command\'s own output goes to stderr')
+    .option('--json', 'print one JSON document (described in docs/json.md); the command\'s own output goes to stderr')
     .option('--live', 'also print every event as it happens (like netwhy trace)')
     .option('--settle <ms>', 'keep tracing this long after the command exits, for late replies', (v) => Number(v), 500)
     .option('--ring-mb <mb>', 'ring buffer size in MiB (a power of two)', positiveNumber, 8)

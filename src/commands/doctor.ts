@@ -51,6 +51,9 @@ export function ipvsPreflight(f: PreflightFacts): PreflightCheck[] {
   return checks;
 }
 
+/** The version of the doctor --json report (docs/json.md: additive changes keep it). */
+export const DOCTOR_VERSION = 1;
+
 export interface DoctorReport {
   version: number;
   kernel: { release: string; machine: string };
@@ -145,7 +148,7 @@ export function collectDoctor(opts: { ipvs?: boolean } = {}): DoctorReport {
   const preflight = ipvsPreflight({ modules: loadedModules(), sysctl: Object.fromEntries(keys.map((k) => [k, readSysctl(k)])) });
   if (opts.ipvs) for (const c of preflight) if (!c.ok) problems.push(`IPVS mode: ${c.name} is ${c.found}, needs ${c.want}: ${c.fix}`);
   return {
-    version: 1,
+    version: DOCTOR_VERSION,
     kernel: { release: release(), machine: machine() },
     btf: { path: KERNEL_BTF, present: btfPresent, dropReasons },
     privileges,

@@ -1,4 +1,4 @@
-// The explanation as a document: the JSON contract of DESIGN.md, and text.
+// The explanation as a document: the JSON contract of docs/json.md.
 import type { PacketRecord } from '../abi.js';
 import { recordPkt } from '../journey.js';
 import { protoName } from '../model/protocols.js';
@@ -6,6 +6,7 @@ import { type ExplainDeps, type NatAttribution, attributeNat, verdictFor } from 
 import type { Flow } from './flows.js';
 import type { Verdict } from './types.js';
 
+/** The version of the explain --json document (docs/json.md: additive changes keep it). */
 export const DOCUMENT_VERSION = 1;
 
 export interface Hop {

@@ -6,6 +6,7 @@ import { isReversePathCheck, routeResult } from '../model/route.js';
 import type { SessionCounters } from '../tracer.js';
 import { ipvsText } from '../model/ipvs.js';
 
+/** The version of trace --json lines, carried by the summary line (docs/json.md). */
 export const OUTPUT_VERSION = 1;
 
 export interface Endpoint {

@@ -10,10 +10,12 @@ import { hookFromStack, ctStates } from '../../src/explain/rules/netfilter.js';
 import { bestRoute } from '../../src/explain/rules/route.js';
 import { PktFlag } from '../../src/abi.js';
 import { RecordingError, decodeCapture, encodeCapture } from '../../src/recording.js';
+import { expectValid } from '../helpers/schema.js';
 
 const DIR = resolve(__dirname, '../fixtures/recordings');
 const load = (name: string) => decodeCapture(readFileSync(`${DIR}/${name}.nwrec`));
-const explain = (name: string) => explainCapture(load(name));
+/** The document of a recording, valid against docs/schemas/explain.schema.json. */
+const explain = (name: string) => expectValid('explain', explainCapture(load(name)));
 
 describe('explain on recorded captures', () => {
   it('a delivered request: one flow, delivered, no cause', () => {
@@ -150,7 +152,7 @@ describe('recordings', () => {
     for (let i = 0; i < 50; i++) {
       const records = Uint8Array.from(c.records);
       for (let k = 0; k < 20; k++) records[(seed = (seed * 48271) % 2147483647) % records.length] ^= 0xff;
-      expect(() => explainCapture({ ...c, records })).not.toThrow();
+      expectValid('explain', explainCapture({ ...c, records }));
     }
   });
 });

@@ -9,6 +9,7 @@ import { buildFlows } from '../../src/explain/flows.js';
 import { LiveFlows } from '../../src/explain/live.js';
 import { JourneyBuilder, flowKey } from '../../src/journey.js';
 import { decodeCapture } from '../../src/recording.js';
+import { expectValid } from '../helpers/schema.js';
 
 const recorded = (name: string) => decodeBatch(decodeCapture(readFileSync(resolve(__dirname, `../fixtures/recordings/${name}.nwrec`))).records).records;
 
@@ -107,6 +108,7 @@ describe('flow documents', () => {
     b.add({ kind: 'drop', ts: 9000, cpu: 0, probe: 0, pkt: { ...pkt(5000, '10.0.0.1', 1000, '10.0.0.2', 80), netns: 2 }, location: 0n, reason: 2, stack: [] });
     const [flow] = buildFlows(b.flush());
     const doc = flowDoc(flow, deps);
+    expectValid('trace-line', { type: 'flow', ...doc }); // as trace --json prints a verdict
     expect(doc.hops).toHaveLength(MAX_HOPS);
     expect(doc.hopsOmitted).toBe(1201 - MAX_HOPS);
     expect(doc.hops.at(-1)).toMatchObject({ netns: 'ns2', what: 'drop reason2' });
@@ -118,6 +120,7 @@ describe('flow documents', () => {
     b.add(rec('tx', 1, pkt(7, '10.0.0.1', 1000, '10.0.0.2', 80)));
     b.add(rec('rx', 2, { ...pkt(7, '10.0.0.1', 1000, '10.0.0.2', 80), netns: 2 }));
     const doc = flowDoc(buildFlows(b.flush())[0], deps);
+    expectValid('trace-line', { type: 'flow', ...doc });
     expect(doc.hops).toHaveLength(2);
     expect(doc).not.toHaveProperty('hopsOmitted');
   });
