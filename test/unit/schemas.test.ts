@@ -107,6 +107,14 @@ describe('the schemas accept what netwhy makes', () => {
     expectValid('doctor', doctorReport());
   });
 
+  it('the examples in docs/json.md are valid (explain document, trace lines)', () => {
+    const md = readFileSync(resolve(__dirname, '../../docs/json.md'), 'utf8');
+    const [doc, ...lines] = [...md.matchAll(/```json\n([\s\S]*?)```/g)].map((m) => JSON.parse(m[1]));
+    expectValid('explain', doc);
+    expect(lines.length).toBeGreaterThan(0);
+    for (const l of lines) expectValid('trace-line', l);
+  });
+
   it('every schema pins the version its document is made with', () => {
     const pinned = (kind: string, at: (s: Record<string, any>) => unknown) => at(JSON.parse(readFileSync(`${SCHEMAS}/${kind}.schema.json`, 'utf8')));
     expect(pinned('explain', (s) => s.properties.version.const)).toBe(DOCUMENT_VERSION);
