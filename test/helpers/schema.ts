@@ -3,7 +3,7 @@
 // so a renamed, missing or unknown field fails where it is made.
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import Ajv2020, { type ErrorObject, type ValidateFunction } from 'ajv/dist/2020.js';
+import { Ajv2020, type ErrorObject, type ValidateFunction } from 'ajv/dist/2020.js';
 import { expect } from 'vitest';
 
 export type SchemaKind = 'explain' | 'trace-line' | 'doctor';

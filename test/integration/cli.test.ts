@@ -1,9 +1,11 @@
 // What a user sees: exit codes and messages for bad input, and doctor's report.
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { isRoot } from '../helpers/netns.js';
+import { expectValid } from '../helpers/schema.js';
 
 const CLI = resolve(__dirname, '../../dist/cli.js');
 
@@ -53,6 +55,24 @@ describe('netwhy command line', () => {
     expect(netwhy(['explain', '--settle', '0', '--', 'true']).code).toBe(0);
   });
 
+  it.skipIf(!isRoot())('explain --json prints one document of the published schema, and --replay of its recording the same', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'netwhy-cli-'));
+    try {
+      // a UDP datagram to a closed port on loopback: one flow, dropped with NO_SOCKET
+      const send = "require('dgram').createSocket('udp4').send('x', 9, '127.0.0.1', () => process.exit(3))";
+      const r = netwhy(['explain', '--json', '--settle', '200', '--record', `${dir}/rec`, '--', process.execPath, '-e', send]);
+      expect(r.code, r.err).toBe(3);
+      const doc = expectValid('explain', JSON.parse(r.out));
+      expect(doc).toMatchObject({ exitCode: 3, command: [process.execPath, '-e', send] });
+      expect(doc.flows.map((f: { verdict: { cause: { type: string } } }) => f.verdict.cause.type)).toContain('socket');
+      const replay = netwhy(['explain', '--json', '--replay', `${dir}/rec`]);
+      expect(replay.code, replay.err).toBe(0);
+      expect(expectValid('explain', JSON.parse(replay.out))).toEqual(doc);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('a bad option value: exit 2', () => {
     const r = netwhy(['trace', '--count', 'many']);
     expect(r.code).toBe(2);
@@ -81,7 +101,7 @@ describe('netwhy command line', () => {
 
   it.skipIf(!isRoot())('doctor tells the truth about this kernel', () => {
     const r = netwhy(['doctor', '--json']);
-    const report = JSON.parse(r.out);
+    const report = expectValid('doctor', JSON.parse(r.out));
     const feature = (n: string) => report.features.find((f: { name: string }) => f.name === n);
     expect(feature('btf').available).toBe(existsSync('/sys/kernel/btf/vmlinux'));
     expect(feature('tp_btf').available).toBe(true);
@@ -110,7 +130,7 @@ describe('netwhy command line', () => {
 
   it.skipIf(!isRoot())('NETWHY_AVOID_MODES passes a mechanism over: the tracepoints fall back to raw_tp; an unknown mode is a usage error', async () => {
     const r = netwhy(['doctor', '--json'], { env: { NETWHY_AVOID_MODES: 'tp_btf' } });
-    const report = JSON.parse(r.out);
+    const report = expectValid('doctor', JSON.parse(r.out));
     const drop = report.probes.find((p: { probe: string }) => p.probe === 'kfree_skb');
     expect(drop.mode).toBe('raw_tp');
     expect(drop.skipped[0]).toEqual({ mode: 'tp_btf', reason: 'tp_btf avoided on request (NETWHY_AVOID_MODES)' });

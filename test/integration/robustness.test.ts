@@ -9,6 +9,7 @@ import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Storm } from '../../bench/src/storm.js';
 import { NetnsPair, eventually, isRoot, netwhyBpfObjects } from '../helpers/netns.js';
+import { expectValid, expectValidTraceLines } from '../helpers/schema.js';
 
 const CLI = resolve(__dirname, '../../dist/cli.js');
 const FIXTURE = resolve(__dirname, '../fixtures/recordings/no-socket.nwrec');
@@ -113,7 +114,7 @@ describe.skipIf(!isRoot())('netwhy under a drop storm', () => {
     await storm(2).done();
     const r = await stop(t, 'SIGINT', 30_000);
     expect(r.code).toBe(0);
-    const summary = JSON.parse(t.out().trim().split('\n').at(-1)!);
+    const summary = expectValid('trace-line', JSON.parse(t.out().trim().split('\n').at(-1)!));
     expect(summary.type).toBe('summary');
     expect(summary.lost.ringbuf).toBeGreaterThan(0);
     const perProbe = Object.values(summary.lost.perProbe as Record<string, number>).reduce((a, b) => a + b, 0);
@@ -145,7 +146,7 @@ describe.skipIf(!isRoot())('netwhy under a drop storm', () => {
     const [ra, rb] = await Promise.all([stop(a, 'SIGINT', 10_000), stop(b, 'SIGINT', 10_000)]);
     expect([ra.code, rb.code]).toEqual([0, 0]);
     for (const [t, mine, other] of [[a, 7101, 7102], [b, 7102, 7101]] as const) {
-      const lines = t.out().trim().split('\n').map((l) => JSON.parse(l) as { type: string; packet?: { sport?: number; dport?: number } });
+      const lines = expectValidTraceLines(t.out()) as { type: string; packet?: { sport?: number; dport?: number } }[];
       const events = lines.filter((l) => l.type === 'event');
       expect(events.some((e) => e.packet?.dport === mine)).toBe(true);
       // the other tracer's packets, in either direction

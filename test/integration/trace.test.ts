@@ -8,6 +8,7 @@ import { kernelDropReasons } from '../../src/kernel/symbols.js';
 import { NetnsNames } from '../../src/kernel/netns.js';
 import { TraceSession } from '../../src/tracer.js';
 import { NetnsPair, eventually, isRoot, netwhyBpfObjects } from '../helpers/netns.js';
+import { expectValidTraceLines } from '../helpers/schema.js';
 
 const CLI = resolve(__dirname, '../../dist/cli.js');
 const reasons = isRoot() ? kernelDropReasons() : new Map<number, string>();
@@ -147,9 +148,12 @@ describe.skipIf(!isRoot())('trace on this kernel', () => {
       child.kill(signal);
       const code = await exited;
       expect(Date.now() - t0).toBeLessThan(5000);
+      // every line printed (a SIGKILL may cut the last one) is an event, a verdict or the summary
+      const lines = expectValidTraceLines(out);
+      expect(lines.some((l) => l.type === 'event')).toBe(true);
       if (signal !== 'SIGKILL') {
         expect(code).toBe(0);
-        const summary = JSON.parse(out.trim().split('\n').at(-1)!);
+        const summary = lines.at(-1) as { type: string; drops: Record<string, number> };
         expect(summary).toMatchObject({ type: 'summary', lost: { ringbuf: 0 } });
         expect(summary.drops.NO_SOCKET).toBeGreaterThan(0);
       }
