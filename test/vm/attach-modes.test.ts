@@ -6,6 +6,7 @@ import { resolve } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { ExplainDoc } from '../../src/explain/document.js';
 import { runInVm, type VmRunResult } from '../../src/vm/runner.js';
+import { expectValid } from '../helpers/schema.js';
 import { prepareVmBeforeAll, vmSkipReason } from './helpers.js';
 
 const unavailable = await vmSkipReason('the attach-mode tests on the 6.1 kernel');
@@ -59,7 +60,7 @@ describe.skipIf(unavailable !== null)('attach modes on the 6.1 kernel', () => {
   }, 330_000);
 
   it('fentry/fexit where they work, kretprobe where fexit cannot attach, tp_btf for tracepoints', () => {
-    const report = JSON.parse(section(r.stdout, 'DOCTOR')) as DoctorReport;
+    const report = expectValid('doctor', JSON.parse(section(r.stdout, 'DOCTOR'))) as DoctorReport;
     expect(report.kernel.release).toMatch(/^6\.1\./);
     const mode = (p: string) => report.probes.find((x) => x.probe === p)?.mode;
     for (const f of ['fentry', 'kprobe', 'tp_btf']) expect(report.features.find((x) => x.name === f)?.available, f).toBe(true);
@@ -72,7 +73,7 @@ describe.skipIf(unavailable !== null)('attach modes on the 6.1 kernel', () => {
   });
 
   it('with fentry/fexit avoided every IPVS probe falls back to kprobe or kretprobe', () => {
-    const report = JSON.parse(section(r.stdout, 'DOCTOR_KPROBE')) as DoctorReport;
+    const report = expectValid('doctor', JSON.parse(section(r.stdout, 'DOCTOR_KPROBE'))) as DoctorReport;
     const probe = (p: string) => report.probes.find((x) => x.probe === p)!;
     for (const p of ['ip_vs_conn_new', 'ip_vs_in_hook', 'ip_vs_nat_xmit']) expect(probe(p).mode, p).toBe('kretprobe');
     for (const p of ['ip_vs_scheduler_err', 'ip_vs_add_service', 'ip_vs_edit_service', 'ip_vs_unlink_service', 'ip_vs_add_dest', 'ip_vs_edit_dest', 'ip_vs_del_dest']) {
@@ -83,7 +84,7 @@ describe.skipIf(unavailable !== null)('attach modes on the 6.1 kernel', () => {
   });
 
   it('kprobe mode explains a service with no real server: scheduler error by kprobe, hook drop by kretprobe', () => {
-    const doc = JSON.parse(section(r.stdout, 'EXPLAIN_KPROBE')) as ExplainDoc;
+    const doc = expectValid('explain', JSON.parse(section(r.stdout, 'EXPLAIN_KPROBE'))) as ExplainDoc;
     const live = section(r.stdout, 'LIVE');
     const ctx = `${JSON.stringify(doc.flows.map((f) => f.verdict), null, 1)}\n${live.slice(-3000)}`;
     expect(doc.exitCode, ctx).toBe(7); // curl: ICMP port unreachable, "Couldn't connect"
