@@ -1,58 +1,17 @@
 // netwhy lab: the built-in lab of network namespaces (lab/lab.sh) and its
 // field scenarios, each explained by netwhy.
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { EnvironmentError, NetwhyError, UsageError } from '../errors.js';
+import { EnvironmentError, NetwhyError } from '../errors.js';
 import type { ExplainDoc } from '../explain/document.js';
-import type { Cause } from '../explain/types.js';
+import { type ClientRun, type Scenario, checkVerdict, findScenario, loadScenarios } from '../lab/scenarios.js';
 import { PACKAGE_ROOT } from '../native.js';
 import { requireTracing } from '../preflight.js';
 import { runExplainCaptured } from './explain.js';
 import type { Io } from './trace.js';
 
 export const LAB_DIR = join(PACKAGE_ROOT, 'lab');
-
-export interface Scenario {
-  name: string;
-  /** Needs kube-proxy's IPVS mode, so a kernel with IPVS. */
-  ipvs?: boolean;
-  description: string;
-  fault: string;
-  client: { netns: string; argv: string[] };
-  expect: { outcome: string; cause: (Partial<Cause> & Record<string, unknown>) | null };
-}
-
-export function loadScenarios(file = join(LAB_DIR, 'scenarios.json')): Scenario[] {
-  return (JSON.parse(readFileSync(file, 'utf8')) as { scenarios: Scenario[] }).scenarios;
-}
-
-export function findScenario(name: string, all = loadScenarios()): Scenario {
-  const s = all.find((x) => x.name === name);
-  if (!s) throw new UsageError(`no lab scenario '${name}'`, `netwhy lab list shows: ${all.map((x) => x.name).join(', ')}`);
-  return s;
-}
-
-/** netwhy's outcome for a scenario's expected client outcome. */
-const OUTCOME: Record<string, string> = { success: 'delivered', timeout: 'dropped', refused: 'dropped', unreachable: 'dropped' };
-
-/** Does the explanation say what the scenario expects? Pure: the lab tests use it. */
-export function checkVerdict(s: Scenario, doc: ExplainDoc): { ok: boolean; problems: string[] } {
-  const problems: string[] = [];
-  const want = OUTCOME[s.expect.outcome] ?? s.expect.outcome;
-  // A client may open several connections: a failure scenario is judged by its failing flows.
-  const flow = want === 'delivered' ? doc.flows[0] : doc.flows.find((f) => f.verdict.outcome !== 'delivered') ?? doc.flows[0];
-  const v = flow?.verdict;
-  if (!v) return { ok: false, problems: ['no flow was traced'] };
-  if (v.outcome !== want) problems.push(`outcome ${v.outcome}, expected ${want}`);
-  const c = s.expect.cause;
-  if (c) {
-    for (const k of ['type', 'ref', 'value', 'netns'] as const) {
-      if (c[k] !== undefined && v.cause[k] !== c[k]) problems.push(`cause.${k} ${JSON.stringify(v.cause[k])}, expected ${JSON.stringify(c[k])}`);
-    }
-  }
-  return { ok: problems.length === 0, problems };
-}
 
 function labSh(args: string[], io: Io, quiet = false): void {
   const r = spawnSync('bash', [join(LAB_DIR, 'lab.sh'), ...args], { encoding: 'utf8' });
@@ -95,6 +54,22 @@ async function runInMicroVm(name: string, opts: LabRunOptions, io: Io): Promise<
   return r.exitCode;
 }
 
+/** An nstat counter's absolute value in a lab namespace; null when nstat cannot say. */
+function nstatValue(netns: string, counter: string): number | null {
+  const r = spawnSync('ip', ['netns', 'exec', netns, 'nstat', '-asz', counter], { encoding: 'utf8', timeout: 10_000 });
+  if (r.status !== 0) return null;
+  const line = r.stdout.split('\n').find((l) => l.split(/\s+/)[0] === counter);
+  return line ? Number(line.split(/\s+/)[1]) : 0; // -z lists zeros, but an unknown counter is absent
+}
+
+/** The client once, outside netwhy, to see what it does before the fault (expect.baselineExitCode). */
+function baselineExitCode(s: Scenario, io: Io): number | null {
+  const r = spawnSync('ip', ['netns', 'exec', s.client.netns, ...s.client.argv], { encoding: 'utf8', timeout: 60_000 });
+  const code = r.error || r.signal ? null : r.status;
+  io.err.write(`lab: before the fault the client exits ${code ?? `by ${r.signal ?? r.error?.message}`}${s.expect.baselineExitCode !== undefined ? ` (expected ${s.expect.baselineExitCode})` : ''}\n`);
+  return code;
+}
+
 export async function runLabRun(name: string, opts: LabRunOptions, io: Io = { out: process.stdout, err: process.stderr }): Promise<number> {
   const s = findScenario(name);
   if (opts.vm) return runInMicroVm(name, opts, io);
@@ -104,17 +79,27 @@ export async function runLabRun(name: string, opts: LabRunOptions, io: Io = { ou
   requireTracing();
   labSh(['down'], io, true); // a clean slate, also after a crash
   let doc: ExplainDoc | undefined;
+  const run: ClientRun = {};
+  const { counter, verdictNetns } = s.expect;
   try {
     io.err.write(`lab: ${s.name}: ${s.description}\nlab: fault: ${s.fault}\n`);
     labSh(s.ipvs ? ['up', '--ipvs'] : ['up'], io, true);
+    if (s.expect.baselineExitCode !== undefined) run.baselineExitCode = baselineExitCode(s, io);
     labSh(['apply', s.name], io, true);
     const argv = ['ip', 'netns', 'exec', s.client.netns, ...s.client.argv];
     io.err.write(`lab: running ${s.client.argv.join(' ')} in ${s.client.netns} under netwhy explain\n\n`);
-    doc = await runExplainCaptured(argv, { json: opts.json, live: !opts.json, settle: 500, ringMb: 8 }, io);
+    const out: Buffer[] = [];
+    const before = counter && verdictNetns ? nstatValue(verdictNetns, counter) : null;
+    doc = await runExplainCaptured(argv, { json: opts.json, live: !opts.json, settle: 500, ringMb: 8, onCommandStdout: (c) => out.push(c) }, io);
+    if (counter && verdictNetns) run.counter = { name: counter, netns: verdictNetns, before, after: nstatValue(verdictNetns, counter) };
+    run.stdout = Buffer.concat(out).toString('utf8');
   } finally {
     if (!opts.keep) labSh(['down'], io, true);
   }
-  const check = checkVerdict(s, doc);
+  // What was measured besides the document: with --json one line (stdout stays the document) that the lab tests read.
+  if (opts.json) io.err.write(`\nlab: measured ${JSON.stringify(run)}\n`);
+  else if (run.counter) io.err.write(`\nlab: ${run.counter.name} in ${run.counter.netns}: ${run.counter.before ?? '?'} before the client, ${run.counter.after ?? '?'} after\n`);
+  const check = checkVerdict(s, doc, run);
   io.err.write(check.ok ? `\nlab: ${s.name}: netwhy's verdict matches the scenario\n` : `\nlab: ${s.name}: verdict differs from the scenario: ${check.problems.join('; ')}\n`);
   return check.ok ? 0 : 1;
 }

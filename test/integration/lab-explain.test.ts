@@ -3,13 +3,27 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { checkVerdict, loadScenarios } from '../../src/commands/lab.js';
+import { type ClientRun, checkVerdict, loadScenarios } from '../../src/lab/scenarios.js';
 import type { ExplainDoc } from '../../src/explain/document.js';
 import { isRoot } from '../helpers/netns.js';
+import { expectValid } from '../helpers/schema.js';
 
 const ROOT = resolve(__dirname, '../..');
 const CLI = resolve(ROOT, 'dist/cli.js');
 const LAB = resolve(ROOT, 'lab/lab.sh');
+
+/** What lab run measured besides the document (its 'lab: measured {...}' stderr line). */
+function measured(stderr: string): ClientRun {
+  const m = /^lab: measured (.*)$/m.exec(stderr);
+  if (!m) throw new Error(`lab run printed no measurements\n${stderr.slice(-2000)}`);
+  return JSON.parse(m[1]) as ClientRun;
+}
+
+/** An nstat counter's absolute value in a namespace. */
+function nstat(netns: string, counter: string): number {
+  const out = execFileSync('ip', ['netns', 'exec', netns, 'nstat', '-asz', counter], { encoding: 'utf8' });
+  return Number(out.split('\n').find((l) => l.split(/\s+/)[0] === counter)?.split(/\s+/)[1] ?? 0);
+}
 
 function labNamespaces(): string[] {
   return execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' }).split('\n').map((l) => l.split(' ')[0]).filter((n) => n.startsWith('nw-'));
@@ -21,10 +35,10 @@ describe.skipIf(!isRoot())('lab scenarios explained', () => {
   });
 
   for (const s of loadScenarios().filter((x) => !x.ipvs)) { // IPVS ones run in the microVM (test/vm)
-    it(`${s.name}: ${s.fault}`, () => {
+    it(`${s.name} (fault: ${s.fault}): lab run matches every expect field and leaves no namespace`, () => {
       const r = spawnSync(process.execPath, [CLI, 'lab', 'run', s.name, '--json'], { encoding: 'utf8', timeout: 60_000 });
-      const doc = JSON.parse(r.stdout) as ExplainDoc;
-      const check = checkVerdict(s, doc);
+      const doc = expectValid('explain', JSON.parse(r.stdout) as ExplainDoc);
+      const check = checkVerdict(s, doc, measured(r.stderr));
       expect(check.problems, r.stderr.slice(-2000)).toEqual([]);
       expect(r.status).toBe(0);
       if (s.name === 'nodeport-ok' || s.name === 'ip-forward-off') {
@@ -47,8 +61,12 @@ describe.skipIf(!isRoot())('lab scenarios explained', () => {
     try {
       execFileSync('bash', [LAB, 'up'], { stdio: 'ignore' });
       execFileSync('bash', [LAB, 'apply', s.name], { stdio: 'ignore' });
+      const { counter, verdictNetns } = s.expect as { counter: string; verdictNetns: string };
+      const before = nstat(verdictNetns, counter);
       const r = spawnSync(process.execPath, [CLI, 'explain', '--json', '--', 'ip', 'netns', 'exec', s.client.netns, ...s.client.argv], { encoding: 'utf8', timeout: 60_000 });
-      expect(checkVerdict(s, JSON.parse(r.stdout)).problems).toEqual([]);
+      // under explain --json the client's output goes to stderr
+      const run: ClientRun = { stdout: r.stderr, counter: { name: counter, netns: verdictNetns, before, after: nstat(verdictNetns, counter) } };
+      expect(checkVerdict(s, expectValid('explain', JSON.parse(r.stdout)), run).problems).toEqual([]);
     } finally {
       execFileSync('bash', [LAB, 'down'], { stdio: 'ignore' });
     }

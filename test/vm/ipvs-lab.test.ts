@@ -14,9 +14,11 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { VM_MODULES, checkVerdict, loadScenarios } from '../../src/commands/lab.js';
+import { VM_MODULES } from '../../src/commands/lab.js';
+import { checkVerdict, loadScenarios } from '../../src/lab/scenarios.js';
 import type { ExplainDoc } from '../../src/explain/document.js';
 import { runInVm, type VmRunResult } from '../../src/vm/runner.js';
+import { expectValid } from '../helpers/schema.js';
 import { prepareVmBeforeAll, vmSkipReason } from './helpers.js';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -104,11 +106,12 @@ describe.skipIf(skip !== null)('IPVS lab in the microVM, explained', () => {
         expect(r.error, ctx).toBeNull();
         expect(r.exitCode, ctx).toBe(0);
         expect(doc, `no explain document\n${ctx}\n${vm.stderr.slice(-2000)}`).toBeDefined();
+        expectValid('explain', doc);
         expect(doc!.exitCode, ctx).toBe(want.exitCode);
         if (want.stdoutIncludes) expect(r.stderr, ctx).toContain(want.stdoutIncludes);
         if (r.counter) expect(r.counter.after!, ctx).toBeGreaterThan(r.counter.before!);
         checkIpvs(s.name, r, ctx);
-        expect(checkVerdict(s, doc!).problems, ctx).toEqual([]);
+        expect(checkVerdict(s, doc!, { stdout: r.stderr, counter: r.counter }).problems, ctx).toEqual([]);
         if (s.name === 'ipvs-nodeport-curl') {
           // every hop, and the IPVS NAT with the real server chosen
           const flow = doc!.flows[0];
