@@ -560,7 +560,7 @@ export function parseNftJson(text: string): { nftables: unknown[] } {
 
 function splitHostPort(s: string, what: string): { addr: string; port: number } {
   const m = /^\[?([^\]]+?)\]?:(\d+)$/.exec(s);
-  if (!m) throw new StateParseError(`cannot parse ipvsadm: ${what} '${s}' is not address:port`, 'ipvsadm');
+  if (!m) throw new StateParseError('ipvsadm', `${what} '${s}' is not address:port`);
   return { addr: m[1], port: Number(m[2]) };
 }
 
@@ -573,12 +573,12 @@ export function parseIpvsadm(text: string): IpvsVirtualService[] {
     const dest = /^\s+->\s+(\S+)\s+(\S+)\s+(-?\d+)\s+(\d+)\s+(\d+)\s*$/.exec(line);
     if (dest) {
       const svc = out.at(-1);
-      if (!svc) throw new StateParseError(`cannot parse ipvsadm: real server before any service: '${line.trim()}'`, 'ipvsadm');
+      if (!svc) throw new StateParseError('ipvsadm', `real server before any service: '${line.trim()}'`);
       svc.dests.push({ ...splitHostPort(dest[1], 'real server'), forward: dest[2], weight: Number(dest[3]), active: Number(dest[4]), inactive: Number(dest[5]) });
       continue;
     }
     const svc = /^(TCP|UDP|SCTP|FWM)\s+(\S+)\s+(\S+)(?:\s+(.*))?$/.exec(line);
-    if (!svc) throw new StateParseError(`cannot parse ipvsadm: unexpected line '${line.trim()}'`, 'ipvsadm');
+    if (!svc) throw new StateParseError('ipvsadm', `unexpected line '${line.trim()}'`);
     const fwm = svc[1] === 'FWM';
     const hp = fwm ? { addr: svc[2], port: 0 } : splitHostPort(svc[2], 'service');
     out.push({ ref: `${svc[1]} ${svc[2]} ${svc[3]}`, protocol: svc[1], ...hp, scheduler: svc[3], flags: (svc[4] ?? '').trim(), dests: [] });
@@ -593,7 +593,7 @@ export function parseIpvsConns(text: string): IpvsConnEntry[] {
     const line = raw.trim();
     if (!line || line.startsWith('IPVS connection entries') || line.startsWith('pro ')) continue;
     const f = line.split(/\s+/);
-    if (f.length !== 6) throw new StateParseError(`cannot parse ipvsadm -Lnc: expected 6 fields in '${line}'`, 'ipvsadm');
+    if (f.length !== 6) throw new StateParseError('ipvsadm -Lnc', `expected 6 fields in '${line}'`);
     out.push({ protocol: f[0], expire: f[1], state: f[2], source: f[3], virtual: f[4], destination: f[5], line });
   }
   return out;

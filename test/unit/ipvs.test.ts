@@ -40,13 +40,31 @@ describe('ipvsadm parsing', () => {
     expect(parseIpvsDump('')).toBeNull();
   });
 
+  /** The error `parse` throws for `text`: a StateParseError, whose message the caller compares whole. */
+  function parseError(parse: (text: string) => unknown, text: string): StateParseError {
+    try {
+      parse(text);
+    } catch (e) {
+      expect(e).toBeInstanceOf(StateParseError);
+      return e as StateParseError;
+    }
+    throw new Error('expected a StateParseError');
+  }
+
   it.each([
-    ['  -> 10.0.0.1:80 Masq 1 0 0\n', 'real server before any service'],
-    ['TCP nonsense rr\n', "'nonsense' is not address:port"],
-    ['garbage line here\n', 'unexpected line'],
-  ])('rejects %j with a clear error', (text, msg) => {
-    expect(() => parseIpvsadm(text)).toThrow(StateParseError);
-    expect(() => parseIpvsadm(text)).toThrow(msg);
+    ['  -> 10.0.0.1:80 Masq 1 0 0\n', "cannot parse ipvsadm: real server before any service: '-> 10.0.0.1:80 Masq 1 0 0'"],
+    ['TCP nonsense rr\n', "cannot parse ipvsadm: service 'nonsense' is not address:port"],
+    ['garbage line here\n', "cannot parse ipvsadm: unexpected line 'garbage line here'"],
+  ])('rejects %j with the message %j, naming ipvsadm as the source', (text, msg) => {
+    const e = parseError(parseIpvsadm, text);
+    expect(e.message).toBe(msg);
+    expect(e.source).toBe('ipvsadm');
+  });
+
+  it('rejects a connection line without 6 fields, naming ipvsadm -Lnc as the source', () => {
+    const e = parseError(parseIpvsConns, 'UDP 04:58 UDP 10.244.1.2:5353\n');
+    expect(e.message).toBe("cannot parse ipvsadm -Lnc: expected 6 fields in 'UDP 04:58 UDP 10.244.1.2:5353'");
+    expect(e.source).toBe('ipvsadm -Lnc');
   });
 });
 
