@@ -10,18 +10,25 @@
 /*
  * flowi_common.flowic_tos became flowic_dscp (a dscp_t) in 6.13
  * ("ipv4: Convert flowi4_tos to dscp_t", 1fa3314c14c6 and follow-ups).
+ * Both names are flavors, so the code compiles against a vmlinux.h from
+ * either side of the change (bpf/arm64/vmlinux.h is from Debian's 6.1).
  */
 struct flowi_common___tos {
 	__u8 flowic_tos;
 } __attribute__((preserve_access_index));
 
+struct flowi_common___dscp {
+	__u8 flowic_dscp;
+} __attribute__((preserve_access_index));
+
 static __always_inline __u8 flowi4_tos(const struct flowi4 *flp)
 {
 	const struct flowi_common___tos *old = (const void *)&flp->__fl_common;
+	const struct flowi_common___dscp *new = (const void *)&flp->__fl_common;
 
 	if (bpf_core_field_exists(old->flowic_tos))
 		return BPF_CORE_READ(old, flowic_tos);
-	return (__u8)BPF_CORE_READ(flp, __fl_common.flowic_dscp);
+	return BPF_CORE_READ(new, flowic_dscp);
 }
 
 /*
