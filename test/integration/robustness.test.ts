@@ -1,5 +1,5 @@
-// Robustness on the real kernel: netwhy under a sustained drop storm (memory,
-// Ctrl-C, lost-event accounting, SIGKILL), two tracers side by side, and every
+// Robustness on the real kernel: netwhy under a sustained drop storm (Ctrl-C,
+// lost-event accounting, SIGKILL; its memory is logged, not asserted), two tracers side by side, and every
 // kind of bad input on the command line. Timing is only ever a generous
 // liveness bound; speed is measured by `npm run bench`, not here.
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
@@ -79,7 +79,7 @@ describe.skipIf(!isRoot())('netwhy under a drop storm', () => {
   };
   const tracked = (t: Traced) => (running.add(t.child), t);
 
-  it('10 s of storm: memory stays flat, Ctrl-C ends it within a second or two, with the summary', async () => {
+  it('after 10 s of storm, SIGINT ends the trace (within a 5 s liveness bound) with exit 0 and the events and lost-events summary; RSS is logged, not asserted', async () => {
     const t = tracked(await trace(['host', pair.addrB]));
     const s = storm(12);
     await sleep(3000);

@@ -34,7 +34,7 @@ describe.skipIf(!isRoot())('trace on this kernel', () => {
       act();
       await eventually(() => done(recs), 3000);
       await s.stop();
-      return { recs, counters: s.counters() };
+      return { recs, counters: s.counters(), probes: s.probes() };
     } finally {
       s.close();
     }
@@ -56,7 +56,10 @@ describe.skipIf(!isRoot())('trace on this kernel', () => {
   });
 
   it('the raw_tp fallbacks (tp_btf avoided) see the same: every hop, the drop, its reason and stack', async () => {
-    const { recs } = await traceWhile(`host ${pair.addrB} and udp port 9`, () => pair.sendUdp(pair.addrB, 9), (r) => drops(r).length > 0, 1 << 22, ['tp_btf']);
+    const { recs, probes } = await traceWhile(`host ${pair.addrB} and udp port 9`, () => pair.sendUdp(pair.addrB, 9), (r) => drops(r).length > 0, 1 << 22, ['tp_btf']);
+    const modes = probes.filter((p) => p.attached).map((p) => `${p.probe}:${p.mode}`);
+    expect(modes.filter((m) => m.endsWith(':tp_btf')), modes.join(' ')).toEqual([]);
+    expect(modes.some((m) => m.endsWith(':raw_tp')), modes.join(' ')).toBe(true);
     const d = drops(recs)[0];
     expect(d, 'no drop event').toBeDefined();
     expect(reasonOf(d)).toBe('NO_SOCKET');

@@ -69,7 +69,7 @@ describe('runCommand', () => {
 });
 
 describe('runCommand and grandchildren', () => {
-  it('a timed-out command whose grandchild holds its pipes still returns soon after the deadline', async () => {
+  it('a timed-out command whose grandchild holds its pipes is reported timed out without waiting for the grandchild (31 s)', async () => {
     const t0 = performance.now();
     try {
       const r = await runCommand(['sh', '-c', 'sleep 31.25 & sleep 31.25'], 200);
