@@ -1,0 +1,110 @@
+// Kubernetes names for what netwhy sees: the facts a node offers (container
+// runtime, CNI result cache, kube-proxy's rule comments, the API server) and
+// the one resolver that turns an address or a network namespace into a pod,
+// a Service or a node. Pure: the facts are collected by src/state/k8s/.
+
+/** A Kubernetes object as a verdict names it (`pod default/web-7c9f`, `svc shop/cart:http`). */
+export interface K8sRef {
+  kind: 'pod' | 'service' | 'node' | 'networkpolicy';
+  /** absent for cluster-scoped objects (nodes) */
+  namespace?: string;
+  name: string;
+  /** a Service port: its name, or its number when it has no name */
+  port?: string;
+}
+
+export type ContainerProtocol = 'TCP' | 'UDP' | 'SCTP';
+
+export interface PodFact {
+  namespace: string;
+  name: string;
+  uid?: string;
+  ips: string[];
+  /** inode of the pod's network namespace, when the source knows it (runtime task pid, CNI_NETNS path) */
+  netnsInode?: number;
+  /** the netns path the runtime gave the CNI plugins (/var/run/netns/cni-…) */
+  netnsPath?: string;
+  node?: string;
+  /** containerPorts of the pod spec (API only) */
+  ports?: { name?: string; port: number; protocol: ContainerProtocol }[];
+  labels?: Record<string, string>;
+  /** which source said so (a NameSource) */
+  source: NameSource;
+}
+
+export interface ServicePortFact {
+  /** the port's name; absent for a single unnamed port */
+  name?: string;
+  protocol: ContainerProtocol;
+  port: number;
+  targetPort?: number | string;
+  nodePort?: number;
+}
+
+export interface ServiceFact {
+  namespace: string;
+  name: string;
+  type?: 'ClusterIP' | 'NodePort' | 'LoadBalancer' | 'ExternalName';
+  clusterIPs: string[];
+  externalIPs: string[];
+  loadBalancerIPs: string[];
+  ports: ServicePortFact[];
+  externalTrafficPolicy?: 'Cluster' | 'Local';
+  source: NameSource;
+}
+
+export interface EndpointSliceFact {
+  namespace: string;
+  /** the Service it belongs to (label kubernetes.io/service-name) */
+  service: string;
+  endpoints: { addresses: string[]; ready: boolean; node?: string; pod?: string }[];
+  ports: { name?: string; port: number; protocol: ContainerProtocol }[];
+  source: NameSource;
+}
+
+export interface NodeFact {
+  name: string;
+  addresses: string[];
+  source: NameSource;
+}
+
+/** A NetworkPolicy object as the API returns it (spec kept as is). */
+export interface NetworkPolicyFact {
+  namespace: string;
+  name: string;
+  spec: Record<string, unknown>;
+  source: NameSource;
+}
+
+export type NameSource = 'containerd' | 'crictl' | 'cni-cache' | 'kube-proxy-rules' | 'api';
+
+/** What one source gave, or why it gave nothing: doctor prints these. */
+export interface NameSourceReport {
+  source: NameSource;
+  status: 'ok' | 'absent' | 'error';
+  /** where it looked and what it found, or why not ("no kubeconfig: $KUBECONFIG unset, ~/.kube/config missing") */
+  detail: string;
+  pods?: number;
+  services?: number;
+}
+
+/** Everything the node told us about names: JSON-serialisable (recordings carry it). */
+export interface K8sFacts {
+  pods: PodFact[];
+  services: ServiceFact[];
+  endpointSlices: EndpointSliceFact[];
+  nodes: NodeFact[];
+  policies: NetworkPolicyFact[];
+  sources: NameSourceReport[];
+}
+
+export function emptyFacts(): K8sFacts {
+  return { pods: [], services: [], endpointSlices: [], nodes: [], policies: [], sources: [] };
+}
+
+/** `pod default/web-7c9f`, `svc shop/cart:http`, `node node1`, `networkpolicy default/deny-all`. */
+export function refText(r: K8sRef): string {
+  const kind = r.kind === 'service' ? 'svc' : r.kind;
+  const name = r.namespace ? `${r.namespace}/${r.name}` : r.name;
+  return `${kind} ${name}${r.port ? `:${r.port}` : ''}`;
+}
