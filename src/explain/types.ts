@@ -2,6 +2,7 @@
 // rule may look at. Rules are pure: state arrives already captured.
 import type { DropRecord, FibRecord, IpvsRecord } from '../abi.js';
 import type { Journey } from '../journey.js';
+import type { K8sRef } from '../model/k8s.js';
 import type { NetnsState } from '../model/netns.js';
 import type { Flow } from './flows.js';
 
@@ -17,6 +18,8 @@ export interface Cause {
   ref: string;
   value?: string;
   netns?: string;
+  /** The Kubernetes objects behind the cause (a NetworkPolicy and the pod it isolates; a Service). */
+  k8s?: K8sRef[];
   /** For a netfilter rule that matched through an ipset. */
   ipset?: { name: string; member: string };
 }
