@@ -2,6 +2,7 @@
 // one), evidence and fix. What no rule can prove is 'unknown', with evidence.
 import { type DropRecord, type IpvsRecord, PktFlag, type Tuple } from '../abi.js';
 import { recordPkt } from '../journey.js';
+import type { NameLookup } from '../model/k8s.js';
 import { lookupText, tupleText } from './evidence.js';
 import type { Flow, NatStep } from './flows.js';
 import { conntrackInsertRule } from './rules/conntrack.js';
@@ -10,7 +11,7 @@ import { netfilterRule, hookFromStack } from './rules/netfilter.js';
 import { routeRule } from './rules/route.js';
 import { rpFilterRule } from './rules/rpfilter.js';
 import { socketRule } from './rules/socket.js';
-import type { ExplainRule, FlowRule, Hook, NetfilterPacket, NetnsState, RuleInput, Verdict } from './types.js';
+import type { ExplainRule, FlowRule, Hook, NetfilterPacket, NetnsState, RuleInput, Verdict, Where } from './types.js';
 import { ipvsFlapRule, ipvsMissingServiceRule, ipvsNoDestRule, ipvsStaleDestRule } from './rules/ipvs.js';
 
 export const RULES: ExplainRule[] = [forwardingRule, routeRule, rpFilterRule, netfilterRule, conntrackInsertRule, ipvsMissingServiceRule, socketRule];
@@ -26,6 +27,8 @@ export interface ExplainDeps {
   /** IPVS events of the trace: new connections, errors, control-plane changes. */
   ipvs: IpvsRecord[];
   netnsName(inode: number): string;
+  /** Kubernetes names, when a name source answered (absent: addresses only). */
+  names?: NameLookup;
   reasonName(value: number): string;
   func(addr: bigint): string | undefined;
   symbol(addr: bigint): string;
@@ -70,7 +73,10 @@ function genericEvidence(d: DropRecord, input: RuleInput, deps: ExplainDeps): st
 }
 
 function whereOf(d: DropRecord, deps: ExplainDeps): NonNullable<Verdict['where']> {
-  return { netns: deps.netnsName(d.pkt.netns), dev: d.pkt.dev, function: deps.func(d.location) ?? deps.symbol(d.location), reason: deps.reasonName(d.reason) };
+  const where: Where = { netns: deps.netnsName(d.pkt.netns), dev: d.pkt.dev, function: deps.func(d.location) ?? deps.symbol(d.location), reason: deps.reasonName(d.reason) };
+  const pod = deps.names?.netns(d.pkt.netns);
+  if (pod) where.k8s = pod;
+  return where;
 }
 
 /**

@@ -29,6 +29,8 @@ export interface Where {
   dev: string;
   function: string;
   reason: string;
+  /** the pod that owns netns */
+  k8s?: K8sRef;
 }
 
 export interface Verdict {

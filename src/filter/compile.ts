@@ -1,6 +1,7 @@
 // From a filter expression to the nw_filter map value (bpf/netwhy.h): the
 // expression in disjunctive normal form, one clause per conjunction.
 import { FILTER_CLAUSES, FILTER_TERMS, FilterMode, LAYOUT, TermKind } from '../abi.js';
+import { type K8sFilterNames, expandK8s } from './k8s.js';
 import { type Expr, FilterError, type Term, parseFilter } from './parse.js';
 
 export interface Literal {
@@ -63,8 +64,11 @@ function writeTerm(dv: DataView, bytes: Uint8Array, off: number, lit: Literal, n
       dv.setUint32(off + T.lo, term.lo, true);
       dv.setUint32(off + T.hi, term.hi, true);
       break;
+    case 'k8s':
+      throw new FilterError('internal: a Kubernetes term reached the compiler unexpanded', src, term.col);
     case 'netns': {
-      const ino = netns(term.name);
+      // A bare inode (a pod's netns from the name sources) needs no name.
+      const ino = netns(term.name) ?? (/^\d+$/.test(term.name) ? Number(term.name) : undefined);
       if (ino === undefined) throw new FilterError(`unknown network namespace '${term.name}'`, src, src.indexOf(term.name));
       bytes[off + T.kind] = TermKind.NETNS;
       dv.setUint32(off + T.lo, ino, true);
@@ -89,9 +93,9 @@ export function filterValue(mode: number, dnf: Dnf = [], netns: NetnsResolver = 
   return bytes;
 }
 
-/** Parse and compile a filter; throws FilterError with the column on bad input. */
-export function compileFilter(src: string, netns: NetnsResolver): { dnf: Dnf; value: Uint8Array } {
-  const expr = parseFilter(src);
+/** Parse and compile a filter; throws FilterError with the column on bad input. `pod`/`svc` terms need names. */
+export function compileFilter(src: string, netns: NetnsResolver, names?: K8sFilterNames): { dnf: Dnf; value: Uint8Array } {
+  const expr = expandK8s(parseFilter(src), names, src);
   let dnf: Dnf;
   try {
     dnf = toDnf(expr);

@@ -2,6 +2,7 @@
 //   host 10.0.0.1 and port 30080     net 10.244.0.0/16     udp     tcp port 53
 //   src host 10.0.0.1   dst portrange 30000-32767   not icmp   netns node1
 //   ip6   proto 132   (udp or icmp) and not port 22
+//   pod default/web-7c9f   svc shop/cart   (Kubernetes names, resolved before compiling: filter/k8s.ts)
 // Operators: and / && , or / || , not / ! , parentheses.
 import { AF_INET, AF_INET6 } from '../abi.js';
 import { ipBytes, parseIp } from '../model/ip.js';
@@ -14,7 +15,9 @@ export type Term =
   | { t: 'family'; family: number }
   | { t: 'addr'; dir: Dir; family: number; addr: Uint8Array; prefix: number }
   | { t: 'port'; dir: Dir; lo: number; hi: number }
-  | { t: 'netns'; name: string };
+  | { t: 'netns'; name: string }
+  /** a pod's or Service's traffic, by name; filter/k8s.ts turns it into the terms above */
+  | { t: 'k8s'; kind: 'pod' | 'service'; namespace: string; name: string; col: number };
 
 export type Expr =
   | { op: 'and' | 'or'; a: Expr; b: Expr }
@@ -124,7 +127,7 @@ class Parser {
 
   private primitive(): Expr {
     const tok = this.peek();
-    if (!tok) this.fail('expected a filter term (host, net, port, tcp, udp, netns, ...)');
+    if (!tok) this.fail('expected a filter term (host, net, port, tcp, udp, netns, pod, svc, ...)');
     const w = tok.text.toLowerCase();
     if (w in PROTOCOLS || w === 'proto') {
       this.i++;
@@ -147,6 +150,13 @@ class Parser {
       this.i++;
       const name = this.next('a network namespace name (as `ip netns` lists it) or inode');
       return { op: 'term', term: { t: 'netns', name: name.text } };
+    }
+    if (w === 'pod' || w === 'svc' || w === 'service') {
+      this.i++;
+      const v = this.next(`a ${w === 'pod' ? 'pod' : 'Service'} as NAMESPACE/NAME`);
+      const m = /^([a-z0-9]([-a-z0-9]*[a-z0-9])?)\/([a-z0-9]([-.a-z0-9]*[a-z0-9])?)$/.exec(v.text);
+      if (!m) this.fail(`'${v.text}' is not NAMESPACE/NAME (e.g. default/web)`, v);
+      return { op: 'term', term: { t: 'k8s', kind: w === 'pod' ? 'pod' : 'service', namespace: m[1], name: m[3], col: v.col } };
     }
     return this.qualified();
   }
@@ -174,7 +184,7 @@ class Parser {
     }
     // "src 10.0.0.1" means "src host 10.0.0.1"; a bare address is a host too.
     if (parseAddress(kind) || (dir !== 'any' && kind.includes('/'))) return { op: 'term', term: this.address('host', dir) };
-    this.fail(`unknown filter term '${kindTok.text}' (expected host, net, port, portrange, tcp, udp, icmp, ip, ip6, proto, netns)`);
+    this.fail(`unknown filter term '${kindTok.text}' (expected host, net, port, portrange, tcp, udp, icmp, ip, ip6, proto, netns, pod, svc)`);
   }
 
   private address(kind: 'host' | 'net', dir: Dir): Term {

@@ -108,3 +108,11 @@ export function refText(r: K8sRef): string {
   const name = r.namespace ? `${r.namespace}/${r.name}` : r.name;
   return `${kind} ${name}${r.port ? `:${r.port}` : ''}`;
 }
+
+/** The two questions every output asks of the names (NameResolver in model/names.ts answers them). */
+export interface NameLookup {
+  /** the Service, pod or node behind addr (and port: a Service port or a NodePort) */
+  endpoint(addr: string, port?: number, proto?: 'tcp' | 'udp' | 'sctp'): K8sRef | undefined;
+  /** the pod whose network namespace has this inode */
+  netns(inode: number): K8sRef | undefined;
+}
