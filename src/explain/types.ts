@@ -2,7 +2,7 @@
 // rule may look at. Rules are pure: state arrives already captured.
 import type { DropRecord, FibRecord, IpvsRecord } from '../abi.js';
 import type { Journey } from '../journey.js';
-import type { K8sRef } from '../model/k8s.js';
+import type { K8sRef, NameLookup } from '../model/k8s.js';
 import type { NetnsState } from '../model/netns.js';
 import type { Flow } from './flows.js';
 
@@ -54,6 +54,7 @@ export interface RuleInput {
   journey: Journey;
   state(netns: number): NetnsState | undefined;
   netnsName(inode: number): string;
+  names?: NameLookup;
   reasonName(value: number): string;
   func(addr: bigint): string | undefined;
 }

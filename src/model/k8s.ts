@@ -115,4 +115,6 @@ export interface NameLookup {
   endpoint(addr: string, port?: number, proto?: 'tcp' | 'udp' | 'sctp'): K8sRef | undefined;
   /** the pod whose network namespace has this inode */
   netns(inode: number): K8sRef | undefined;
+  /** the EndpointSlices of a Service (API only; empty when unknown) */
+  endpointsOf(namespace: string, service: string): EndpointSliceFact[];
 }

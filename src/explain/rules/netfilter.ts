@@ -6,7 +6,8 @@
 import { isReversePathCheck } from '../../model/route.js';
 import { PktFlag } from '../../abi.js';
 import { lookupsBefore, tupleText } from '../evidence.js';
-import type { ExplainRule, Hook, NetfilterPacket, RuleInput } from '../types.js';
+import { kubeProxyMeaning } from '../kube-proxy.js';
+import type { Cause, ExplainRule, Hook, NetfilterPacket, RuleInput } from '../types.js';
 
 const HOOK_OF_CALLER: Record<string, Hook> = {
   ip_rcv: 'PREROUTING',
@@ -90,10 +91,13 @@ export const netfilterRule: ExplainRule = {
     if (f.uncertain.length) evidence.push(`not certain: ${f.uncertain.join('; ')}`);
     const confirmed = f.packets === undefined || f.packets > 0;
     if (!confirmed) return null;
-    return {
-      cause: { type: 'iptables-rule', ref: f.rule, value: f.verdict, netns: ns, ipset: f.ipset },
-      evidence,
-      fix: fixFor(f.chain, f.rule, f.ipset, ns),
-    };
+    const cause: Cause = { type: 'iptables-rule', ref: f.rule, value: f.verdict, netns: ns, ipset: f.ipset };
+    // kube-proxy says in the rule's comment which Service it was written for, and why.
+    const kp = kubeProxyMeaning(f.rule, (svc) => input.names?.endpointsOf(svc.namespace ?? '', svc.name) ?? []);
+    if (kp) {
+      cause.k8s = [kp.service];
+      evidence.push(...kp.evidence);
+    }
+    return { cause, evidence, fix: kp?.fix ?? fixFor(f.chain, f.rule, f.ipset, ns) };
   },
 };
