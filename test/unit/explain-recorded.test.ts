@@ -88,6 +88,17 @@ describe('explain on recorded captures', () => {
     expect(ev).toContain("the rule's counter shows 1 packet");
   });
 
+  it("kube-proxy's REJECT of a Service without endpoints names the Service (cause.k8s) and gives the Service-level fix", () => {
+    const [f] = explain('kube-proxy-no-endpoints').flows;
+    expect(f.verdict).toMatchObject({
+      outcome: 'dropped',
+      where: { reason: 'NETFILTER_DROP', netns: 'nwr-router' },
+      cause: { type: 'iptables-rule', value: 'REJECT', k8s: [{ kind: 'service', namespace: 'shop', name: 'cart', port: 'http' }] },
+    });
+    expect(f.verdict.evidence).toContain("kube-proxy wrote this rule because Service shop/cart port http has no ready endpoints: it rejects the Service's traffic instead of forwarding it");
+    expect(f.verdict.fix).toContain('kubectl get endpointslices -n shop -l kubernetes.io/service-name=cart');
+  });
+
   it('DNAT on the router: the flow keeps its original tuple and names the rule that rewrote it', () => {
     const [f] = explain('dnat-delivered').flows;
     expect(f.orig).toMatchObject({ dst: '10.199.1.2', dport: 8080 });
