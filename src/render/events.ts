@@ -1,6 +1,7 @@
 // Records as people and scripts read them: one line per event, or JSON lines.
 import { type NwRecord, PktFlag, isIpvs, type Tuple } from '../abi.js';
 import { endpointText } from '../model/ip.js';
+import { type K8sRef, type NameLookup, refText } from '../model/k8s.js';
 import { hasPorts, protoName } from '../model/protocols.js';
 import { isReversePathCheck, routeResult } from '../model/route.js';
 import type { SessionCounters } from '../tracer.js';
@@ -30,6 +31,8 @@ export interface EventView {
   route?: { table: number; result: string; dev: string; gw: string | null; iif: number; reverse: boolean };
   ipvs?: string;
   pid?: number;
+  /** the pod whose network namespace this is */
+  k8s?: K8sRef;
 }
 
 export interface ViewContext {
@@ -37,6 +40,8 @@ export interface ViewContext {
   netnsName(inode: number): string;
   reasonName(value: number): string;
   symbol(addr: bigint): string;
+  /** Kubernetes names, when a name source answered */
+  names?: NameLookup;
 }
 
 function endpoint(t: Tuple, ports: boolean): Endpoint {
@@ -83,6 +88,8 @@ export function eventView(r: NwRecord, journey: number, ctx: ViewContext): Event
   if (r.kind === 'drop') {
     v.drop = { reason: ctx.reasonName(r.reason), location: ctx.symbol(r.location), stack: r.stack.map((a) => ctx.symbol(a)) };
   }
+  const pod = ctx.names?.netns(p.netns);
+  if (pod) v.k8s = pod;
   return v;
 }
 
@@ -95,6 +102,7 @@ export function eventLine(v: EventView): string {
   }
   if (v.drop) tail += `  DROP ${v.drop.reason} at ${v.drop.location}`;
   if (v.ipvs) tail = `${v.packet.src === '-' ? '' : `${tail}  `}IPVS ${v.ipvs}`;
+  if (v.k8s) tail += `  (${refText(v.k8s)})`;
   return head + tail + `  #${v.journey}`;
 }
 
