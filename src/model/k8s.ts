@@ -28,6 +28,8 @@ export interface PodFact {
   /** containerPorts of the pod spec (API only) */
   ports?: { name?: string; port: number; protocol: ContainerProtocol }[];
   labels?: Record<string, string>;
+  /** the pod shares its node's network namespace: its IPs are the node's (API only) */
+  hostNetwork?: boolean;
   /** which source said so (a NameSource) */
   source: NameSource;
 }
