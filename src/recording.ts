@@ -4,6 +4,7 @@
 // with no privileges; the unit tests explain recorded lab runs this way.
 // The format, and how older and newer recordings are treated: docs/json.md.
 import { ABI_VERSION } from './abi.js';
+import type { K8sFacts } from './model/k8s.js';
 import type { Snapshot } from './state/snapshot.js';
 
 const MAGIC = 'NETWHY-RECORDING\n';
@@ -24,6 +25,8 @@ export interface Capture {
   snapshots: Snapshot[];
   /** conntrack insert_failed per namespace name, before the command ran. */
   conntrackBefore?: [string, number][];
+  /** What the Kubernetes name sources said when the capture was made (absent: none was asked). */
+  k8s?: K8sFacts;
   records: Uint8Array;
 }
 

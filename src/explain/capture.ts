@@ -4,6 +4,7 @@
 import { type NwRecord, PktFlag, decodeBatch, isIpvs } from '../abi.js';
 import { reasonName } from '../kernel/symbols.js';
 import type { NetnsState } from '../model/netns.js';
+import { NameResolver } from '../model/names.js';
 import type { Capture } from '../recording.js';
 import { netfilterEvaluator } from '../state/netfilter.js';
 import { DOCUMENT_VERSION, type ExplainDoc } from './document.js';
@@ -63,6 +64,7 @@ export function explainCapture(c: Capture): ExplainDoc {
     func: (a) => syms.get(a.toString(16))?.func,
     symbol: (a) => syms.get(a.toString(16))?.name ?? `0x${a.toString(16)}`,
     ipvs: pipeline.ipvs,
+    names: c.k8s ? new NameResolver(c.k8s) : undefined,
   };
   return {
     version: DOCUMENT_VERSION,
