@@ -2,16 +2,13 @@
 // compiled for the kernel, by the addresses, ports and network namespace the
 // name sources give for that object. Pure: the lookups are passed in.
 import { AF_INET, AF_INET6 } from '../abi.js';
-import type { PodFact, ServiceFact } from '../model/k8s.js';
+import type { NameLookup, PodFact, ServiceFact } from '../model/k8s.js';
 import { ipBytes, parseIp } from '../model/ip.js';
 import { PROTOCOLS } from '../model/protocols.js';
 import { type Expr, FilterError, type Term } from './parse.js';
 
 /** What the filter needs of the names (NameResolver answers it). */
-export interface K8sFilterNames {
-  pod(namespace: string, name: string): PodFact | undefined;
-  service(namespace: string, name: string): ServiceFact | undefined;
-}
+export type K8sFilterNames = Pick<NameLookup, 'pod' | 'service'>;
 
 function host(ip: string): Expr | undefined {
   const a = parseIp(ip);

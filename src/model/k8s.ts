@@ -117,6 +117,8 @@ export interface NameLookup {
   endpoint(addr: string, port?: number, proto?: 'tcp' | 'udp' | 'sctp'): K8sRef | undefined;
   /** the pod whose network namespace has this inode */
   netns(inode: number): K8sRef | undefined;
+  pod(namespace: string, name: string): PodFact | undefined;
+  service(namespace: string, name: string): ServiceFact | undefined;
   /** the EndpointSlices of a Service (API only; empty when unknown) */
   endpointsOf(namespace: string, service: string): EndpointSliceFact[];
 }

@@ -3,7 +3,35 @@
 // undone because it was bridged past iptables (bridge-nf-call-iptables=0)?
 import { protoName } from '../../model/protocols.js';
 import { tupleText } from '../evidence.js';
-import type { ExplainRule, Finding, RuleInput } from '../types.js';
+import type { K8sRef } from '../../model/k8s.js';
+import { refText } from '../../model/k8s.js';
+import type { Cause, ExplainRule, Finding, RuleInput } from '../types.js';
+
+/**
+ * A Service that sent the packet to a port where its pod has no listener
+ * (the targetPort is wrong, or the container listens elsewhere): the Service
+ * and the pod, by name, when the name sources know them.
+ */
+function serviceTarget({ flow, drop, names }: RuleInput): { k8s: K8sRef[]; evidence: string[]; fix: string } | null {
+  const t = drop.pkt.tuple;
+  const dnat = flow.nat.find((n) => n.kind === 'dnat' && n.to.addr === t.dst && n.to.port === t.dport);
+  const proto = t.proto === 6 ? 'tcp' : t.proto === 17 ? 'udp' : t.proto === 132 ? 'sctp' : undefined;
+  if (!dnat || !names) return null;
+  const svc = names.endpoint(dnat.orig.dst, dnat.orig.dport, proto);
+  if (svc?.kind !== 'service') return null;
+  const pod = names.endpoint(t.dst);
+  const podFact = pod?.kind === 'pod' ? names.pod(pod.namespace ?? '', pod.name) : undefined;
+  const where = pod?.kind === 'pod' ? `pod ${pod.namespace}/${pod.name}` : t.dst;
+  const evidence = [`${refText(svc)} (${dnat.orig.dst}:${dnat.orig.dport}) sends its traffic to port ${t.dport} of ${where}, and nothing listens there`];
+  const declared = podFact?.ports?.filter((p) => p.protocol.toLowerCase() === protoName(t.proto));
+  if (declared?.length) evidence.push(`${where} declares containerPort ${declared.map((p) => `${p.port}${p.name ? ` (${p.name})` : ''}`).join(', ')}`);
+  const svcName = `${svc.namespace}/${svc.name}`;
+  return {
+    k8s: pod?.kind === 'pod' ? [svc, pod] : [svc],
+    evidence,
+    fix: `make the targetPort of Service ${svcName}${svc.port ? ` port ${svc.port}` : ''} the port the container listens on${declared?.length ? ` (${declared.map((p) => p.name ?? p.port).join(' or ')})` : ''}, or make the container listen on ${t.dport} (kubectl get svc -n ${svc.namespace} ${svc.name} -o yaml; ss -lnt in the pod)`,
+  };
+}
 
 function bridgeNfFinding({ flow, drop, state, netnsName }: RuleInput): Finding | null {
   const t = drop.pkt.tuple;
@@ -49,10 +77,12 @@ export const socketRule: ExplainRule = {
       evidence.push(`${t.dst} is a secondary address on ${addr.dev}${primary ? ` (primary ${primary.address})` : ''}: a service bound to the node's primary address, or one nobody set up for this VIP, does not answer on it`);
     }
     evidence.push(`dropped with NO_SOCKET${proto === 'tcp' ? ' (a TCP reset went back: "connection refused")' : proto === 'udp' ? ' (an ICMP port unreachable went back)' : ''}`);
-    return {
-      cause: { type: 'socket', ref, value: addr.secondary ? 'no listener (secondary address)' : 'no listener', netns: ns },
-      evidence,
-      fix: `start a listener on ${t.dst}:${t.dport} (${proto}) in ${ns}, or check the service's bind address (ip netns exec ${ns} ss -lntup)`,
-    };
+    const cause: Cause = { type: 'socket', ref, value: addr.secondary ? 'no listener (secondary address)' : 'no listener', netns: ns };
+    const target = serviceTarget(input);
+    if (target) {
+      cause.k8s = target.k8s;
+      evidence.push(...target.evidence);
+    }
+    return { cause, evidence, fix: target?.fix ?? `start a listener on ${t.dst}:${t.dport} (${proto}) in ${ns}, or check the service's bind address (ip netns exec ${ns} ss -lntup)` };
   },
 };
