@@ -7,6 +7,7 @@ import { runDoctor } from './commands/doctor.js';
 import { runTrace } from './commands/trace.js';
 import { runExplain } from './commands/explain.js';
 import { runLabList, runLabRun, runLabUpDown } from './commands/lab.js';
+import { addNameOptions } from './commands/names.js';
 
 function positiveNumber(v: string): number {
   const n = Number(v);
@@ -28,10 +29,10 @@ export function buildProgram(): Command {
     .configureOutput({ outputError: (text, write) => write(text.replace(/^error: /, ERROR_PREFIX)) })
     .exitOverride();
 
-  program
-    .command('trace')
+  addNameOptions(program
+    .command('trace'))
     .description('show, live, every drop (and with a filter every hop) of matching packets')
-    .argument('[filter...]', 'tcpdump-like filter: host, net, port, portrange, src/dst, tcp, udp, icmp, ip, ip6, proto, netns; and/or/not, ( )')
+    .argument('[filter...]', 'tcpdump-like filter: host, net, port, portrange, src/dst, tcp, udp, icmp, ip, ip6, proto, netns, pod NS/NAME, svc NS/NAME; and/or/not, ( )')
     .option('--json', 'one JSON object per event, and a summary object at the end')
     .option('-c, --count <n>', 'stop after n events', positiveNumber)
     .option('-d, --duration <seconds>', 'stop after this many seconds', positiveNumber)
@@ -55,8 +56,8 @@ so NAT-ed packets and their replies stay in a filtered trace.`,
       process.exitCode = await runTrace(filter, opts);
     });
 
-  program
-    .command('explain')
+  addNameOptions(program
+    .command('explain'))
     .description('run a command, follow the packets it causes through every namespace and NAT, and say why each flow failed')
     .argument('[command...]', 'the command to run, after --')
     .option('--record <file>', 'also save what was captured (records, names, state) for --replay')
