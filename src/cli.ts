@@ -48,7 +48,12 @@ Examples:
   netwhy trace host 10.0.0.1 and port 30080      every hop of one client's NodePort traffic
   netwhy trace udp port 53 and netns node1       DNS in one network namespace
   netwhy trace net 10.244.0.0/16 --json -c 100   pod network, 100 events as JSON lines
+  netwhy trace pod default/web-7c9f5b6d4-x8mzt   one pod's traffic (its addresses, or its netns)
+  netwhy trace svc kube-system/kube-dns          a Service's traffic (its IPs and ports, NodePorts)
 
+Pods and Services are named from the container runtime (containerd, crictl),
+the CNI result cache, kube-proxy's rules and, when reachable, the API server
+(netwhy doctor lists what it found); --no-names skips them.
 A packet matches if its own addresses or its conntrack original tuple match,
 so NAT-ed packets and their replies stay in a filtered trace.`,
     )
@@ -78,6 +83,8 @@ Only the flows of the command and its children are traced (in the kernel), in
 every network namespace they cross and through NAT, replies included. The
 cause is only named when the evidence proves it; otherwise it is 'unknown',
 with the evidence. The JSON document is described in docs/json.md.
+Pods, Services and NetworkPolicies are named beside addresses and namespaces
+when a name source knows them (netwhy doctor lists the sources).
 
 Exit status, like time(1) and strace(1): the command's own status (1 if a
 signal ended it; 0 for --replay); 2 for a usage error, 3 when this machine
