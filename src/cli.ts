@@ -132,16 +132,23 @@ Examples:
     .description('check this kernel and these privileges: which probes attach, in which mode, and why not')
     .option('--json', 'print the report as JSON')
     .option('--ipvs', 'also fail on what kube-proxy\'s IPVS mode needs of this node (modules, ip_forward, bridge-nf-call-iptables, rp_filter, vs.conntrack)')
+    .option('--kubeconfig <path>', 'the API server to ask for names (default: $KUBECONFIG, ~/.kube/config, the pod\'s service account)')
+    .option('--containerd-socket <path>', 'containerd\'s socket (default: $NETWHY_CONTAINERD_SOCK, /run/containerd/containerd.sock)')
+    .option('--cni-cache <dir>', 'the CNI result cache (default: $NETWHY_CNI_CACHE, /var/lib/cni/results)')
     .addHelpText(
       'after',
       `
 Each probe takes the best attach mode this kernel allows:
 fentry/fexit, then kprobe/kretprobe, then tp_btf, raw_tp, tracepoint.
 NETWHY_AVOID_MODES=fentry,fexit (any of those, comma-separated) passes modes
-over for every command, e.g. on a kernel where one misbehaves.`,
+over for every command, e.g. on a kernel where one misbehaves.
+
+It also lists where Kubernetes names come from on this node (containerd,
+crictl, the CNI result cache, kube-proxy's rules, the API server), each with
+its status: a source that is absent is no problem.`,
     )
-    .action((opts) => {
-      process.exitCode = runDoctor(opts);
+    .action(async (opts) => {
+      process.exitCode = await runDoctor(opts);
     });
 
   return program;
