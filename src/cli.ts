@@ -127,14 +127,11 @@ Examples:
       process.exitCode = await runLabRun(name, opts);
     });
 
-  program
+  addNameOptions(program
     .command('doctor')
-    .description('check this kernel and these privileges: which probes attach, in which mode, and why not')
+    .description('check this kernel and these privileges: which probes attach, in which mode, and why not; and which Kubernetes name sources answer')
     .option('--json', 'print the report as JSON')
-    .option('--ipvs', 'also fail on what kube-proxy\'s IPVS mode needs of this node (modules, ip_forward, bridge-nf-call-iptables, rp_filter, vs.conntrack)')
-    .option('--kubeconfig <path>', 'the API server to ask for names (default: $KUBECONFIG, ~/.kube/config, the pod\'s service account)')
-    .option('--containerd-socket <path>', 'containerd\'s socket (default: $NETWHY_CONTAINERD_SOCK, /run/containerd/containerd.sock)')
-    .option('--cni-cache <dir>', 'the CNI result cache (default: $NETWHY_CNI_CACHE, /var/lib/cni/results)')
+    .option('--ipvs', 'also fail on what kube-proxy\'s IPVS mode needs of this node (modules, ip_forward, bridge-nf-call-iptables, rp_filter, vs.conntrack)'))
     .addHelpText(
       'after',
       `

@@ -4,7 +4,7 @@ import { basename } from 'node:path';
 import { machine, release } from 'node:os';
 import { KERNEL_BTF, kernelDropReasons } from '../kernel/symbols.js';
 import type { NameSourceReport } from '../model/k8s.js';
-import { collectK8sFacts } from '../state/k8s/collect.js';
+import { type NameOptions, gatherNames } from './names.js';
 import { currentPrivileges, type Privileges } from '../kernel/privileges.js';
 import { type KernelFeature, loadBinding } from '../native.js';
 import { type ProbeReport, TraceSession } from '../tracer.js';
@@ -70,11 +70,8 @@ export interface DoctorReport {
   problems: string[];
 }
 
-export interface DoctorOptions {
+export interface DoctorOptions extends NameOptions {
   ipvs?: boolean;
-  kubeconfig?: string;
-  containerdSocket?: string;
-  cniCache?: string;
 }
 
 /** One line per name source: status, source, what it found or why not, and its counts. Pure. */
@@ -133,7 +130,7 @@ function readSysctl(key: string): string | undefined {
 
 export async function collectDoctor(opts: DoctorOptions = {}): Promise<DoctorReport> {
   // Name sources are IO with their own deadlines: started first, they overlap the BPF load.
-  const names = collectK8sFacts({ kubeconfig: opts.kubeconfig, containerdSocket: opts.containerdSocket, cniCacheDir: opts.cniCache });
+  const names = gatherNames(opts);
   const problems: string[] = [];
   const privileges = currentPrivileges();
   const btfPresent = existsSync(KERNEL_BTF);
@@ -178,7 +175,7 @@ export async function collectDoctor(opts: DoctorOptions = {}): Promise<DoctorRep
     explanations: supportedExplanations(probes),
     ipvsPreflight: preflight,
     // Not problems: a machine outside Kubernetes has no names to give, and netwhy traces without them.
-    nameSources: (await names).sources,
+    nameSources: (await names)?.sources,
     problems,
   };
 }
