@@ -467,8 +467,10 @@ containerd_enabled() {
 
 # containerd_wanted : whether to run containerd here; says once why not.
 containerd_wanted() {
-  if [[ "$LAB_BACKEND" == local && "$LAB_ROLE" != node* ]]; then
-    return 1 # no pods on this machine
+  if [[ "$LAB_BACKEND" == local ]]; then
+    # The VMs' pods stay network namespaces on their node (lab/VAGRANT.md).
+    [[ "$LAB_ROLE" != node* ]] || log "local backend: pods are network namespaces wired by CNI, without containers"
+    return 1
   fi
   if [[ "${NW_LAB_CONTAINERD:-auto}" == 0 ]]; then
     log "NW_LAB_CONTAINERD=0: pods are network namespaces wired by CNI, without containers"
@@ -584,7 +586,6 @@ sandbox_run() {
 # waiting for it to exit; after a crash also its orphaned shims, mounts and
 # cgroups. Nothing of it stays.
 containerd_stop() {
-  [[ -d "$CTRD_DIR" ]] || return 0
   local pid id cg _
   pid="$(containerd_pid)"
   if [[ -n "$pid" && -S "$CTRD_SOCK" ]] && ctr_lab version >/dev/null 2>&1; then
@@ -608,7 +609,7 @@ containerd_stop() {
   # A shim killed after a crash leaves its socket (named by
   # sha256(address/namespace/id)).
   local line k8s_ns k8s_name
-  for line in "${LAB_PODS[@]}"; do
+  [[ -d /run/containerd/s ]] && for line in "${LAB_PODS[@]}"; do
     read -r _ _ _ k8s_ns k8s_name <<<"$line"
     id="$(pod_container_id "$k8s_ns" "$k8s_name")"
     rm -f "/run/containerd/s/$(printf '%s' "$CTRD_SOCK/$CTRD_NS/$id" | sha256sum | cut -c1-64)"
@@ -624,21 +625,28 @@ containerd_stop() {
   rm -rf "$CTRD_DIR"
 }
 
-# containerd_orphans : shims of the lab's containerd that outlived it (a
-# crash), found by the socket they were started for, with their containers.
+# containerd_orphans : processes started for the lab's socket that outlived
+# its containerd (a crash): shims, found by their -address, with their
+# sandboxes. Works without the state dir too.
 containerd_orphans() {
-  local p shims=() kids=()
-  for p in /proc/[0-9]*; do
-    if tr '\0' ' ' <"$p/cmdline" 2>/dev/null | grep -qF -- "-address $CTRD_SOCK"; then
-      shims+=("${p#/proc/}")
-    fi
+  local f p procs=() kids=()
+  for f in $(grep -lsaF -- "$CTRD_SOCK" /proc/[0-9]*/cmdline); do
+    p="${f#/proc/}"
+    procs+=("${p%/cmdline}")
   done
-  ((${#shims[@]} > 0)) || return 0
-  for p in "${shims[@]}"; do
+  ((${#procs[@]} > 0)) || return 0
+  for p in "${procs[@]}"; do
     mapfile -t -O "${#kids[@]}" kids < <(pgrep -P "$p" || true)
   done
-  ((${#kids[@]} == 0)) || kill -KILL "${kids[@]}" 2>/dev/null || true
-  kill_pids "${shims[@]}"
+  if ((${#kids[@]} > 0)); then
+    # A sandbox is its pid namespace's init: only KILL reaches it.
+    kill -KILL "${kids[@]}" 2>/dev/null || true
+    for p in {1..50}; do
+      kill -0 "${kids[@]}" 2>/dev/null || break
+      sleep 0.1
+    done
+  fi
+  kill_pids "${procs[@]}"
 }
 
 # umount_under DIR : unmount whatever is mounted below DIR, deepest first.
