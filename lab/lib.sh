@@ -305,8 +305,8 @@ pod_uid() {
 }
 
 # cni_conflist NODE : the node's pod network, as a node's /etc/cni/net.d
-# conflist would hold it. hairpinMode as flannel and kubelet's default
-# (hairpin-veth) set it; no promiscMode: a promiscuous cni0 passes flooded
+# conflist would hold it. hairpinMode as flannel's bridge config sets it
+# (kubelet's hairpin-veth); no promiscMode: a promiscuous cni0 passes flooded
 # frames up to its own IP stack, where they die as OTHERHOST and would add
 # drops to traces. No ipMasq: host-gw routes pod addresses unchanged. The
 # "ips" capability lets the runtime ask host-local for each pod's fixed
