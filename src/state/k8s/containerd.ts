@@ -4,7 +4,7 @@
 import { existsSync } from 'node:fs';
 import type { PodFact } from '../../model/k8s.js';
 import { runCommand } from '../snapshot.js';
-import { type SourceResult, absent, failed, found, netnsInode } from './source.js';
+import { type SourceResult, absent, failed, found, sandboxNetnsInode } from './source.js';
 
 export const DEFAULT_CONTAINERD_SOCK = '/run/containerd/containerd.sock';
 const SANDBOX_FILTER = 'labels."io.cri-containerd.kind"==sandbox';
@@ -55,7 +55,7 @@ export async function containerdSource(opts: { socket?: string; timeoutMs?: numb
     if (!p) continue;
     const { containerId, ...pod } = p;
     const pid = pids.get(containerId);
-    const ino = pid !== undefined ? await netnsInode(`/proc/${pid}/ns/net`) : pod.netnsPath ? await netnsInode(pod.netnsPath) : undefined;
+    const ino = await sandboxNetnsInode(pid, pod.netnsPath);
     if (ino !== undefined) pod.netnsInode = ino;
     pods.push(pod);
   }

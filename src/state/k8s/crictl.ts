@@ -4,7 +4,7 @@
 import type { PodFact } from '../../model/k8s.js';
 import { canonicalIp } from '../../model/k8s-merge.js';
 import { runCommand } from '../snapshot.js';
-import { type SourceResult, absent, errorText, failed, found, netnsInode } from './source.js';
+import { type SourceResult, absent, errorText, failed, found, sandboxNetnsInode } from './source.js';
 
 /** Ids of the ready sandboxes in `crictl pods -o json`. */
 export function parseCrictlPods(text: string): string[] {
@@ -50,7 +50,7 @@ export async function crictlSource(opts: { endpoint?: string; timeoutMs?: number
       got = undefined;
     }
     if (!got) continue;
-    const ino = got.pid !== undefined ? await netnsInode(`/proc/${got.pid}/ns/net`) : got.pod.netnsPath ? await netnsInode(got.pod.netnsPath) : undefined;
+    const ino = await sandboxNetnsInode(got.pid, got.pod.netnsPath);
     if (ino !== undefined) got.pod.netnsInode = ino;
     pods.push(got.pod);
   }

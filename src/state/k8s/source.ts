@@ -33,4 +33,10 @@ export async function netnsInode(path: string): Promise<number | undefined> {
   }
 }
 
+/** A sandbox's netns inode: through its live pid when the runtime gives one, else through the netns path. */
+export async function sandboxNetnsInode(pid?: number, path?: string): Promise<number | undefined> {
+  if (pid !== undefined) return netnsInode(`/proc/${pid}/ns/net`);
+  return path ? netnsInode(path) : undefined;
+}
+
 export const errorText = (e: unknown): string => (e instanceof Error ? e.message : String(e)).split('\n')[0];
