@@ -111,12 +111,13 @@ describe('apiSource on loopback', () => {
     });
     servers.push(s);
     const port = await listen(s);
-    const r = await apiSource({ kubeconfig: kubeconfig(`http://127.0.0.1:${port}`) });
+    // A deadline far off: this asserts what is listed, not how fast (a loaded machine imports the client slowly).
+    const r = await apiSource({ kubeconfig: kubeconfig(`http://127.0.0.1:${port}`), timeoutMs: 20_000 });
     expect(r.report).toMatchObject({ source: 'api', status: 'ok', pods: 5, services: 6 });
     expect(r.report.detail).toMatch(new RegExp(`^http://127.0.0.1:${port} \\(.*\\): 2 nodes, 3 EndpointSlices, 1 NetworkPolicies$`));
     expect(r.policies![0].spec).toMatchObject({ ingress: [{ from: [{ namespaceSelector: {} }] }] });
     expect(seen.sort()).toEqual(Object.keys(paths).map((p) => `GET ${p} Bearer not-a-secret`).sort());
-  });
+  }, 30_000);
 
   it('a closed port: error with the connection message, quickly', async () => {
     const probe = createTcpServer();
