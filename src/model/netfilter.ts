@@ -26,6 +26,12 @@ export interface PacketContext {
   ctmark?: number;
   /** true for a non-first fragment (-f); absent = unknown */
   fragment?: boolean;
+  /** The bridge port the packet came in by (br_netfilter), null when it did not come in by a
+   * bridge port; absent = unknown, so -m physdev is uncertain. */
+  physIn?: string | null;
+  /** The bridge port a bridged packet leaves by (FORWARD, POSTROUTING), null when the packet is
+   * not bridged out (routed, or not yet switched); absent = unknown. */
+  physOut?: string | null;
   /** set by the evaluator when a rule made the mark unknowable (CONNMARK --restore-mark without ctmark) */
   markUnknown?: boolean;
 }
