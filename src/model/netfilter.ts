@@ -49,6 +49,32 @@ export interface NetfilterFinding {
   ipset?: { name: string; member: string };
   uncertain: string[];
   trail: string[];
+  /** every rule that matched on the way, in order (the trail, as data) */
+  steps: RuleStep[];
+}
+
+export interface RuleStep {
+  table: string;
+  chain: string;
+  /** the rule line as iptables-save prints it */
+  rule: string;
+  comment?: string;
+  /** the chain it jumped (or went) to */
+  jump?: string;
+  /** true when the rule ended the hook (ACCEPT, DROP, REJECT) */
+  final?: boolean;
+}
+
+/** A rule of a chain, and whether the packet matched it. */
+export interface RuleView {
+  rule: string;
+  comment?: string;
+  /** the target as written: a chain, MARK, REJECT… */
+  target?: string;
+  /** the first condition the packet does not meet, by its text and what it tests */
+  miss?: { text: string; set?: { name: string; dirs: string[]; negated: boolean } };
+  /** a condition that cannot be evaluated for this packet, and why */
+  uncertain?: string;
 }
 
 export interface NatFinding {
@@ -61,6 +87,8 @@ export interface NatFinding {
 export interface NetfilterEvaluator {
   backend: string;
   evaluate(hook: Hook, pkt: NetfilterPacket): NetfilterFinding;
+  /** The rules of a chain, each with the first condition the packet fails; undefined: no such chain. */
+  chainRules(table: string, chain: string, hook: Hook, pkt: NetfilterPacket): RuleView[] | undefined;
   /** The NAT rules that rewrite a new connection entering at `first` (PREROUTING or OUTPUT). */
   natRules(first: Hook, pkt: NetfilterPacket): { dnat?: NatFinding; snat?: NatFinding };
 }

@@ -1103,17 +1103,11 @@ interface RuleMatch {
   setMatches: SetMatchInfo[];
 }
 
-export function evaluateHook(
-  rs: Ruleset,
-  sets: Map<string, IpSet>,
-  hook: Hook,
-  pkt: PacketContext,
-  opts: EvalOptions = {},
-): HookResult {
+function initialState(sets: Map<string, IpSet>, hook: Hook, pkt: PacketContext, opts: EvalOptions): State {
   const src = parseIp(pkt.src);
   const dst = parseIp(pkt.dst);
   if (!src || !dst) throw new TypeError(`PacketContext needs IP addresses, got src=${pkt.src} dst=${pkt.dst}`);
-  const st: State = {
+  return {
     hook,
     pkt: { ...pkt, ctstate: [...pkt.ctstate], localAddrs: [...pkt.localAddrs] },
     src,
@@ -1126,6 +1120,31 @@ export function evaluateHook(
     uncertain: [],
     nat: [],
   };
+}
+
+/** How the packet fares against one rule's conditions: the first it fails, else what is uncertain. */
+export function ruleMiss(rule: Rule, sets: Map<string, IpSet>, hook: Hook, pkt: PacketContext): { miss?: Condition; uncertain?: string } {
+  const st = initialState(sets, hook, pkt, {});
+  const reasons: string[] = [];
+  for (const c of rule.conditions) {
+    if (c.kind === 'statistic') continue;
+    const r = evalCondition(c, st);
+    let t = r.t;
+    if (c.neg && t !== 'unknown') t = t === 'yes' ? 'no' : 'yes';
+    if (t === 'no') return { miss: c };
+    if (t === 'unknown') reasons.push(`${c.text}: ${r.why}`);
+  }
+  return reasons.length ? { uncertain: reasons.join('; ') } : {};
+}
+
+export function evaluateHook(
+  rs: Ruleset,
+  sets: Map<string, IpSet>,
+  hook: Hook,
+  pkt: PacketContext,
+  opts: EvalOptions = {},
+): HookResult {
+  const st = initialState(sets, hook, pkt, opts);
   const tables: TableOutcome[] = [];
   let final: { verdict: Verdict; decision: Decision } | undefined;
   const accepts: Decision[] = [];

@@ -6,7 +6,7 @@ import { resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { explainCapture } from '../../src/explain/capture.js';
 import { effectiveRpFilter } from '../../src/explain/rules/rpfilter.js';
-import { hookFromStack, ctStates } from '../../src/explain/rules/netfilter.js';
+import { hookFromStack, hookSiteFromStack, ctStates } from '../../src/explain/rules/netfilter.js';
 import { bestRoute } from '../../src/explain/rules/route.js';
 import { PktFlag } from '../../src/abi.js';
 import { RecordingError, decodeCapture, encodeCapture } from '../../src/recording.js';
@@ -111,6 +111,16 @@ describe('rule helpers', () => {
     expect(hookFromStack(['nf_hook_slow', 'ip_forward'])).toBe('FORWARD');
     expect(hookFromStack(['nf_hook_slow', '__ip_local_out'])).toBe('OUTPUT');
     expect(hookFromStack(['tcp_v4_rcv'])).toBeUndefined();
+  });
+
+  it('a bridged packet: br_netfilter ran the IPv4 hook; the bridge family\'s own hooks are not iptables', () => {
+    // as recorded on 6.18 for a same-node pod-to-pod SYN rejected by kube-router
+    const stack = ['sk_skb_reason_drop', 'nft_do_chain', 'nft_do_chain_ipv4', 'nf_hook_slow', 'br_nf_forward_ip.part.0', 'nf_hook_slow', '__br_forward', 'br_handle_frame_finish'];
+    expect(hookSiteFromStack(stack)).toEqual({ hook: 'FORWARD', caller: 'br_nf_forward_ip.part.0', bridged: true });
+    expect(hookSiteFromStack(['nf_hook_slow', 'br_nf_pre_routing', 'br_handle_frame'])).toMatchObject({ hook: 'PREROUTING', bridged: true });
+    expect(hookSiteFromStack(['nf_hook_slow', 'ip_forward', 'ip_rcv'])).toEqual({ hook: 'FORWARD', caller: 'ip_forward', bridged: false });
+    // an ebtables / nft bridge-table drop: nf_hook_slow called from the bridge itself, deeper frames do not count
+    expect(hookSiteFromStack(['nf_hook_slow', '__br_forward', 'br_handle_frame_finish', 'ip_output'])).toBeUndefined();
   });
 
   it('reads conntrack states from the status bits', () => {
