@@ -60,6 +60,14 @@ function kubeRouterPolicy(comment: string | undefined, podNs: string | undefined
   return undefined;
 }
 
+/** Which way the jump into a pod's chain took the packet: to the pod (ingress) or from it (egress). */
+function kubeRouterDirection(into: RuleStep | undefined): Direction {
+  const cs = comments(into?.comment);
+  if (cs.some((c) => /destined to POD|^[^/\s]+\/\S+ in$/.test(c))) return 'ingress';
+  if (cs.some((c) => /from POD|^[^/\s]+\/\S+ out$/.test(c))) return 'egress';
+  return /^-A \S+ -d /.test(into?.rule ?? '') ? 'ingress' : 'egress';
+}
+
 const KR_SPECIAL = new Set(['KUBE-NWPLCY-DEFAULT', 'KUBE-NWPLCY-COMMON', 'KUBE-NWPLCY-TAIL']);
 
 function kubeRouter(f: NetfilterFinding): Isolation | undefined {
@@ -67,8 +75,7 @@ function kubeRouter(f: NetfilterFinding): Isolation | undefined {
   const into = entry(f.steps, f.chain);
   const deciding = f.steps.find((s) => s.final && s.rule === f.rule);
   const pod = kubeRouterPod(deciding?.comment, into?.comment);
-  const intoText = `${into?.comment ?? ''} ${into?.rule ?? ''}`;
-  const direction: Direction = /destined to POD| in$|^-A \S+ -d /.test(intoText) ? 'ingress' : 'egress';
+  const direction = kubeRouterDirection(into);
   // The policy chains this pod's chain ran the packet through (a chain run twice counts once).
   const seen = new Set<string>();
   const policies: Isolation['policies'] = [];
