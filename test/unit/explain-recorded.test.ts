@@ -10,6 +10,7 @@ import { hookFromStack, hookSiteFromStack, ctStates } from '../../src/explain/ru
 import { bestRoute } from '../../src/explain/rules/route.js';
 import { PktFlag } from '../../src/abi.js';
 import { RecordingError, decodeCapture, encodeCapture } from '../../src/recording.js';
+import { netfilterEvaluator } from '../../src/state/netfilter.js';
 import { expectValid } from '../helpers/schema.js';
 
 const DIR = resolve(__dirname, '../fixtures/recordings');
@@ -96,6 +97,51 @@ describe('explain on recorded captures', () => {
       by: { type: 'iptables-rule', ref: '-A PREROUTING -d 10.199.1.2/32 -p tcp -m tcp --dport 8080 -j DNAT --to-destination 10.199.2.2:80' },
     });
     expect(f.verdict.outcome).toBe('delivered');
+  });
+});
+
+describe('NetworkPolicy drops recorded in the lab (kube-router on nw-node2)', () => {
+  const web = { kind: 'pod', namespace: 'default', name: 'web-7c9f5b6d4-x8mzt' };
+  const reject = '-A KUBE-POD-FW-VIUSDJHHPT4FB6F7 -m comment --comment "rule to REJECT traffic destined for POD name:web-7c9f5b6d4-x8mzt namespace: default" -m mark ! --mark 0x10000/0x10000 -j REJECT --reject-with icmp-port-unreachable';
+
+  it('default-deny, same node: the bridged SYN, its ports, the policy and the pod it isolates', () => {
+    const [f] = explain('netpol-default-deny-same-node').flows;
+    expect(f.verdict).toMatchObject({
+      outcome: 'dropped',
+      where: { netns: 'nw-node2', dev: 'veth-pod2', reason: 'NETFILTER_DROP' },
+      cause: { type: 'iptables-rule', ref: reject, value: 'REJECT', netns: 'nw-node2', k8s: [{ kind: 'networkpolicy', namespace: 'default', name: 'default-deny' }, web] },
+    });
+    const ev = f.verdict.evidence;
+    expect(ev).toContain('the packet was bridged by cni0 from port veth-pod3 to port veth-pod2: br_netfilter (net.bridge.bridge-nf-call-iptables=1) ran iptables for it, where -m physdev sees those ports');
+    expect(ev.join('\n')).toContain('at the FORWARD hook in nw-node2 (nf_hook_slow called from br_nf_forward_ip');
+    expect(ev).toContain('pod default/web-7c9f5b6d4-x8mzt is isolated for ingress by NetworkPolicy default/default-deny (kube-router chain KUBE-NWPLCY-WHMDS4Y2XC4A7JYO)');
+    expect(ev).toContain('NetworkPolicy default/default-deny has no ingress rule: it allows no ingress at all');
+    expect(ev.join('\n')).not.toContain('not certain');
+    expect(f.verdict.fix).toContain('NetworkPolicy default/default-deny');
+  });
+
+  it('allow-tools, across nodes: the routed SYN, the source not in the policy\'s ipset', () => {
+    const [f] = explain('netpol-allowlist-cross-node').flows;
+    expect(f.verdict).toMatchObject({
+      outcome: 'dropped',
+      where: { netns: 'nw-node2', reason: 'NETFILTER_DROP' },
+      cause: { type: 'iptables-rule', ref: reject, value: 'REJECT', netns: 'nw-node2', k8s: [{ kind: 'networkpolicy', namespace: 'default', name: 'allow-tools' }, web] },
+    });
+    const ev = f.verdict.evidence.join('\n');
+    expect(ev).toContain('(nf_hook_slow called from ip_forward)');
+    expect(ev).not.toContain('bridged');
+    expect(ev).toMatch(/no rule of NetworkPolicy default\/allow-tools allows 10\.244\.1\.2:\d+ → 10\.244\.2\.2:80\/tcp \(source 10\.244\.1\.2 not in ipset KUBE-SRC-ILDSMT3PHMHPYQ6U\)/);
+    expect(f.verdict.fix).toMatch(/^allow 10\.244\.1\.2 in NetworkPolicy default\/allow-tools/);
+  });
+
+  it('allow-tools lets tools (same node, bridged) reach web: the recorded ruleset of nw-node2 accepts it, certainly', () => {
+    const snap = load('netpol-allowlist-cross-node').snapshots.find((x) => x.netns === 'nw-node2')!;
+    const ev = netfilterEvaluator(snap)!;
+    const pkt = { proto: 6, src: '10.244.2.4', sport: 40000, dst: '10.244.2.2', dport: 80, mark: 0, ctstate: ['NEW'], iif: 'cni0', oif: 'cni0', physIn: 'veth-pod3', physOut: 'veth-pod2' };
+    const f = ev.evaluate('FORWARD', pkt);
+    expect(f).toMatchObject({ verdict: 'ACCEPT', chain: 'KUBE-NWPLCY-TAIL', uncertain: [] });
+    // and the client on node1 is still rejected when bridged ports are unknown: the plain -d jump decides, no guess needed
+    expect(ev.evaluate('FORWARD', { ...pkt, src: '10.244.1.2', iif: 'eth0', physIn: undefined, physOut: undefined })).toMatchObject({ verdict: 'REJECT' });
   });
 });
 
