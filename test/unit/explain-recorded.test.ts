@@ -6,7 +6,7 @@ import { resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { explainCapture } from '../../src/explain/capture.js';
 import { effectiveRpFilter } from '../../src/explain/rules/rpfilter.js';
-import { hookFromStack, hookSiteFromStack, ctStates } from '../../src/explain/rules/netfilter.js';
+import { bridgePorts, hookFromStack, hookSiteFromStack, ctStates } from '../../src/explain/rules/netfilter.js';
 import { bestRoute } from '../../src/explain/rules/route.js';
 import { PktFlag } from '../../src/abi.js';
 import { RecordingError, decodeCapture, encodeCapture } from '../../src/recording.js';
@@ -167,6 +167,19 @@ describe('rule helpers', () => {
     expect(hookSiteFromStack(['nf_hook_slow', 'ip_forward', 'ip_rcv'])).toEqual({ hook: 'FORWARD', caller: 'ip_forward', bridged: false });
     // an ebtables / nft bridge-table drop: nf_hook_slow called from the bridge itself, deeper frames do not count
     expect(hookSiteFromStack(['nf_hook_slow', '__br_forward', 'br_handle_frame_finish', 'ip_output'])).toBeUndefined();
+  });
+
+  it('bridge ports at the hook: bridged between two ports; routed after coming in by a port (the bridge\'s own rx passed over); routed from a NIC', () => {
+    const links = [{ name: 'cni0', kind: 'bridge' }, { name: 'veth-a', kind: 'veth', master: 'cni0' }, { name: 'veth-b', kind: 'veth', master: 'cni0' }, { name: 'eth0', kind: 'veth' }];
+    const rx = (dev: string, ts: number) => ({ kind: 'rx', ts, pkt: { netns: 7, dev } });
+    const input = (dev: string, ...records: unknown[]) =>
+      ({ drop: { ts: 10, pkt: { netns: 7, dev } }, journey: { records }, state: () => ({ links }) }) as unknown as Parameters<typeof bridgePorts>[1];
+    const fwd = (bridged: boolean) => ({ hook: 'FORWARD' as const, caller: '', bridged });
+    expect(bridgePorts(fwd(true), input('veth-b', rx('veth-a', 1)))).toEqual({ physIn: 'veth-a', physOut: 'veth-b', bridge: 'cni0' });
+    expect(bridgePorts(fwd(false), input('cni0', rx('veth-a', 1), rx('cni0', 2)))).toEqual({ physIn: 'veth-a', physOut: null });
+    expect(bridgePorts(fwd(false), input('eth0', rx('eth0', 1)))).toEqual({ physIn: null, physOut: null });
+    // no links captured: unknown, so -m physdev stays uncertain
+    expect(bridgePorts(fwd(true), { ...input('veth-b', rx('veth-a', 1)), state: () => ({}) } as unknown as Parameters<typeof bridgePorts>[1])).toEqual({});
   });
 
   it('reads conntrack states from the status bits', () => {

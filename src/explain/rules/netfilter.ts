@@ -81,16 +81,23 @@ export function ctStates(flags: number, status: number): string[] {
  * physOut the port a bridged packet leaves by (skb->dev when br_nf_forward_ip hands it to the
  * FORWARD hook). Undefined when the namespace's links are not known.
  */
-function bridgePorts(site: HookSite, { drop, journey, state }: RuleInput): { physIn?: string | null; physOut?: string | null; bridge?: string } {
+export function bridgePorts(site: HookSite, { drop, journey, state }: RuleInput): { physIn?: string | null; physOut?: string | null; bridge?: string } {
   const links = state(drop.pkt.netns)?.links;
   if (!links) return {};
   const master = (dev: string | undefined) => links.find((l) => l.name === dev)?.master;
   const isBridge = (dev: string | undefined) => links.some((l) => l.name === dev && l.kind === 'bridge');
-  const rx = journey.records.filter((r) => r.kind === 'rx' && r.ts <= drop.ts && r.pkt.netns === drop.pkt.netns).pop();
-  const inDev = rx?.kind === 'rx' ? rx.pkt.dev : undefined;
-  const inBridge = inDev !== undefined && master(inDev) !== undefined && isBridge(master(inDev));
-  if (rx === undefined) return site.bridged ? {} : { physIn: null, physOut: null };
-  const physIn = inBridge ? inDev! : null;
+  // The last receive in this namespace, passing over the bridge's own rx when a port's came first
+  // (a frame the bridge passes up is received twice: on the port, then on the bridge).
+  const rxs = journey.records.filter((r) => r.kind === 'rx' && r.ts <= drop.ts && r.pkt.netns === drop.pkt.netns);
+  let inDev: string | undefined;
+  for (const r of rxs.reverse()) {
+    if (r.kind !== 'rx') continue;
+    inDev = r.pkt.dev;
+    if (!isBridge(inDev)) break;
+  }
+  if (inDev === undefined) return site.bridged ? {} : { physIn: null, physOut: null };
+  const inBridge = isBridge(master(inDev));
+  const physIn = inBridge ? inDev : null;
   if (!site.bridged) return { physIn, physOut: null };
   if (!inBridge) return {};
   const bridge = master(inDev);
