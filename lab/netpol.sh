@@ -64,7 +64,7 @@ np_ipsets() {
 np_filter() {
   local node="$1" p ns name sel from line key pns pod ip pnode label chain comment
   shift
-  local chains=() rules=() fwd=() out=() in=()
+  local chains=() rules=() fwd=() out=() inp=()
   for p in "$@"; do
     read -r ns name sel from <<<"$p"
     chain="$(np_policy_chain "$ns" "$name")"
@@ -103,7 +103,7 @@ np_filter() {
     out+=("-A KUBE-ROUTER-OUTPUT -d $ip/32 -m comment --comment \"$comment\" -j $chain")
     fwd+=("-A KUBE-ROUTER-FORWARD -d $ip/32 -m physdev --physdev-is-bridged -m comment --comment \"$comment\" -j $chain")
     comment="rule to jump traffic from POD name:$pod namespace: $pns to chain $chain"
-    in+=("-A KUBE-ROUTER-INPUT -s $ip/32 -m comment --comment \"$comment\" -j $chain")
+    inp+=("-A KUBE-ROUTER-INPUT -s $ip/32 -m comment --comment \"$comment\" -j $chain")
     fwd+=("-A KUBE-ROUTER-FORWARD -s $ip/32 -m comment --comment \"$comment\" -j $chain")
     out+=("-A KUBE-ROUTER-OUTPUT -s $ip/32 -m comment --comment \"$comment\" -j $chain")
     fwd+=("-A KUBE-ROUTER-FORWARD -s $ip/32 -m physdev --physdev-is-bridged -m comment --comment \"$comment\" -j $chain")
@@ -124,7 +124,7 @@ np_filter() {
 -A KUBE-NWPLCY-COMMON -p icmp -m comment --comment "allow icmp time exceeded messages" -m icmp --icmp-type 11 -j ACCEPT
 -A KUBE-NWPLCY-TAIL -m comment --comment "rule to explicitly ACCEPT traffic that comply to network policies" -m mark --mark 0x20000/0x20000 -j ACCEPT
 EOF
-  printf '%s\n' "${in[@]}" "-A KUBE-ROUTER-INPUT $tail" "${fwd[@]}" "-A KUBE-ROUTER-FORWARD $tail" \
+  printf '%s\n' "${inp[@]}" "-A KUBE-ROUTER-INPUT $tail" "${fwd[@]}" "-A KUBE-ROUTER-FORWARD $tail" \
     "${out[@]}" "-A KUBE-ROUTER-OUTPUT $tail" "${rules[@]}" COMMIT
 }
 

@@ -163,7 +163,7 @@ export function namePolicy(f: NetfilterFinding, ev: NetfilterEvaluator, hook: Ho
   const names = iso.policies.map((p) => `NetworkPolicy ${refText(p.ref).replace(/^networkpolicy /, '')}`).join(', ');
   const from = iso.direction === 'ingress' ? 'ingress `from`' : 'egress `to`';
   const fix = allowsNothing
-    ? `if ${peer} should reach ${iso.endpoint}, add an ${iso.direction} rule that allows it (an ${from} that selects it) to ${names}, or another NetworkPolicy that selects the pod: policies add up, and any one that allows the flow lets it through`
+    ? `${names} allow${iso.policies.length === 1 ? 's' : ''} no ${iso.direction}: if ${peer} should reach ${iso.endpoint}, add a NetworkPolicy that selects the pod with an ${from} that selects ${peer} (policies add up, and any one that allows the flow lets it through), or drop the isolation if it is not wanted`
     : `allow ${peer} in ${names} (an ${from} that selects it${pkt.dport !== undefined ? `, for port ${pkt.dport}/${PROTO[pkt.proto] ?? pkt.proto}` : ''}), or in another NetworkPolicy that selects ${iso.endpoint}: policies add up, and any one that allows the flow lets it through`;
   return { refs: [...iso.policies.map((p) => p.ref), ...(iso.pod ? [iso.pod] : [])], evidence, fix };
 }
