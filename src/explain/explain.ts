@@ -119,13 +119,18 @@ export function verdictFor(flow: Flow, deps: ExplainDeps, exitCode?: number): Ve
   const input: RuleInput = { flow, drop: d.drop, journey: d.journey, ...deps };
   const reason = deps.reasonName(d.drop.reason);
   const where = whereOf(d.drop, deps);
-  const same = flow.drops.filter((x) => x.drop.reason === d.drop.reason && x.drop.pkt.netns === d.drop.pkt.netns).length;
-  for (const rule of RULES) {
-    if (!rule.reasons.includes(reason)) continue;
-    const f = rule.explain(input);
-    if (f) {
-      if (same > 1) f.evidence.push(`${same} packets of this flow were dropped the same way (retransmissions)`);
-      return { outcome: 'dropped', where, cause: f.cause, evidence: f.evidence, fix: f.fix };
+  const same = flow.drops.filter((x) => x.drop.reason === d.drop.reason && x.drop.pkt.netns === d.drop.pkt.netns);
+  // The deciding drop first; then its retransmissions, whose journeys may hold
+  // more (the agent traces a flow's path only from its first drop on).
+  for (const x of same.includes(d) ? [d, ...same.filter((y) => y !== d)] : [d]) {
+    const at: RuleInput = x === d ? input : { ...input, drop: x.drop, journey: x.journey };
+    for (const rule of RULES) {
+      if (!rule.reasons.includes(reason)) continue;
+      const f = rule.explain(at);
+      if (f) {
+        if (same.length > 1) f.evidence.push(`${same.length} packets of this flow were dropped the same way (retransmissions)`);
+        return { outcome: 'dropped', where: x === d ? where : whereOf(x.drop, deps), cause: f.cause, evidence: f.evidence, fix: f.fix };
+      }
     }
   }
   return {
