@@ -5,12 +5,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # build: clang, libbpf, bpftool, cmake; lab and tests: iproute2, iptables,
-# ipset, conntrack, curl, dig; peers for the benchmarks: bpftrace, iperf3;
+# ipset, conntrack, curl, dig; the agent test's real Prometheus; peers for the
+# benchmarks: bpftrace, iperf3;
 # the microVM: qemu, kmod, busybox, cpio.
 PACKAGES=(
   clang-16 libbpf-dev libelf-dev zlib1g-dev bpftool cmake make g++ pkg-config
   iproute2 iptables nftables ipset ipvsadm conntrack curl dnsutils util-linux procps
-  bpftrace iperf3
+  bpftrace iperf3 prometheus
   qemu-system-x86 kmod busybox-static cpio
 )
 
