@@ -72,7 +72,13 @@ export function dropLabels(doc: FlowDoc, drops: { reason: string; netns: string 
 }
 
 export const OVERFLOW = 'overflow';
-export type ShedWhat = 'flows' | 'label-sets' | 'explained-keys' | 'explanations';
+/**
+ * flows: judged never (the verdict queue was full); label-sets: drops counted in
+ * the overflow series; explained-keys: (flow, cause) pairs forgotten (such a
+ * flow is logged again if it fails again).
+ */
+export const SHED_WHAT = ['flows', 'label-sets', 'explained-keys'] as const;
+export type ShedWhat = (typeof SHED_WHAT)[number];
 
 export interface AgentMetricsOptions {
   /** Distinct label sets of netwhy_drops_total at most (then cause="overflow"). */
@@ -105,6 +111,9 @@ export class AgentMetrics {
     this.explained = new Counter({ name: 'netwhy_flows_explained_total', help: 'Failing flows judged, by outcome (repeat: a flow and cause already explained recently)', labelNames: ['outcome'], registers });
     this.shedTotal = new Counter({ name: 'netwhy_shed_total', help: 'What the agent let go to stay within its memory bounds', labelNames: ['what'], registers });
     this.probeInfo = new Gauge({ name: 'netwhy_probe_info', help: 'Each attached probe and the attach mode this kernel gave it (value 1)', labelNames: ['probe', 'mode'], registers });
+    // Series that exist (at 0) from the start, so a dashboard or an alert sees them before the first event.
+    for (const what of SHED_WHAT) this.shedTotal.inc({ what }, 0);
+    for (const outcome of ['dropped', 'unknown', 'delivered', 'repeat']) this.explained.inc({ outcome }, 0);
     const lost = opts.lost;
     const seen = new Map<string, number>();
     new Counter({

@@ -61,3 +61,11 @@ export function expectValidTraceLines(out: string): Record<string, unknown>[] {
   const complete = out.slice(0, out.lastIndexOf('\n') + 1);
   return complete.split('\n').filter(Boolean).map((l) => expectValid('trace-line', JSON.parse(l) as Record<string, unknown>));
 }
+
+/** Fail unless `value` is one flow of the explain document (explain.schema.json#/$defs/flow). */
+export function expectValidFlow<T>(value: T): T {
+  const validate = schema('explain.schema.json#/$defs/flow');
+  const ok = validate(JSON.parse(JSON.stringify(value)));
+  expect(ok ? '' : describeErrors(validate.errors ?? []), 'not a valid flow (docs/schemas/explain.schema.json#/$defs/flow)').toBe('');
+  return value;
+}
