@@ -102,6 +102,9 @@ cmd_up() {
   if [[ "$mode" == ipvs ]] && { [[ "$LAB_BACKEND" == netns ]] || [[ "$LAB_ROLE" == node* ]]; }; then
     ipvs_available || die "IPVS mode needs a kernel with IPVS (modprobe ip_vs) and ipvsadm; this one ($(uname -r)) has none: use the microVM (lab/vm-run.sh, test/vm/ipvs-lab.test.ts)"
   fi
+  [[ -x "$CNI_BIN_DIR/bridge" && -x "$CNI_BIN_DIR/host-local" && -x "$CNI_BIN_DIR/loopback" ]] ||
+    die "the pods need the CNI plugins in $CNI_BIN_DIR (Debian: apt-get install containernetworking-plugins; or set NW_LAB_CNI_PATH)"
+  command -v jq >/dev/null || die "the lab needs jq (apt-get install jq)"
   # Always start from a clean slate: a half-built lab from a crash would
   # otherwise make "ip netns add" fail halfway through.
   teardown
@@ -151,6 +154,16 @@ cmd_status() {
       echo "  $(basename "$f" .pid) pid $pid DEAD"
     fi
   done
+  echo "pods:"
+  local line netns k8s_ns k8s_name
+  for line in "${LAB_PODS[@]}"; do
+    read -r netns _ _ k8s_ns k8s_name <<<"$line"
+    ns_here "$netns" && echo "  $netns $k8s_ns/$k8s_name $(pod_container_id "$k8s_ns" "$k8s_name")"
+  done
+  if containerd_enabled; then
+    echo "containerd: $CTRD_SOCK (namespace $CTRD_NS)"
+    ctr_lab tasks ls 2>&1 | sed 's/^/  /'
+  fi
   echo "applied scenarios:"
   for f in "$STATE_DIR"/applied/*; do
     [[ -e "$f" ]] && echo "  $(basename "$f")"

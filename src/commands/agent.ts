@@ -7,7 +7,8 @@
 import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
 import { FilterMode, type NwRecord, type ProbeName } from '../abi.js';
 import { compileFilter, filterValue } from '../filter/compile.js';
-import { FilterError } from '../filter/parse.js';
+import { usesK8s } from '../filter/k8s.js';
+import { FilterError, parseFilter } from '../filter/parse.js';
 import { NetwhyError, UsageError } from '../errors.js';
 import { kernelDropReasons, kernelSymbols, reasonName } from '../kernel/symbols.js';
 import { NetnsNames } from '../kernel/netns.js';
@@ -20,9 +21,10 @@ import type { Flow } from '../explain/flows.js';
 import { type Judged, LiveJudge } from '../explain/live-judge.js';
 import { flowText } from '../render/explanation.js';
 import { AgentMetrics, dropLabels } from '../render/metrics.js';
+import { type NameOptions, gatherNames } from './names.js';
 import type { Io } from './trace.js';
 
-export interface AgentOptions {
+export interface AgentOptions extends NameOptions {
   listen: string;
   log: string;
   ringMb: number;
@@ -97,7 +99,7 @@ function flowKey(doc: FlowDoc): string {
 }
 
 export interface AgentDeps {
-  /** The name sources, read at start and on SIGHUP; undefined when none answers. */
+  /** The name sources, read at start and on SIGHUP (default: gatherNames); undefined when none answers. */
   loadNames?: () => Promise<K8sFacts | undefined>;
 }
 
@@ -109,9 +111,14 @@ export async function runAgent(filterWords: string[], opts: AgentOptions, io: Io
   const netns = new NetnsNames();
   const filterText = filterWords.join(' ').trim();
   let filter = filterValue(FilterMode.DROPS);
+  // The name sources: read at start (a pod/svc filter waits for them) and again on SIGHUP.
+  const loadNames = deps.loadNames ?? (() => gatherNames(opts));
+  let firstNames: Promise<K8sFacts | undefined> | undefined;
   if (filterText) {
     try {
-      filter = compileFilter(filterText, (n) => netns.inode(n), undefined, FilterMode.DROPS).value;
+      const needNames = usesK8s(parseFilter(filterText));
+      const facts = needNames ? await (firstNames = loadNames()) : undefined;
+      filter = compileFilter(filterText, (n) => netns.inode(n), facts && new NameResolver(facts), FilterMode.DROPS).value;
     } catch (e) {
       if (e instanceof FilterError) throw new UsageError(`bad filter: ${e.message}`);
       throw e;
@@ -125,6 +132,10 @@ export async function runAgent(filterWords: string[], opts: AgentOptions, io: Io
   const onTerm = () => onSignal('SIGTERM');
   process.once('SIGINT', onInt);
   process.once('SIGTERM', onTerm);
+  // SIGHUP re-reads the names (once the judge exists); never the default, which ends the process.
+  let reread = () => {};
+  const onHup = () => reread();
+  process.on('SIGHUP', onHup);
 
   let session: TraceSession | undefined;
   let ready = false;
@@ -137,6 +148,7 @@ export async function runAgent(filterWords: string[], opts: AgentOptions, io: Io
   } catch (e) {
     process.off('SIGINT', onInt);
     process.off('SIGTERM', onTerm);
+    process.off('SIGHUP', onHup);
     throw e;
   }
   const addr = server.address();
@@ -188,19 +200,17 @@ export async function runAgent(filterWords: string[], opts: AgentOptions, io: Io
       onError: (e) => io.err.write(`netwhy: agent: a verdict failed: ${(e as Error).message}\n`),
     });
 
-    const loadNames = async (why: string) => {
-      if (!deps.loadNames) return;
+    const readNames = async (why: string, pending?: Promise<K8sFacts | undefined>) => {
       try {
-        const facts = await deps.loadNames();
+        const facts = await (pending ?? loadNames());
         judge.names = facts && new NameResolver(facts);
         io.err.write(`netwhy: agent: ${why}: name sources read (${facts ? `${facts.pods.length} pods, ${facts.services.length} services` : 'none answered'})\n`);
       } catch (e) {
         io.err.write(`netwhy: agent: ${why}: reading the name sources failed: ${(e as Error).message}\n`);
       }
     };
-    void loadNames('start');
-    const onHup = () => void loadNames('SIGHUP');
-    process.on('SIGHUP', onHup);
+    void readNames('start', firstNames);
+    reread = () => void readNames('SIGHUP');
 
     session.setFilter(filter);
     const probes = session.attach();
@@ -222,7 +232,7 @@ export async function runAgent(filterWords: string[], opts: AgentOptions, io: Io
     const signal = await signalled;
     stopping = true;
     ready = false;
-    process.off('SIGHUP', onHup);
+    reread = () => {};
     const t0 = Date.now();
     // Detach first, then flush what can be judged in the time left.
     const left = () => Math.max(0, EXIT_BUDGET_MS - (Date.now() - t0));
@@ -235,6 +245,7 @@ export async function runAgent(filterWords: string[], opts: AgentOptions, io: Io
     stopping = true;
     process.off('SIGINT', onInt);
     process.off('SIGTERM', onTerm);
+    process.off('SIGHUP', onHup);
     session?.close();
     server.closeAllConnections();
     server.close();

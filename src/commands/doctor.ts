@@ -3,6 +3,8 @@ import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { basename } from 'node:path';
 import { machine, release } from 'node:os';
 import { KERNEL_BTF, kernelDropReasons } from '../kernel/symbols.js';
+import type { NameSourceReport } from '../model/k8s.js';
+import { type NameOptions, gatherNames } from './names.js';
 import { currentPrivileges, type Privileges } from '../kernel/privileges.js';
 import { type KernelFeature, loadBinding } from '../native.js';
 import { type ProbeReport, TraceSession } from '../tracer.js';
@@ -63,7 +65,21 @@ export interface DoctorReport {
   probes: ProbeReport[];
   explanations: { name: string; supported: boolean; needs: string }[];
   ipvsPreflight: PreflightCheck[];
+  /** where Kubernetes names come from on this node (additive in version 1: older reports lack it) */
+  nameSources?: NameSourceReport[];
   problems: string[];
+}
+
+export interface DoctorOptions extends NameOptions {
+  ipvs?: boolean;
+}
+
+/** One line per name source: status, source, what it found or why not, and its counts. Pure. */
+export function nameSourceLines(reports: NameSourceReport[]): string[] {
+  return reports.map((r) => {
+    const counts = [r.pods !== undefined ? `${r.pods} pods` : '', r.services !== undefined ? `${r.services} services` : ''].filter(Boolean).join(', ');
+    return `  ${r.status.padEnd(6)} ${r.source.padEnd(16)} ${r.detail}${counts ? ` (${counts})` : ''}`;
+  });
 }
 
 /** IPVS probes are there only with the ip_vs module: their absence is no problem of netwhy's. */
@@ -112,7 +128,9 @@ function readSysctl(key: string): string | undefined {
   }
 }
 
-export function collectDoctor(opts: { ipvs?: boolean } = {}): DoctorReport {
+export async function collectDoctor(opts: DoctorOptions = {}): Promise<DoctorReport> {
+  // Name sources are IO with their own deadlines: started first, they overlap the BPF load.
+  const names = gatherNames(opts);
   const problems: string[] = [];
   const privileges = currentPrivileges();
   const btfPresent = existsSync(KERNEL_BTF);
@@ -156,6 +174,8 @@ export function collectDoctor(opts: { ipvs?: boolean } = {}): DoctorReport {
     probes,
     explanations: supportedExplanations(probes),
     ipvsPreflight: preflight,
+    // Not problems: a machine outside Kubernetes has no names to give, and netwhy traces without them.
+    nameSources: (await names)?.sources,
     problems,
   };
 }
@@ -181,14 +201,15 @@ export function doctorText(r: DoctorReport): string {
   }
   L.push('', 'IPVS-mode node preflight (kube-proxy --proxy-mode=ipvs)');
   for (const c of r.ipvsPreflight) L.push(`  ${c.ok ? 'ok ' : 'NO '}  ${c.name.padEnd(38)} ${c.found}${c.ok ? '' : ` (want ${c.want})`}`);
+  if (r.nameSources) L.push('', 'Kubernetes name sources', ...nameSourceLines(r.nameSources));
   L.push('', 'explanations');
   for (const e of r.explanations) L.push(`  ${e.supported ? 'yes' : 'no '}  ${e.name}${e.supported ? '' : ` (needs ${e.needs})`}`);
   L.push('', r.problems.length ? `problems\n${r.problems.map((x) => `  - ${x}`).join('\n')}` : 'no problems found');
   return L.join('\n');
 }
 
-export function runDoctor(opts: { json?: boolean; ipvs?: boolean }, io: Io = { out: process.stdout, err: process.stderr }): number {
-  const r = collectDoctor(opts);
+export async function runDoctor(opts: DoctorOptions & { json?: boolean }, io: Io = { out: process.stdout, err: process.stderr }): Promise<number> {
+  const r = await collectDoctor(opts);
   io.out.write((opts.json ? JSON.stringify(r, null, 2) : doctorText(r)) + '\n');
   return r.problems.length ? 1 : 0;
 }

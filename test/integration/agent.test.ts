@@ -165,6 +165,13 @@ describe.skipIf(!isRoot() || !hasPrometheus)('netwhy agent, scraped by a real Pr
     expect(m.body).toMatch(/^process_resident_memory_bytes \d/m);
   });
 
+  it('SIGHUP re-reads the name sources and says so on stderr; the agent keeps running', async () => {
+    agent!.child.kill('SIGHUP');
+    expect(await eventually(() => /netwhy: agent: SIGHUP: name sources read/.test(agent!.err()), 15_000), agent!.err()).toBe(true);
+    expect(agent!.child.exitCode).toBeNull();
+    expect((await agent!.get('/healthz')).status).toBe(200);
+  });
+
   it('ip_forward off on node1: netwhy_drops_total{cause_type="sysctl",cause="net.ipv4.ip_forward"} in Prometheus equals the SYNs node1 dropped (≥ 1) and the drops the agent logged; /explanations has the flow, valid against the schema', async () => {
     try {
       expect(lab('up').status, 'lab up').toBe(0);
