@@ -6,10 +6,10 @@ import { resolve } from 'node:path';
 import { Ajv2020, type ErrorObject, type ValidateFunction } from 'ajv/dist/2020.js';
 import { expect } from 'vitest';
 
-export type SchemaKind = 'explain' | 'trace-line' | 'doctor';
+export type SchemaKind = 'explain' | 'trace-line' | 'doctor' | 'agent-line';
 
 const DIR = resolve(__dirname, '../../docs/schemas');
-const KINDS: SchemaKind[] = ['explain', 'trace-line', 'doctor'];
+const KINDS: SchemaKind[] = ['explain', 'trace-line', 'doctor', 'agent-line'];
 /** The `type`s of a trace line, each a $def of trace-line.schema.json. */
 const LINE_TYPES = ['event', 'flow', 'summary'];
 

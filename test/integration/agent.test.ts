@@ -11,7 +11,7 @@ import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Storm } from '../../bench/src/storm.js';
 import { NetnsPair, eventually, isRoot, netwhyBpfObjects } from '../helpers/netns.js';
-import { expectValidFlow } from '../helpers/schema.js';
+import { expectValid, expectValidFlow } from '../helpers/schema.js';
 
 const ROOT = resolve(__dirname, '../..');
 const CLI = join(ROOT, 'dist/cli.js');
@@ -140,7 +140,8 @@ interface FlowLine {
   verdict: { outcome: string; where?: { netns: string; reason: string }; cause: { type: string; ref: string; value?: string; netns?: string } };
 }
 
-const flowLines = (out: string): FlowLine[] => out.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as FlowLine).filter((l) => l.type === 'flow');
+/** Every complete line the agent logged on stdout, each valid against docs/schemas/agent-line.schema.json. */
+const flowLines = (out: string): FlowLine[] => out.slice(0, out.lastIndexOf('\n') + 1).split('\n').filter(Boolean).map((l) => expectValid('agent-line', JSON.parse(l) as FlowLine));
 const isIpForward = (f: { verdict: FlowLine['verdict'] }) => f.verdict.cause.type === 'sysctl' && f.verdict.cause.ref === 'net.ipv4.ip_forward' && f.verdict.cause.netns === 'nw-node1';
 
 describe.skipIf(!isRoot() || !hasPrometheus)('netwhy agent, scraped by a real Prometheus', () => {
