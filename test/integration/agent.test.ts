@@ -207,6 +207,9 @@ describe.skipIf(!isRoot() || !hasPrometheus)('netwhy agent, scraped by a real Pr
       expect(seen[0].metric).toMatchObject({ reason: 'IP_INADDRERRORS', netns: 'nw-node1', job: 'netwhy' });
       expect(seen[0].metric.pod_namespace, 'no pod owns nw-node1: an empty label, which Prometheus drops').toBeUndefined();
 
+      const metrics = (await agent!.get('/metrics')).body;
+      console.log(`agent /metrics (netwhy_*):\n${metrics.split('\n').filter((l) => /^netwhy_(drops|flows|shed|probe)/.test(l)).join('\n')}`);
+
       const ex = await agent!.get('/explanations?limit=50');
       expect(ex.status).toBe(200);
       const docs = ex.body.split('\n').filter(Boolean).map((l) => JSON.parse(l));
