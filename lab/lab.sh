@@ -19,7 +19,8 @@
 # NW_CLIENT_WRAPPER="WORDS..." makes run-client run the client under a wrapper
 # command, e.g. "node dist/cli.js explain --json --".
 # NW_LAB_BACKEND=local and NW_LAB_ROLE run the same steps on real machines
-# (lab/VAGRANT.md).
+# (lab/VAGRANT.md). Pods: the CNI plugins come from NW_LAB_CNI_PATH (default
+# /usr/lib/cni); NW_LAB_CONTAINERD=0 makes them without containerd.
 #
 # Scenario metadata (client command, expected verdict) lives in
 # lab/scenarios.json; the fault itself in lab/scenarios/NAME.sh.
@@ -310,7 +311,7 @@ main() {
     client-machine) cmd_client_machine "$@" ;;
     exec) cmd_exec "$@" ;;
     *)
-      sed -n '2,25p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+      sed -n '2,26p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
       exit 2
       ;;
   esac

@@ -12,6 +12,7 @@ export function netnsState(s: Snapshot, netfilter?: NetfilterEvaluator, insertFa
     name: s.netns,
     sysctl: (key) => s.sysctl[key],
     addrs: s.addrs.map((a) => ({ dev: a.dev, address: a.address, prefixlen: a.prefixlen, secondary: a.secondary })),
+    links: s.links.map((l) => ({ name: l.name, kind: l.kind, master: l.master })),
     routes: s.routes.map((r) => ({ table: r.table, dst: r.dst, family: r.family, dev: r.dev, gateway: r.gateway, type: r.type })),
     netfilter,
     ipvs: s.ipvs ?? null,

@@ -20,11 +20,21 @@ export interface RouteInfo {
   type: string;
 }
 
+export interface LinkInfo {
+  name: string;
+  /** veth, bridge, …; absent for lo and physical NICs */
+  kind?: string;
+  /** the bridge (or bond) it is a port of */
+  master?: string;
+}
+
 /** What the rules may know of one network namespace. */
 export interface NetnsState {
   name: string;
   sysctl(key: string): string | undefined;
   addrs: AddrInfo[];
+  /** absent when not captured (so whether a device is a bridge port is not known) */
+  links?: LinkInfo[];
   routes: RouteInfo[];
   /** Evaluate a packet through a netfilter hook; undefined when no ruleset could be read. */
   netfilter?: NetfilterEvaluator;

@@ -2,14 +2,16 @@
 // plugins called per the CNI protocol (in the node's netns), libcni's result
 // cache, and where containerd is installed a sandbox container per pod whose
 // netns is the pod's. Needs root; run under flock /tmp/netwhy-lab.lock.
-import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { isRoot, sh } from '../helpers/netns.js';
+import { NameResolver } from '../../src/model/names.js';
+import { collectK8sFacts } from '../../src/state/k8s/collect.js';
+import { isRoot, run, sh } from '../helpers/netns.js';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const labSh = path.join(repo, 'lab', 'lab.sh');
@@ -35,16 +37,13 @@ const hasContainerd = ['containerd', 'ctr', 'runc'].every(
 const wrapDir = mkdtempSync(path.join(tmpdir(), 'nw-cni-wrap-'));
 const callLog = path.join(wrapDir, 'calls.log');
 
-function lab(env: Record<string, string>, ...args: string[]): SpawnSyncReturns<string> {
-  return spawnSync('bash', [labSh, ...args], {
-    encoding: 'utf8',
-    timeout: 120_000,
-    env: { ...process.env, NW_LAB_CNI_PATH: wrapDir, ...env },
-  });
+// Asynchronous: a file of long synchronous steps starves vitest's worker RPC.
+function lab(env: Record<string, string>, ...args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
+  return run('bash', [labSh, ...args], 120_000, { ...process.env, NW_LAB_CNI_PATH: wrapDir, ...env });
 }
 
-function labOk(...args: string[]): string {
-  const r = lab({}, ...args);
+async function labOk(...args: string[]): Promise<string> {
+  const r = await lab({}, ...args);
   if (r.status !== 0) throw new Error(`lab.sh ${args.join(' ')} exited ${r.status}\n${r.stdout}\n${r.stderr}`);
   return r.stderr;
 }
@@ -105,7 +104,7 @@ function assertNothingLeft(): void {
 describe.skipIf(!isRoot() || !existsSync(`${realCni}/bridge`))('lab pods: CNI plugins, CNI cache, containerd', () => {
   const outsideBefore = ['/etc/cni', '/var/lib/cni'].map(existsSync);
 
-  beforeAll(() => {
+  beforeAll(async () => {
     for (const plugin of ['bridge', 'host-local', 'loopback']) {
       const wrapper = path.join(wrapDir, plugin);
       writeFileSync(
@@ -115,14 +114,14 @@ describe.skipIf(!isRoot() || !existsSync(`${realCni}/bridge`))('lab pods: CNI pl
       );
       chmodSync(wrapper, 0o755);
     }
-    lab({}, 'down');
-    labOk('up');
+    await lab({}, 'down');
+    await labOk('up');
   }, 180_000);
 
-  afterAll(() => {
-    lab({}, 'down');
+  afterAll(async () => {
+    await lab({}, 'down');
     rmSync(wrapDir, { recursive: true, force: true });
-  });
+  }, 180_000);
 
   it('each pod has eth0 with its address from the CNI bridge plugin, its host-side veth a hairpin port of cni0 in its node', () => {
     for (const p of pods) {
@@ -208,9 +207,33 @@ describe.skipIf(!isRoot() || !existsSync(`${realCni}/bridge`))('lab pods: CNI pl
     }
   });
 
-  it('down calls CNI DEL for each pod while its netns exists, and leaves no netns, containerd process, cgroup or lab dir', () => {
+  it.skipIf(!hasContainerd)('up over a lab never taken down stops the old containerd first: one daemon, one sandbox per pod', async () => {
+    const old = Number(readFileSync(`${stateDir}/containerd/containerd.pid`, 'utf8'));
+    await labOk('up');
+    const now = Number(readFileSync(`${stateDir}/containerd/containerd.pid`, 'utf8'));
+    expect(now).not.toBe(old);
+    expect(existsSync(`/proc/${old}`)).toBe(false);
+    const daemons = containerdProcesses().filter((p) => / containerd --config /.test(` ${p.split(' ').slice(1).join(' ')}`));
+    expect(daemons.map((p) => Number(p.split(' ')[0]))).toEqual([now]);
+    expect(ctr('tasks', 'ls', '-q').trim().split('\n').sort()).toEqual(pods.map((p) => p.id).sort());
+  }, 180_000);
+
+  it("netwhy's name sources name every lab pod by address and by netns inode, from the lab's CNI cache and (with containerd) its sandboxes", async () => {
+    const facts = await collectK8sFacts({ cniCacheDir: cacheDir, containerdSocket: sock, api: false, iptablesSave: [] });
+    const byName = Object.fromEntries(facts.sources.map((r) => [r.source, r]));
+    expect(byName['cni-cache']).toMatchObject({ status: 'ok', pods: pods.length });
+    if (hasContainerd) expect(byName.containerd).toMatchObject({ status: 'ok', pods: pods.length });
+    const names = new NameResolver(facts);
+    for (const p of pods) {
+      const ref = { kind: 'pod', namespace: p.ns, name: p.name };
+      expect(names.endpoint(p.ip), p.netns).toEqual(ref);
+      expect(names.netns(statSync(`/run/netns/${p.netns}`).ino), p.netns).toEqual(ref);
+    }
+  });
+
+  it('down calls CNI DEL for each pod while its netns exists, and leaves no netns, containerd process, cgroup or lab dir', async () => {
     writeFileSync(callLog, '');
-    labOk('down');
+    await labOk('down');
     const dels = calls().filter((c) => c[0] === 'DEL');
     for (const p of pods) {
       expect(dels).toContainEqual(['DEL', 'bridge', p.id, 'eth0', 'netns-present']);
@@ -218,24 +241,24 @@ describe.skipIf(!isRoot() || !existsSync(`${realCni}/bridge`))('lab pods: CNI pl
       expect(dels).toContainEqual(['DEL', 'loopback', p.id, 'lo', 'netns-present']);
     }
     assertNothingLeft();
-  });
+  }, 180_000);
 
-  it.skipIf(!hasContainerd)('down after a crash (containerd SIGKILLed, its sandboxes running) still stops every sandbox and shim', () => {
-    labOk('up');
+  it.skipIf(!hasContainerd)('down after a crash (containerd SIGKILLed, its sandboxes running) still stops every sandbox and shim', async () => {
+    await labOk('up');
     const pid = readFileSync(`${stateDir}/containerd/containerd.pid`, 'utf8').trim();
     process.kill(Number(pid), 'SIGKILL');
-    labOk('down');
+    await labOk('down');
     assertNothingLeft();
   }, 180_000);
 
-  it('without containerd the lab still makes its pods with CNI, and says so once', () => {
-    const r = lab({ NW_LAB_CONTAINERD: '0' }, 'up');
+  it('without containerd the lab still makes its pods with CNI, and says so once', async () => {
+    const r = await lab({ NW_LAB_CONTAINERD: '0' }, 'up');
     expect(r.status, r.stderr).toBe(0);
     expect(r.stderr.match(/without containers/g)).toHaveLength(1);
     expect(existsSync(`${stateDir}/containerd`)).toBe(false);
     expect(existsSync(path.join(cacheDir, `cbr0-${pods[1].id}-eth0`))).toBe(true);
-    expect(lab({}, 'exec', 'nw-pod1', 'curl', '-sf', '-m', '2', 'http://10.244.2.2/').stdout.trim()).toBe('nw-pod2');
-    labOk('down');
+    expect((await lab({}, 'exec', 'nw-pod1', 'curl', '-sf', '-m', '2', 'http://10.244.2.2/')).stdout.trim()).toBe('nw-pod2');
+    await labOk('down');
     assertNothingLeft();
   }, 180_000);
 });

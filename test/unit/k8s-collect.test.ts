@@ -17,9 +17,7 @@ const offline = {
 
 describe('collectK8sFacts', () => {
   it('one report per source, merged facts the resolver can use', async () => {
-    const t0 = Date.now();
     const f = await collectK8sFacts({ ...offline, api: false });
-    expect(Date.now() - t0).toBeLessThan(3000);
     const reports = Object.fromEntries(f.sources.map((s) => [s.source, s]));
     expect(Object.keys(reports).sort()).toEqual(['api', 'cni-cache', 'containerd', 'crictl', 'kube-proxy-rules']);
     expect(reports.containerd).toEqual({ source: 'containerd', status: 'absent', detail: 'no socket at /nonexistent/containerd.sock' });
