@@ -171,7 +171,7 @@ export async function runAgent(filterWords: string[], opts: AgentOptions, io: Io
     const explainedKeys = new Lru<string>(MAX_EXPLAINED_KEYS, () => metrics.shed('explained-keys'));
     let logged = 0;
 
-    const dropsOf = (f: Flow) => f.drops.map((d) => ({ reason: reason(d.drop.reason), netns: netns.name(d.drop.pkt.netns) }));
+    const dropsOf = (f: Flow) => f.drops.map((d) => ({ reason: reason(d.drop.reason), netns: netns.name(d.drop.pkt.netns), pod: judge.deps.names?.netns(d.drop.pkt.netns)?.namespace }));
     const onJudged = (judged: Judged[]): void | Promise<void> => {
       let text = '';
       const time = new Date().toISOString();
@@ -202,7 +202,7 @@ export async function runAgent(filterWords: string[], opts: AgentOptions, io: Io
       maxPending: MAX_HELD_JOURNEYS,
       onShed: (flows) => {
         metrics.shed('flows', flows.length);
-        for (const f of flows) for (const d of dropsOf(f)) metrics.drop({ ...d, cause_type: 'unjudged', cause: '', pod_namespace: '' });
+        for (const f of flows) for (const { pod, ...d } of dropsOf(f)) metrics.drop({ ...d, cause_type: 'unjudged', cause: '', pod_namespace: pod ?? '' });
       },
       onError: (e) => io.err.write(`netwhy: agent: a verdict failed: ${(e as Error).message}\n`),
     });

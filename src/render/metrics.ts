@@ -57,17 +57,18 @@ export interface DropLabels {
 
 /**
  * The labels of each drop of a judged flow: the drops the verdict is about
- * (its reason in its namespace) carry its cause; any other drop of the flow
- * (a different reason or place) counts as unknown under its own reason.
+ * (its reason in its namespace) carry its cause and the namespace of the pod
+ * where it died (verdict.where.k8s); any other drop of the flow (a different
+ * reason or place) counts as unknown under its own reason, with the pod
+ * namespace of where it happened (`pod`, from the name sources) when known.
  */
-export function dropLabels(doc: FlowDoc, drops: { reason: string; netns: string }[]): DropLabels[] {
+export function dropLabels(doc: FlowDoc, drops: { reason: string; netns: string; pod?: string }[]): DropLabels[] {
   const v = doc.verdict;
-  const pod = v.where?.k8s?.namespace ?? '';
   return drops.map((d) => {
     const mine = v.where && d.reason === v.where.reason && d.netns === v.where.netns && v.outcome === 'dropped';
     return mine
-      ? { reason: d.reason, cause_type: v.cause.type, cause: causeLabel(v.cause), netns: d.netns, pod_namespace: pod }
-      : { reason: d.reason, cause_type: 'unknown', cause: trim(d.reason), netns: d.netns, pod_namespace: pod };
+      ? { reason: d.reason, cause_type: v.cause.type, cause: causeLabel(v.cause), netns: d.netns, pod_namespace: v.where?.k8s?.namespace ?? d.pod ?? '' }
+      : { reason: d.reason, cause_type: 'unknown', cause: trim(d.reason), netns: d.netns, pod_namespace: d.pod ?? '' };
   });
 }
 

@@ -10,8 +10,9 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Storm } from '../../bench/src/storm.js';
-import { NetnsPair, eventually, isRoot, netwhyBpfObjects } from '../helpers/netns.js';
+import { NetnsPair, eventually, isRoot, netwhyBpfObjects, run } from '../helpers/netns.js';
 import { expectValid, expectValidFlow } from '../helpers/schema.js';
+import { labNameSources } from '../../src/commands/lab.js';
 
 const ROOT = resolve(__dirname, '../..');
 const CLI = join(ROOT, 'dist/cli.js');
@@ -55,9 +56,9 @@ interface Agent {
   get(path: string): Promise<{ status: number; body: string }>;
 }
 
-async function startAgent(args: string[] = []): Promise<Agent> {
+async function startAgent(args: string[] = [], env: NodeJS.ProcessEnv = {}): Promise<Agent> {
   const port = await freePort();
-  const child = spawn(process.execPath, [CLI, 'agent', '--listen', `127.0.0.1:${port}`, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [CLI, 'agent', '--listen', `127.0.0.1:${port}`, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
   let out = '';
   let err = '';
   child.stdout!.on('data', (d) => (out += d));
@@ -122,8 +123,9 @@ async function startPrometheus(target: string) {
   return { child, stop, query, log: () => log };
 }
 
+/** lab.sh, asynchronously (up starts containerd and calls CNI: a slow machine must not starve vitest's worker). */
 function lab(...args: string[]) {
-  return spawnSync('bash', [LAB, ...args], { encoding: 'utf8', timeout: 120_000 });
+  return run('bash', [LAB, ...args], 120_000);
 }
 
 /** An nstat counter's absolute value in a namespace (as `lab run` reads it). */
@@ -149,7 +151,11 @@ describe.skipIf(!isRoot() || !hasPrometheus)('netwhy agent, scraped by a real Pr
   let prom: Awaited<ReturnType<typeof startPrometheus>> | undefined;
 
   beforeAll(async () => {
-    agent = await startAgent();
+    // The lab plays the container runtime: its containerd and CNI cache name the pods (read again on
+    // SIGHUP once it is up). Given in the environment, not argv: `lab.sh up` stops every process
+    // whose command line names the lab's containerd socket, as a shim left by a crash.
+    const { containerdSocket, cniCache } = labNameSources();
+    agent = await startAgent([], { NETWHY_CONTAINERD_SOCK: containerdSocket, NETWHY_CNI_CACHE: cniCache });
     prom = await startPrometheus(`127.0.0.1:${agent.port}`);
   }, 60_000);
   afterAll(async () => {
@@ -173,14 +179,20 @@ describe.skipIf(!isRoot() || !hasPrometheus)('netwhy agent, scraped by a real Pr
     expect((await agent!.get('/healthz')).status).toBe(200);
   });
 
-  it('ip_forward off on node1: netwhy_drops_total{cause_type="sysctl",cause="net.ipv4.ip_forward"} in Prometheus equals the SYNs node1 dropped (≥ 1) and the drops the agent logged; /explanations has the flow, valid against the schema', async () => {
+  it('ip_forward off on node1: netwhy_drops_total{cause_type="sysctl",cause="net.ipv4.ip_forward"} in Prometheus equals the SYNs node1 dropped (≥ 1) and the drops the agent logged; after SIGHUP the lab's pods are named in it; /explanations has the flow, valid against the schema', async () => {
     try {
-      expect(lab('up').status, 'lab up').toBe(0);
-      expect(lab('apply', 'ip-forward-off').status, 'lab apply').toBe(0);
-      const before = nstat('nw-node1', 'IpInAddrErrors');
-      const client = lab('run-client', 'ip-forward-off');
+      expect((await lab('up')).status, 'lab up').toBe(0);
+      expect((await lab('apply', 'ip-forward-off')).status, 'lab apply').toBe(0);
+      // The lab's pods exist now: SIGHUP makes the agent read its name sources again.
+      const reads = () => [...agent!.err().matchAll(/SIGHUP: name sources read \((\d+) pods/g)].map((m) => Number(m[1]));
+      const before = reads().length;
+      agent!.child.kill('SIGHUP');
+      expect(await eventually(() => reads().length > before, 15_000), agent!.err()).toBe(true);
+      expect(reads().at(-1), 'pods named after SIGHUP').toBeGreaterThan(0);
+      const counted = nstat('nw-node1', 'IpInAddrErrors');
+      const client = await lab('run-client', 'ip-forward-off');
       expect(client.status, `the client should time out: ${client.stderr}`).toBe(28);
-      const dropped = nstat('nw-node1', 'IpInAddrErrors') - before;
+      const dropped = nstat('nw-node1', 'IpInAddrErrors') - counted;
       expect(dropped).toBeGreaterThanOrEqual(1);
 
       // The flow is judged once idle (2 s): one log line, its drops in node1 all counted.
@@ -195,6 +207,8 @@ describe.skipIf(!isRoot() || !hasPrometheus)('netwhy agent, scraped by a real Pr
       expect(Number.isNaN(Date.parse(line.time))).toBe(false);
       const loggedDrops = line.hops.filter((h) => h.what === 'drop IP_INADDRERRORS' && h.netns === 'nw-node1').length;
       expect(loggedDrops).toBe(dropped);
+      // names re-read on SIGHUP are in the explanation: the pod the NodePort DNATs to
+      expect((line as unknown as { nat: { k8s?: { kind: string } }[] }).nat[0]?.k8s?.kind, JSON.stringify(line)).toBe('pod');
 
       const q = 'netwhy_drops_total{cause_type="sysctl",cause="net.ipv4.ip_forward"}';
       const result = await until(async () => {
@@ -218,7 +232,7 @@ describe.skipIf(!isRoot() || !hasPrometheus)('netwhy agent, scraped by a real Pr
       expect((await agent!.get('/explanations?limit=0')).body).toBe('');
       expect((await agent!.get('/explanations?limit=x')).status).toBe(400);
     } finally {
-      lab('down');
+      await lab('down');
     }
   }, 120_000);
 });

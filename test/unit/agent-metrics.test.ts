@@ -62,6 +62,11 @@ describe('dropLabels', () => {
     ]);
   });
 
+  it('a drop elsewhere in the flow takes the pod namespace of where it happened, when the names know it', () => {
+    const d = doc({ type: 'sysctl', ref: 'net.ipv4.ip_forward', value: '0', netns: 'nw-node1' });
+    expect(dropLabels(d, [{ reason: 'NOT_SPECIFIED', netns: 'cni-2', pod: 'shop' }, { reason: 'IP_INADDRERRORS', netns: 'nw-node1' }]).map((l) => l.pod_namespace)).toEqual(['shop', '']);
+  });
+
   it('pod_namespace is the namespace of the pod where the packet died', () => {
     const d = doc({ type: 'socket', ref: 'tcp 10.244.2.2:8080' }, { netns: 'cni-1', dev: 'eth0', function: 'tcp_v4_rcv', reason: 'NO_SOCKET', k8s: { kind: 'pod', namespace: 'shop', name: 'web-1' } } as never);
     expect(dropLabels(d, [{ reason: 'NO_SOCKET', netns: 'cni-1' }])[0]).toMatchObject({ cause: 'no listener', pod_namespace: 'shop' });
