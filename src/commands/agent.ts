@@ -17,6 +17,7 @@ import { NameResolver } from '../model/names.js';
 import { requireTracing } from '../preflight.js';
 import { TraceSession } from '../tracer.js';
 import type { FlowDoc } from '../explain/document.js';
+import { hasStrongDrop } from '../explain/explain.js';
 import type { Flow } from '../explain/flows.js';
 import { type Judged, LiveJudge } from '../explain/live-judge.js';
 import { flowText } from '../render/explanation.js';
@@ -177,6 +178,9 @@ export async function runAgent(filterWords: string[], opts: AgentOptions, io: Io
       const time = new Date().toISOString();
       for (const { flow, doc } of judged) {
         for (const l of dropLabels(doc, dropsOf(flow))) metrics.drop(l);
+        // Logged: flows a packet of which died for a reason that blames something. Not the
+        // tail of a followed flow that dropped nothing since, nor weak frees alone (counted above).
+        if (!hasStrongDrop(flow, reason)) continue;
         if (doc.verdict.outcome === 'delivered') {
           metrics.explainedFlow('delivered');
           continue;

@@ -109,7 +109,7 @@ export class AgentMetrics {
       labelNames: ['reason', 'cause_type', 'cause', 'netns', 'pod_namespace'],
       registers,
     });
-    this.explained = new Counter({ name: 'netwhy_flows_explained_total', help: 'Failing flows judged, by outcome (repeat: a flow and cause already explained recently)', labelNames: ['outcome'], registers });
+    this.explained = new Counter({ name: 'netwhy_flows_explained_total', help: 'Flows with a drop that blames something, judged, by outcome (repeat: a flow and cause already explained recently; delivered: it recovered)', labelNames: ['outcome'], registers });
     this.shedTotal = new Counter({ name: 'netwhy_shed_total', help: 'What the agent let go to stay within its memory bounds', labelNames: ['what'], registers });
     this.probeInfo = new Gauge({ name: 'netwhy_probe_info', help: 'Each attached probe and the attach mode this kernel gave it (value 1)', labelNames: ['probe', 'mode'], registers });
     // Series that exist (at 0) from the start, so a dashboard or an alert sees them before the first event.

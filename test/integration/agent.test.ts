@@ -179,7 +179,7 @@ describe.skipIf(!isRoot() || !hasPrometheus)('netwhy agent, scraped by a real Pr
     expect((await agent!.get('/healthz')).status).toBe(200);
   });
 
-  it('ip_forward off on node1: netwhy_drops_total{cause_type="sysctl",cause="net.ipv4.ip_forward"} in Prometheus equals the SYNs node1 dropped (≥ 1) and the drops the agent logged; after SIGHUP the lab's pods are named in it; /explanations has the flow, valid against the schema', async () => {
+  it('ip_forward off on node1: netwhy_drops_total{cause_type="sysctl",cause="net.ipv4.ip_forward"} in Prometheus equals the SYNs node1 dropped (≥ 1) and the drops the agent logged; after SIGHUP the lab pods are named in it; /explanations has the flow, valid against the schema', async () => {
     try {
       expect((await lab('up')).status, 'lab up').toBe(0);
       expect((await lab('apply', 'ip-forward-off')).status, 'lab apply').toBe(0);
