@@ -37,17 +37,18 @@ export async function agentRows(env: BenchEnv, o: { minutes: number }, log: (s: 
     const drops = sum(/^netwhy_drops_total\{[^}]*\} (\d+)/gm);
     const lost = sum(/^netwhy_events_lost_total\{[^}]*\} (\d+)/gm);
     const shed = sum(/^netwhy_shed_total\{[^}]*\} (\d+)/gm);
-    const { sent } = await storms[0].stop();
+    // SIGTERM while the storm still rages, as a node drains under load
     const t1 = performance.now();
     const stopped = await stopChild(child, 'SIGTERM', 5000);
     const sigterm = performance.now() - t1;
+    const { sent } = await storms[0].stop();
     const minutes = `${o.minutes} min`;
     return [
       {
         section: SECTION, metric: `agent RSS after ${minutes}`, unit: 'MiB', netwhy: rss, target: '< 120 MiB', ok: rss < 120,
         note: `peak ${hwm.toFixed(0)} MiB; ${sent} datagrams offered, ${drops} drops counted by cause, ${lost} events lost, ${shed} shed; ${scrapes} scrapes, slowest ${slowest.toFixed(0)} ms`,
       },
-      { section: SECTION, metric: 'agent SIGTERM → exit', unit: 'ms', netwhy: sigterm, target: '< 2000 ms', ok: stopped && sigterm < 2000, note: stopped ? undefined : 'did not stop within 5 s (killed)' },
+      { section: SECTION, metric: 'agent SIGTERM → exit, during the storm', unit: 'ms', netwhy: sigterm, target: '< 2000 ms', ok: stopped && sigterm < 2000, note: stopped ? undefined : 'did not stop within 5 s (killed)' },
     ];
   } finally {
     await Promise.all(storms.map((s) => s.stop()));
