@@ -283,6 +283,35 @@ describe.skipIf(!isRoot())('netwhy agent under a drop storm', () => {
   }, 60_000);
 });
 
+describe.skipIf(!isRoot())('netwhy agent --log text', () => {
+  let pair: NetnsPair;
+  let agent: Agent | undefined;
+  beforeAll(() => {
+    pair = new NetnsPair(`nwh${process.pid % 10000}`, 64);
+  });
+  afterAll(() => {
+    agent?.child.kill('SIGKILL');
+    pair?.destroy();
+  });
+
+  it('a datagram to a closed port is explained as text on stdout (time, flow, verdict, cause: the socket), never as JSON; SIGINT ends it with exit 0', async () => {
+    agent = await startAgent(['--log', 'text', 'udp', 'and', 'host', pair.addrB]);
+    const logged = await eventually(() => {
+      pair.sendUdp(pair.addrB, 7301);
+      return /verdict\s+DROPPED/.test(agent!.out());
+    }, 20_000);
+    expect(logged, `stdout: ${agent.out()}\nstderr: ${agent.err()}`).toBe(true);
+    const out = agent.out();
+    expect(out).toMatch(/^\d{4}-\d{2}-\d{2}T[\d:.]+Z$/m);
+    expect(out).toMatch(new RegExp(`^flow \\d+: udp ${pair.addrA.replace(/\./g, '\\.')}:\\d+ > ${pair.addrB.replace(/\./g, '\\.')}:7301$`, 'm'));
+    expect(out).toMatch(/^ {2}cause {5}socket .*= no listener/m);
+    expect(out).not.toContain('{"type"');
+    const r = await stopAgent(agent, 'SIGINT', 5000);
+    expect(r.code).toBe(0);
+    expect(agent.err()).toContain('SIGINT: detached');
+  }, 60_000);
+});
+
 describe('netwhy agent: bad input is one clear line and a non-zero exit', () => {
   const run = (args: string[]) => spawnSync(process.execPath, [CLI, 'agent', ...args], { encoding: 'utf8', timeout: 30_000 });
   const oneLine = (stderr: string) => {
