@@ -372,7 +372,35 @@ static __always_inline bool filter_pass(struct nw_pkt *p, bool may_seed)
 		return true;
 	if (f->mode == NW_FILTER_STATIC)
 		return static_match(f, p);
-	return follow_match(p, may_seed);
+	/* Drops mode: only a drop seeds (drop_filter_pass); other events follow. */
+	return follow_match(p, may_seed && f->mode == NW_FILTER_FOLLOW);
+}
+
+/*
+ * A drop passes like any packet, except in drops mode: there every drop that
+ * matches the clauses (all drops without clauses) passes and its tuples are
+ * learnt, so the flow's next packets (retransmissions, the reply) are traced
+ * hop by hop with their route lookups, and a node-wide tracer sees the path
+ * of what failed without tracing every packet of the node.
+ */
+static __always_inline bool drop_filter_pass(struct nw_pkt *p)
+{
+	__u32 zero = 0;
+	const struct nw_filter *f = bpf_map_lookup_elem(&filter, &zero);
+
+	if (!f || f->mode != NW_FILTER_DROPS)
+		return filter_pass(p, true);
+	if (follow_match(p, false))
+		return true;
+	if (f->nclauses && !static_match(f, p))
+		return false;
+	p->flags |= NW_PKT_FOLLOWED;
+	flow_add(&p->tuple);
+	if (p->flags & NW_PKT_HAS_CT) {
+		flow_add(&p->ct_orig);
+		flow_add(&p->ct_reply);
+	}
+	return true;
 }
 
 #endif /* NETWHY_COMMON_BPF_H */

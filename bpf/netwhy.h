@@ -251,6 +251,7 @@ struct nw_clause {
 #define NW_FILTER_ALL     0 /* pass everything */
 #define NW_FILTER_STATIC  1 /* the clauses decide */
 #define NW_FILTER_FOLLOW  2 /* only flows seeded by followed processes */
+#define NW_FILTER_DROPS   3 /* drops (matching the clauses, if any) seed followed flows: the agent */
 
 struct nw_filter {
 	__u32 mode;

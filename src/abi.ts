@@ -64,7 +64,7 @@ export const TermKind = {
   FAMILY: 9,
 } as const;
 
-export const FilterMode = { ALL: 0, STATIC: 1, FOLLOW: 2 } as const;
+export const FilterMode = { ALL: 0, STATIC: 1, FOLLOW: 2, DROPS: 3 } as const;
 
 export const AF_INET = 2;
 export const AF_INET6 = 10;

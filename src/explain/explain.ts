@@ -39,16 +39,28 @@ export interface NatAttribution {
   by: { type: 'iptables-rule' | 'ipvs-service' | 'conntrack'; ref: string };
 }
 
-/** Did the reply reach the sender as the sender expects it (un-NAT-ed)? */
+const TCP_RST = 0x04;
+
+/**
+ * Did the reply reach the sender as the sender expects it (un-NAT-ed)? A TCP
+ * reset is not one: it is the refusal (without a command's exit status to go
+ * by, a live verdict would call a refused connection delivered).
+ */
 export function replyDelivered(flow: Flow): boolean {
   const o = flow.orig;
   const dropped = new Set(flow.drops.map((d) => d.journey));
   return flow.journeys.some(
     (j) => !dropped.has(j) && j.records.some((r) => {
       const p = recordPkt(r);
-      return !!p && r.kind === 'rx' && p.tuple.src === o.dst && p.tuple.dst === o.src && p.tuple.sport === o.dport && p.tuple.dport === o.sport;
+      return !!p && r.kind === 'rx' && p.tuple.src === o.dst && p.tuple.dst === o.src && p.tuple.sport === o.dport && p.tuple.dport === o.sport &&
+        !(p.tuple.proto === 6 && (p.flags & PktFlag.HAS_L4) !== 0 && (p.tcpFlags & TCP_RST) !== 0);
     }),
   );
+}
+
+/** Did a packet of the flow die for a reason that blames something (not a weak free)? */
+export function hasStrongDrop(flow: Flow, reasonName: (v: number) => string): boolean {
+  return flow.drops.some((x) => !WEAK_REASONS.has(reasonName(x.drop.reason)));
 }
 
 /** A flow seen only as weak frees (a purged ICMP error queue) has nothing to explain. */
@@ -87,7 +99,7 @@ function whereOf(d: DropRecord, deps: ExplainDeps): NonNullable<Verdict['where']
 export function verdictFor(flow: Flow, deps: ExplainDeps, exitCode?: number): Verdict {
   const d = deciding(flow, deps.reasonName);
   const delivered = replyDelivered(flow);
-  const strong = flow.drops.some((x) => !WEAK_REASONS.has(deps.reasonName(x.drop.reason)));
+  const strong = hasStrongDrop(flow, deps.reasonName);
   // A command runs many flows: one that got its reply without a real loss is
   // delivered even when another one failed the command.
   const failed = delivered && !strong ? false : exitCode !== undefined ? exitCode !== 0 : !delivered;
@@ -119,13 +131,18 @@ export function verdictFor(flow: Flow, deps: ExplainDeps, exitCode?: number): Ve
   const input: RuleInput = { flow, drop: d.drop, journey: d.journey, ...deps };
   const reason = deps.reasonName(d.drop.reason);
   const where = whereOf(d.drop, deps);
-  const same = flow.drops.filter((x) => x.drop.reason === d.drop.reason && x.drop.pkt.netns === d.drop.pkt.netns).length;
-  for (const rule of RULES) {
-    if (!rule.reasons.includes(reason)) continue;
-    const f = rule.explain(input);
-    if (f) {
-      if (same > 1) f.evidence.push(`${same} packets of this flow were dropped the same way (retransmissions)`);
-      return { outcome: 'dropped', where, cause: f.cause, evidence: f.evidence, fix: f.fix };
+  const same = flow.drops.filter((x) => x.drop.reason === d.drop.reason && x.drop.pkt.netns === d.drop.pkt.netns);
+  // The deciding drop first; then its retransmissions, whose journeys may hold
+  // more (the agent traces a flow's path only from its first drop on).
+  for (const x of same.includes(d) ? [d, ...same.filter((y) => y !== d)] : [d]) {
+    const at: RuleInput = x === d ? input : { ...input, drop: x.drop, journey: x.journey };
+    for (const rule of RULES) {
+      if (!rule.reasons.includes(reason)) continue;
+      const f = rule.explain(at);
+      if (f) {
+        if (same.length > 1) f.evidence.push(`${same.length} packets of this flow were dropped the same way (retransmissions)`);
+        return { outcome: 'dropped', where: x === d ? where : whereOf(x.drop, deps), cause: f.cause, evidence: f.evidence, fix: f.fix };
+      }
     }
   }
   return {

@@ -4,7 +4,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ABI_VERSION, AF_INET, type DropRecord, FILTER_CLAUSES, FILTER_TERMS, type FibRecord, LAYOUT, PROBES, type PathRecord, RecordType, STACK_DEPTH, decodeBatch, formatIPv4, formatIPv6 } from '../../src/abi.js';
+import { ABI_VERSION, AF_INET, type DropRecord, FILTER_CLAUSES, FILTER_TERMS, type FibRecord, FilterMode, LAYOUT, PROBES, type PathRecord, RecordType, STACK_DEPTH, decodeBatch, formatIPv4, formatIPv6 } from '../../src/abi.js';
 
 const BPF_DIR = resolve(__dirname, '../../bpf');
 
@@ -25,6 +25,7 @@ function cOffsets(): Record<string, Record<string, number>> {
 #include "netwhy.h"
 int main(void) {
   printf("{\\"consts\\": {\\"abi\\": %d, \\"stack\\": %d, \\"terms\\": %d, \\"clauses\\": %d},\\n", NW_ABI_VERSION, NW_STACK_DEPTH, NW_FILTER_TERMS, NW_FILTER_CLAUSES);
+  printf("\\"modes\\": {\\"ALL\\": %d, \\"STATIC\\": %d, \\"FOLLOW\\": %d, \\"DROPS\\": %d},\\n", NW_FILTER_ALL, NW_FILTER_STATIC, NW_FILTER_FOLLOW, NW_FILTER_DROPS);
   ${lines.join('\n  ')}
   ${probeLines.join('\n  ')}
   printf("\\"end\\": {}}\\n");
@@ -41,6 +42,10 @@ describe('ABI', () => {
 
   it('constants match netwhy.h', () => {
     expect(c.consts).toEqual({ abi: ABI_VERSION, stack: STACK_DEPTH, terms: FILTER_TERMS, clauses: FILTER_CLAUSES });
+  });
+
+  it('the filter modes (FilterMode) have the values of NW_FILTER_*', () => {
+    expect(c.modes).toEqual(FilterMode);
   });
 
   it('the probe table (PROBES) has the ids of enum nw_probe_id, each below NW_PROBE_MAX', () => {
