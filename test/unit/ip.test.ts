@@ -62,3 +62,15 @@ describe('one tuple formatter: IPv6 in brackets everywhere', () => {
     expect(ipvsText(conn)).toBe('new connection [fd00::10]:5 > TCP [fd00:10:96::20]:80 rr -> [fd00:10:244:2::2]:80');
   });
 });
+
+describe('route rule and families', () => {
+  it('a default route of the other family, given without its family, covers nothing', () => {
+    const routes = [
+      { table: 'main', dst: 'default', gateway: 'fe80::1', dev: 'eth0', type: 'unicast' },
+      { table: 'main', dst: 'fe80::/64', dev: 'eth0', type: 'unicast' },
+      { table: 'main', dst: '192.168.0.0/24', dev: 'eth0', type: 'unicast' },
+    ];
+    expect(bestRoute(routes, '10.244.2.2')).toBeUndefined();
+    expect(bestRoute(routes, 'fd00:10:244:2::2')?.gateway).toBe('fe80::1');
+  });
+});
