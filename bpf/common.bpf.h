@@ -441,7 +441,12 @@ static __always_inline bool follow_match(struct nw_pkt *p, bool may_seed)
 	bool known = flow_known(&p->tuple) ||
 		     (has_ct && (flow_known(&p->ct_orig) || flow_known(&p->ct_reply)));
 
-	if (!known && may_seed && (p->flags & NW_PKT_LOCAL_SK) && p->netns == task_netns()) {
+	/* Neighbour discovery and MLD (ICMPv6 types 130-143) a process's packet
+	 * triggers go out from the kernel's ndisc socket in its context: they
+	 * are address resolution, like ARP, not the process's traffic. */
+	bool nd = p->tuple.proto == IPPROTO_ICMPV6 && p->tuple.sport >= 130 && p->tuple.sport <= 143;
+
+	if (!known && may_seed && !nd && (p->flags & NW_PKT_LOCAL_SK) && p->netns == task_netns()) {
 		__u32 tgid = current_tgid();
 
 		known = bpf_map_lookup_elem(&followed_pids, &tgid) != NULL;
