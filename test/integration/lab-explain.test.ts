@@ -48,6 +48,12 @@ describe.skipIf(!isRoot())('lab scenarios explained', () => {
         expect(dnat!.by.ref).toMatch(/^-A KUBE-SEP-\w+ .*-j DNAT --to-destination 10\.244\.2\.2:80$/);
       }
       if (s.name === 'nodeport-ok') {
+        // Names from the lab's runtime (CNI result cache, containerd) and kube-proxy's rules.
+        const web = { kind: 'pod', namespace: 'default', name: 'web-7c9f5b6d4-x8mzt' };
+        expect(doc.flows[0].orig.k8s?.dst).toEqual({ kind: 'service', namespace: 'default', name: 'web', port: 'http' });
+        expect(doc.flows[0].nat.find((n) => n.kind === 'dnat')?.k8s).toEqual(web);
+        expect(doc.flows[0].hops.filter((h) => h.netns === 'nw-pod2').every((h) => JSON.stringify(h.k8s) === JSON.stringify(web))).toBe(true);
+        expect(doc.flows[0].hops.filter((h) => h.netns !== 'nw-pod2').some((h) => h.k8s)).toBe(false);
         expect(doc.flows[0].nat.find((n) => n.kind === 'snat')?.by.ref).toMatch(/MASQUERADE/);
         const netns = new Set(doc.flows[0].hops.map((h) => h.netns));
         for (const n of ['nw-client', 'nw-node1', 'nw-node2', 'nw-pod2']) expect(netns.has(n), n).toBe(true);

@@ -9,6 +9,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { NameResolver } from '../../src/model/names.js';
+import { collectK8sFacts } from '../../src/state/k8s/collect.js';
 import { isRoot, run, sh } from '../helpers/netns.js';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -215,6 +217,19 @@ describe.skipIf(!isRoot() || !existsSync(`${realCni}/bridge`))('lab pods: CNI pl
     expect(daemons.map((p) => Number(p.split(' ')[0]))).toEqual([now]);
     expect(ctr('tasks', 'ls', '-q').trim().split('\n').sort()).toEqual(pods.map((p) => p.id).sort());
   }, 180_000);
+
+  it("netwhy's name sources name every lab pod by address and by netns inode, from the lab's CNI cache and (with containerd) its sandboxes", async () => {
+    const facts = await collectK8sFacts({ cniCacheDir: cacheDir, containerdSocket: sock, api: false, iptablesSave: [] });
+    const byName = Object.fromEntries(facts.sources.map((r) => [r.source, r]));
+    expect(byName['cni-cache']).toMatchObject({ status: 'ok', pods: pods.length });
+    if (hasContainerd) expect(byName.containerd).toMatchObject({ status: 'ok', pods: pods.length });
+    const names = new NameResolver(facts);
+    for (const p of pods) {
+      const ref = { kind: 'pod', namespace: p.ns, name: p.name };
+      expect(names.endpoint(p.ip), p.netns).toEqual(ref);
+      expect(names.netns(statSync(`/run/netns/${p.netns}`).ino), p.netns).toEqual(ref);
+    }
+  });
 
   it('down calls CNI DEL for each pod while its netns exists, and leaves no netns, containerd process, cgroup or lab dir', async () => {
     writeFileSync(callLog, '');

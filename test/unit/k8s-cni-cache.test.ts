@@ -25,6 +25,11 @@ describe('parseCniCacheEntry', () => {
     expect(parseCniCacheEntry('{"kind":"cniCacheV2"}')).toBeUndefined();
     expect(parseCniCacheEntry('null')).toBeUndefined();
   });
+
+  it("the pod's loopback attachment (network cni-loopback, ifName lo, as containerd caches it) names no pod address", () => {
+    const lo = `${DIR}/cni-loopback-3f1a2b7c9d0e4f5a6b7c8d9e0f1a2b3c4d5e6f7a8b9c0d1e2f3a4b5c6d7e8f90-lo`;
+    expect(parseCniCacheEntry(readFileSync(lo, 'utf8'))).toBeUndefined();
+  });
 });
 
 describe('cniCacheSource', () => {
@@ -35,7 +40,7 @@ describe('cniCacheSource', () => {
     writeFileSync(join(tmp, 'cbr0-live-eth0'), JSON.stringify({ ...live, cniArgs: [['K8S_POD_NAMESPACE', 'default'], ['K8S_POD_NAME', 'live-1']] }));
     const r = await cniCacheSource(tmp);
     expect(r.report).toMatchObject({ source: 'cni-cache', status: 'ok', pods: 3 });
-    expect(r.report.detail).toBe(`${tmp}: 5 files, 3 pod attachments (1 with a live netns)`);
+    expect(r.report.detail).toBe(`${tmp}: 6 files, 3 pod attachments (1 with a live netns)`);
     const byName = Object.fromEntries(r.pods!.map((p) => [p.name, p]));
     expect(byName['live-1'].netnsInode).toBe(statSync('/proc/self/ns/net').ino);
     expect(byName['web-7c9f'].netnsInode).toBeUndefined();

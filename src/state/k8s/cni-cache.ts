@@ -4,11 +4,15 @@
 // the API and the runtime win, and a netns path that is gone gives no inode.
 import { readFile, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { PodFact } from '../../model/k8s.js';
-import { canonicalIp } from '../../model/k8s-merge.js';
+import { type PodFact, emptyFacts } from '../../model/k8s.js';
+import { canonicalIp, mergeK8sFacts } from '../../model/k8s-merge.js';
 import { type SourceResult, absent, errorText, failed, found, netnsInode } from './source.js';
 
 export const DEFAULT_CNI_CACHE = '/var/lib/cni/results';
+
+function isLoopback(ip: string): boolean {
+  return ip.startsWith('127.') || ip === '::1';
+}
 
 /** One cache file's pod, IPs and netns path; undefined for a file that is not a pod's attachment. */
 export function parseCniCacheEntry(text: string): PodFact | undefined {
@@ -24,8 +28,12 @@ export function parseCniCacheEntry(text: string): PodFact | undefined {
   const namespace = args.get('K8S_POD_NAMESPACE');
   const name = args.get('K8S_POD_NAME');
   if (!namespace || !name) return undefined;
+  // containerd caches the pod's loopback attachment too (network cni-loopback, ifName lo): it names no address.
+  if (v.ifName === 'lo') return undefined;
   const result = v.result as { ips?: { address?: unknown }[] } | undefined;
-  const ips = (Array.isArray(result?.ips) ? result.ips : []).flatMap((i) => (typeof i?.address === 'string' ? [canonicalIp(i.address)] : []));
+  const ips = (Array.isArray(result?.ips) ? result.ips : [])
+    .flatMap((i) => (typeof i?.address === 'string' ? [canonicalIp(i.address)] : []))
+    .filter((ip) => !isLoopback(ip));
   const pod: PodFact = { namespace, name, ips, source: 'cni-cache' };
   const uid = args.get('K8S_POD_UID');
   if (uid) pod.uid = uid;
@@ -55,5 +63,7 @@ export async function cniCacheSource(dir = process.env.NETWHY_CNI_CACHE || DEFAU
     }),
   );
   const live = pods.filter((p) => p.netnsInode !== undefined).length;
-  return found('cni-cache', `${dir}: ${files.length} files, ${pods.length} pod attachments (${live} with a live netns)`, { pods });
+  // One pod may have several attachments (networks, interfaces): the merge makes one fact of them.
+  const merged = mergeK8sFacts([{ ...emptyFacts(), pods }]).pods;
+  return found('cni-cache', `${dir}: ${files.length} files, ${pods.length} pod attachments (${live} with a live netns)`, { pods: merged });
 }
