@@ -1,5 +1,6 @@
 // From flows to verdicts: outcome, where, cause (first rule that can prove
 // one), evidence and fix. What no rule can prove is 'unknown', with evidence.
+import { hostPort } from '../model/ip.js';
 import { type DropRecord, type IpvsRecord, PktFlag, type Tuple } from '../abi.js';
 import { recordPkt } from '../journey.js';
 import type { NameLookup } from '../model/k8s.js';
@@ -111,7 +112,7 @@ export function verdictFor(flow: Flow, deps: ExplainDeps, exitCode?: number): Ve
   }
   if (!d || !failed) {
     if (delivered || exitCode === 0) {
-      const evidence = [`the reply reached ${flow.orig.src}:${flow.orig.sport} from ${flow.orig.dst}:${flow.orig.dport}`];
+      const evidence = [`the reply reached ${hostPort(flow.orig.src, flow.orig.sport)} from ${hostPort(flow.orig.dst, flow.orig.dport)}`];
       if (!delivered) evidence[0] = `the command succeeded${flow.drops.length ? '' : ' and no packet of this flow was dropped'}`;
       const lost = flow.drops.filter((x) => !WEAK_REASONS.has(deps.reasonName(x.drop.reason)));
       if (lost.length) evidence.push(`${lost.length} packet(s) of this flow were dropped on the way (${[...new Set(lost.map((x) => deps.reasonName(x.drop.reason)))].join(', ')}) and recovered`);
@@ -185,6 +186,6 @@ export function attributeNat(flow: Flow, deps: ExplainDeps): NatAttribution[] {
     const hook = firstHook(step, flow);
     const found = nf?.natRules(hook, natPacket(step.orig, hook === 'PREROUTING' ? arrivalDev(flow, step.netns) : undefined))[step.kind];
     if (found) return { step, by: { type: 'iptables-rule', ref: found.rule } };
-    return { step, by: { type: 'conntrack', ref: `${tupleText(step.orig)} → ${step.kind === 'dnat' ? 'dst' : 'src'} ${step.to.addr}:${step.to.port}` } };
+    return { step, by: { type: 'conntrack', ref: `${tupleText(step.orig)} → ${step.kind === 'dnat' ? 'dst' : 'src'} ${hostPort(step.to.addr, step.to.port)}` } };
   });
 }
