@@ -658,7 +658,10 @@ containerd_orphans() {
   local f p procs=() kids=()
   for f in $(grep -lsaF -- "$CTRD_SOCK" /proc/[0-9]*/cmdline); do
     p="${f#/proc/}"
-    procs+=("${p%/cmdline}")
+    p="${p%/cmdline}"
+    # Only containerd and its shims: a tool merely given the socket (netwhy
+    # agent --containerd-socket) is not the lab's to kill.
+    [[ "$(cat "/proc/$p/comm" 2>/dev/null)" == containerd* ]] && procs+=("$p")
   done
   ((${#procs[@]} > 0)) || return 0
   for p in "${procs[@]}"; do
