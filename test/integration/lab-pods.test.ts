@@ -156,7 +156,7 @@ describe.skipIf(!isRoot() || !existsSync(`${realCni}/bridge`))('lab pods: CNI pl
     }
   });
 
-  it('the CNI result cache has a libcni cniCacheV1 file <network>-<containerID>-eth0 per pod with K8S_POD_NAMESPACE, K8S_POD_NAME and the pod IP', () => {
+  it('the CNI result cache has a libcni cniCacheV1 file <network>-<containerID>-eth0 per pod with K8S_POD_NAMESPACE, K8S_POD_NAME and the pod's IPv4 and IPv6 addresses', () => {
     for (const p of pods) {
       const file = path.join(cacheDir, `cbr0-${p.id}-eth0`);
       const cache = JSON.parse(readFileSync(file, 'utf8')) as CniCache;
@@ -174,7 +174,9 @@ describe.skipIf(!isRoot() || !existsSync(`${realCni}/bridge`))('lab pods: CNI pl
       const config = JSON.parse(Buffer.from(cache.config, 'base64').toString('utf8')) as { name: string; plugins: { type: string; bridge?: string }[] };
       expect(config.name).toBe('cbr0');
       expect(config.plugins[0]).toMatchObject({ type: 'bridge', bridge: 'cni0' });
-      expect(cache.result.ips.map((i) => i.address)).toEqual([`${p.ip}/24`]);
+      // dual-stack: the IPv4 range, then the IPv6 one (fd00:10:244:N::X, lab/lib.sh pod_addr6)
+      const [, n, x] = /^10\.244\.(\d+)\.(\d+)$/.exec(p.ip)!;
+      expect(cache.result.ips.map((i) => i.address)).toEqual([`${p.ip}/24`, `fd00:10:244:${n}::${x}/64`]);
       expect(cache.result.interfaces[cache.result.ips[0].interface]).toEqual(
         expect.objectContaining({ name: 'eth0', sandbox: `/run/netns/${p.netns}` }),
       );

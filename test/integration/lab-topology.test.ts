@@ -192,7 +192,7 @@ describe.skipIf(!isRoot)('lab topology and scenarios', () => {
   });
 
   it('down removes every namespace, process and the state dir, twice', async () => {
-    expect(labProcesses().length).toBe(4);
+    expect(labProcesses().length).toBe(6); // pod1, pod2 (IPv4 and IPv6), coredns, the API server on node1 (IPv4 and IPv6)
     await labOk('down');
     assertClean();
     await labOk('down');
