@@ -393,6 +393,37 @@ function need(type: number, size: number, n: number): void {
   if (size < n) throw new AbiError(`record type ${type} is ${size} bytes, expected ${n}`);
 }
 
+/** A route lookup record, IPv4 (nw_fib) or IPv6 (nw_fib6): one FibRecord, the family says which. */
+function decodeFib(b: Uint8Array, dv: DataView, off: number, six: boolean, base: Pick<RecordBase, 'ts' | 'cpu' | 'probe'>): FibRecord {
+  const F = six ? LAYOUT.nw_fib6 : LAYOUT.nw_fib;
+  const addr = six ? formatIPv6 : formatIPv4;
+  const gwSet = b.subarray(off + F.gw, off + F.gw + (six ? 16 : 4)).some((x) => x !== 0);
+  const r: FibRecord = {
+    kind: 'fib', ...base,
+    family: six ? AF_INET6 : AF_INET,
+    skb: u48(dv, off + F.skb),
+    netns: dv.getUint32(off + F.netns, true),
+    table: dv.getUint32(off + F.table, true),
+    iif: dv.getUint32(off + F.iif, true),
+    oif: dv.getUint32(off + F.oif, true),
+    src: addr(b, off + F.saddr),
+    dst: addr(b, off + F.daddr),
+    gw: gwSet ? addr(b, off + F.gw) : null,
+    nhIfindex: dv.getUint32(off + F.nh_ifindex, true),
+    nhDev: devName(b, dv, off + F.nh_dev),
+    err: dv.getInt32(off + F.err, true),
+    pid: dv.getUint32(off + F.pid, true),
+    mark: dv.getUint32(off + F.mark, true),
+    sport: dv.getUint16(off + F.sport, true),
+    dport: dv.getUint16(off + F.dport, true),
+    proto: b[off + F.proto],
+    tos: b[off + (six ? LAYOUT.nw_fib6.tclass : LAYOUT.nw_fib.tos)],
+    flags: b[off + F.flags],
+  };
+  if (six) r.routeType = b[off + LAYOUT.nw_fib6.type];
+  return r;
+}
+
 function decodeOne(b: Uint8Array, dv: DataView, off: number, type: number, size: number): NwRecord {
   const H = LAYOUT.nw_hdr;
   // Plain locals and object literals in one fixed key order (kind, ts, cpu,
@@ -421,62 +452,10 @@ function decodeOne(b: Uint8Array, dv: DataView, off: number, type: number, size:
     case RecordType.TX:
       need(type, size, LAYOUT.nw_path.size);
       return { kind: 'tx', ts, cpu, probe, pkt: decodePkt(b, dv, off + LAYOUT.nw_path.pkt) };
-    case RecordType.FIB: {
-      const F = LAYOUT.nw_fib;
-      need(type, size, F.size);
-      const gw = dv.getUint32(off + F.gw, true);
-      return {
-        kind: 'fib', ts, cpu, probe,
-        family: AF_INET,
-        skb: u48(dv, off + F.skb),
-        netns: dv.getUint32(off + F.netns, true),
-        table: dv.getUint32(off + F.table, true),
-        iif: dv.getUint32(off + F.iif, true),
-        oif: dv.getUint32(off + F.oif, true),
-        src: formatIPv4(b, off + F.saddr),
-        dst: formatIPv4(b, off + F.daddr),
-        gw: gw ? formatIPv4(b, off + F.gw) : null,
-        nhIfindex: dv.getUint32(off + F.nh_ifindex, true),
-        nhDev: devName(b, dv, off + F.nh_dev),
-        err: dv.getInt32(off + F.err, true),
-        pid: dv.getUint32(off + F.pid, true),
-        mark: dv.getUint32(off + F.mark, true),
-        sport: dv.getUint16(off + F.sport, true),
-        dport: dv.getUint16(off + F.dport, true),
-        proto: b[off + F.proto],
-        tos: b[off + F.tos],
-        flags: b[off + F.flags],
-      };
-    }
-    case RecordType.FIB6: {
-      const F = LAYOUT.nw_fib6;
-      need(type, size, F.size);
-      let gwSet = false;
-      for (let i = 0; i < 16; i++) if (b[off + F.gw + i]) gwSet = true;
-      return {
-        kind: 'fib', ts, cpu, probe,
-        family: AF_INET6,
-        skb: u48(dv, off + F.skb),
-        netns: dv.getUint32(off + F.netns, true),
-        table: dv.getUint32(off + F.table, true),
-        iif: dv.getUint32(off + F.iif, true),
-        oif: dv.getUint32(off + F.oif, true),
-        src: formatIPv6(b, off + F.saddr),
-        dst: formatIPv6(b, off + F.daddr),
-        gw: gwSet ? formatIPv6(b, off + F.gw) : null,
-        nhIfindex: dv.getUint32(off + F.nh_ifindex, true),
-        nhDev: devName(b, dv, off + F.nh_dev),
-        err: dv.getInt32(off + F.err, true),
-        pid: dv.getUint32(off + F.pid, true),
-        mark: dv.getUint32(off + F.mark, true),
-        sport: dv.getUint16(off + F.sport, true),
-        dport: dv.getUint16(off + F.dport, true),
-        proto: b[off + F.proto],
-        tos: b[off + F.tclass],
-        flags: b[off + F.flags],
-        routeType: b[off + F.type],
-      };
-    }
+    case RecordType.FIB:
+    case RecordType.FIB6:
+      need(type, size, type === RecordType.FIB ? LAYOUT.nw_fib.size : LAYOUT.nw_fib6.size);
+      return decodeFib(b, dv, off, type === RecordType.FIB6, { ts, cpu, probe });
     case RecordType.IPVS_CONN: {
       const C = LAYOUT.nw_ipvs_conn;
       need(type, size, C.size);
