@@ -89,7 +89,7 @@ export async function runLabRun(name: string, opts: LabRunOptions, io: Io = { ou
   const { counter, verdictNetns } = s.expect;
   try {
     io.err.write(`lab: ${s.name}: ${s.description}\nlab: fault: ${s.fault}\n`);
-    labSh(s.ipvs ? ['up', '--ipvs'] : ['up'], io, true);
+    labSh(s.ipvs ? ['up', '--ipvs'] : s.nft ? ['up', '--nft'] : ['up'], io, true);
     if (s.expect.baselineExitCode !== undefined) run.baselineExitCode = baselineExitCode(s, io);
     labSh(['apply', s.name], io, true);
     const argv = ['ip', 'netns', 'exec', s.client.netns, ...s.client.argv];

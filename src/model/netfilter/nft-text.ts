@@ -105,7 +105,8 @@ export function exprText(e: NftExpr): string {
       return `${valueText(ao?.left)} ${shown}${numText(ao?.left, ao?.right)}`;
     }
     case 'counter':
-      return ao ? `counter packets ${ao.packets ?? 0} bytes ${ao.bytes ?? 0}` : typeof a === 'string' ? `counter name ${a}` : 'counter';
+      // without its values: they change with every packet, and a ref must name the rule the same way each time
+      return typeof a === 'string' ? `counter name ${a}` : 'counter';
     case 'accept':
     case 'drop':
     case 'continue':
