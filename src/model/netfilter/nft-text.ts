@@ -14,7 +14,9 @@ export function exprKind(e: unknown): string | undefined {
   return keys.length === 1 ? keys[0] : undefined;
 }
 
-const META_BARE = new Set(['iifname', 'oifname', 'iif', 'oif', 'mark', 'iiftype', 'oiftype', 'skuid', 'skgid']);
+const META_BARE = new Set(['iifname', 'oifname', 'iif', 'oif']);
+const hex32 = (n: number) => `0x${(n >>> 0).toString(16).padStart(8, '0')}`;
+const isMarkExpr = (e: unknown) => ['mark'].includes(String(obj(obj(e)?.meta)?.key ?? obj(obj(e)?.ct)?.key ?? ''));
 
 /** A value or expression, as nft prints it. */
 export function valueText(v: unknown): string {
@@ -56,7 +58,7 @@ export function valueText(v: unknown): string {
     case '^':
     case '<<':
     case '>>':
-      return Array.isArray(a) ? `${valueText(a[0])} ${k} ${valueText(a[1])}` : '?';
+      return Array.isArray(a) ? `${valueText(a[0])} ${k} ${typeof a[1] === 'number' && isMarkExpr(a[0]) ? hex32(a[1]) : valueText(a[1])}` : '?';
     case 'accept':
     case 'drop':
     case 'continue':
@@ -73,8 +75,11 @@ export function valueText(v: unknown): string {
 /** nft prints the mark and similar values as hex. */
 function numText(left: unknown, right: unknown): string {
   const l = obj(left);
-  const isMark = ['mark'].includes(String(obj(l?.meta)?.key ?? obj(l?.ct)?.key ?? '')) || !!l?.['&'];
-  return typeof right === 'number' && isMark ? `0x${right.toString(16).padStart(8, '0')}` : valueText(right);
+  const binop = ['&', '|', '^'].map((k) => l?.[k]).find(Array.isArray) as unknown[] | undefined;
+  if (typeof right === 'number' && (isMarkExpr(l) || (binop && isMarkExpr(binop[0])))) return hex32(right);
+  // interface names are printed quoted
+  if (typeof right === 'string' && ['iifname', 'oifname'].includes(String(obj(l?.meta)?.key))) return JSON.stringify(right);
+  return valueText(right);
 }
 
 function natText(kind: string, a: Json | undefined): string {
@@ -101,7 +106,8 @@ export function exprText(e: NftExpr): string {
   switch (k) {
     case 'match': {
       const op = String(ao?.op ?? '==');
-      const shown = op === '==' || op === 'in' ? '' : `${op} `;
+      const binopLeft = ['&', '|', '^'].some((b) => Array.isArray(obj(ao?.left)?.[b]));
+      const shown = (op === '==' && !binopLeft) || op === 'in' ? '' : `${op} `;
       return `${valueText(ao?.left)} ${shown}${numText(ao?.left, ao?.right)}`;
     }
     case 'counter':
@@ -135,7 +141,7 @@ export function exprText(e: NftExpr): string {
       return `log${ao?.prefix !== undefined ? ` prefix ${JSON.stringify(ao.prefix)}` : ''}${ao?.level ? ` level ${ao.level}` : ''}`;
     case 'limit': {
       const over = ao?.inv ? 'over ' : '';
-      return `limit rate ${over}${ao?.rate}/${ao?.per}${ao?.burst ? ` burst ${ao.burst} packets` : ''}`;
+      return `limit rate ${over}${ao?.rate}/${ao?.per}${ao?.burst && ao.burst !== 5 ? ` burst ${ao.burst} packets` : ''}`;
     }
     case 'xt':
       return `xt ${ao?.type ?? ''} ${JSON.stringify(ao?.name ?? '')}`.trim();
