@@ -85,7 +85,51 @@ function setMember(r: HookResult): { name: string; member: string } | undefined 
  * ruleset or ipset dump that does not parse is noted in the snapshot's
  * errors, so the verdict's evidence says why no rule was named.
  */
-export function netfilterEvaluator(snap: Snapshot): NetfilterEvaluator | undefined {
+export function netfilterEvaluator(snap: Snapshot, before?: { iptablesSave?: string | null; nftJson?: unknown }): NetfilterEvaluator | undefined {
+  const ev = evaluatorOf(snap);
+  return ev && before ? withCountersBefore(ev, before) : ev;
+}
+
+/**
+ * The deciding rule's counter as it was before the command, so only its own growth confirms it.
+ * A rule missing from the earlier reading (added since) started at 0; a front-end not read
+ * then gives no reading at all.
+ */
+function withCountersBefore(ev: NetfilterEvaluator, before: { iptablesSave?: string | null; nftJson?: unknown }): NetfilterEvaluator {
+  let ipt: Map<string, number> | undefined;
+  let nft: Map<string, number> | undefined;
+  try {
+    if (before.iptablesSave) {
+      const rs = parseIptablesSave(before.iptablesSave);
+      ipt = new Map();
+      for (const t of rs.tables.values()) for (const c of t.chains.values()) for (const r of c.rules) if (r.counters) ipt.set(`${r.table} ${r.text}`, r.counters.packets);
+    }
+  } catch {
+    ipt = undefined;
+  }
+  try {
+    if (before.nftJson) {
+      nft = new Map();
+      for (const t of parseNftRuleset(before.nftJson).tables) {
+        for (const c of t.chains.values()) for (const r of c.rules) if (r.handle !== undefined) nft.set(`${t.family} ${t.name} ${c.name} ${r.handle}`, nftRuleCounter(r) ?? 0);
+      }
+    }
+  } catch {
+    nft = undefined;
+  }
+  return {
+    ...ev,
+    evaluate(hook, p) {
+      const f = ev.evaluate(hook, p);
+      if (f.packets === undefined) return f;
+      const n = f.nft;
+      const was = n ? (nft && (nft.get(`${n.family} ${n.table} ${n.chain} ${n.handle}`) ?? 0)) : ipt && (ipt.get(`${f.table} ${f.rule}`) ?? 0);
+      return was === undefined ? f : { ...f, packetsBefore: was };
+    },
+  };
+}
+
+function evaluatorOf(snap: Snapshot): NetfilterEvaluator | undefined {
   const ipt = iptablesEvaluator(snap);
   const nft = nftRuleset(snap);
   if (!nft) return ipt;

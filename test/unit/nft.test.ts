@@ -180,3 +180,25 @@ describe('huge rulesets', () => {
     expect(l.uncertain[0]).toMatch(/too deep/);
   });
 });
+
+describe('counters as deltas', () => {
+  const doc = fixture('inet-firewall');
+  /** The same ruleset with the drop rule's counter at n packets. */
+  const counted = (n: number) => JSON.parse(JSON.stringify(doc).replace(/"counter":\{"packets":0,"bytes":0\}/g, `"counter":{"packets":${n},"bytes":${n * 60}}`));
+  const judge = (after: number, before?: number) => {
+    const snap = { netns: 'n', iptablesSave: null, nftJson: counted(after), addrs: [{ address: '192.168.0.11' }], errors: [] } as unknown as Snapshot;
+    return netfilterEvaluator(snap, before === undefined ? undefined : { nftJson: counted(before) })!.evaluate('INPUT', tcp('192.168.0.10', '192.168.0.11', 6443, { iif: 'eth0' }));
+  };
+  it('the reading from before the command is carried, so only the rule\'s own growth confirms it', () => {
+    expect(JSON.stringify(doc)).toMatch(/"counter"/);
+    expect(judge(7, 4)).toMatchObject({ packets: 7, packetsBefore: 4 });
+    expect(judge(7, 7)).toMatchObject({ packets: 7, packetsBefore: 7 });
+    expect(judge(7).packetsBefore).toBeUndefined(); // an older recording: as before
+  });
+  it('iptables rules too, by table and rule line', () => {
+    const save = (n: number) => `*filter\n:INPUT ACCEPT [0:0]\n[${n}:${n * 60}] -A INPUT -p tcp -m tcp --dport 22 -j DROP\nCOMMIT\n`;
+    const snap = { netns: 'n', iptablesSave: save(5), iptablesBackend: 'legacy', nftJson: null, addrs: [], errors: [] } as unknown as Snapshot;
+    const f = netfilterEvaluator(snap, { iptablesSave: save(5) })!.evaluate('INPUT', tcp('1.1.1.1', '2.2.2.2', 22));
+    expect(f).toMatchObject({ verdict: 'DROP', packets: 5, packetsBefore: 5 });
+  });
+});
