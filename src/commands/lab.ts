@@ -27,9 +27,9 @@ export function runLabList(io: Io): number {
   return 0;
 }
 
-export function runLabUpDown(what: 'up' | 'down', io: Io): number {
+export function runLabUpDown(what: 'up' | 'down', io: Io, flags: string[] = []): number {
   if (process.getuid?.() !== 0) throw new NetwhyError('the lab creates network namespaces: run it as root', 3);
-  labSh([what], io);
+  labSh([what, ...flags], io);
   return 0;
 }
 
