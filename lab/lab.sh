@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # netwhy lab: a Kubernetes-shaped network in network namespaces.
 #
-#   lab.sh up [--ipvs]          build the topology, kube-proxy, servers
+#   lab.sh up [--ipvs|--nft]    build the topology, kube-proxy, servers
 #   lab.sh down                 remove everything the lab made (idempotent)
 #   lab.sh status               list lab namespaces, servers, applied faults
-#   lab.sh list [--ipvs|--iptables]  scenario names, one per line
+#   lab.sh list [--ipvs|--nft|--iptables]  scenario names, one per line
 #   lab.sh apply NAME           inject a scenario's fault
 #   lab.sh revert NAME          undo it
 #   lab.sh run-client NAME      run the scenario's client command in its netns
@@ -14,8 +14,10 @@
 #
 # kube-proxy mode: iptables by default; "up --ipvs" (or NW_LAB_MODE=ipvs)
 # emulates kube-proxy in IPVS mode instead (needs a kernel with IPVS, e.g. the
-# microVM: lab/vm-run.sh). Scenarios named ipvs-* need the IPVS mode, the
-# others the iptables mode; apply/run-client refuse the wrong one.
+# microVM: lab/vm-run.sh); "up --nft" (NW_LAB_MODE=nft) loads kube-proxy's
+# nftables-mode table (ip kube-proxy) and no iptables rules. Scenarios named
+# ipvs-* need the IPVS mode, nft-* the nft mode, the others the iptables mode;
+# apply/run-client refuse the wrong one.
 # NW_CLIENT_WRAPPER="WORDS..." makes run-client run the client under a wrapper
 # command, e.g. "node dist/cli.js explain --json --".
 # NW_LAB_BACKEND=local and NW_LAB_ROLE run the same steps on real machines
@@ -58,6 +60,8 @@ lab_mode() {
 scenario_mode() {
   if [[ "$1" == ipvs-* ]]; then
     echo ipvs
+  elif [[ "$1" == nft-* ]]; then
+    echo nft
   else
     echo iptables
   fi
@@ -68,7 +72,7 @@ require_mode_for() {
   want="$(scenario_mode "$1")"
   have="$(lab_mode)"
   [[ "$want" == "$have" ]] ||
-    die "scenario $1 needs the lab in $want mode, it is up in $have mode (run: lab.sh up$([[ "$want" == ipvs ]] && echo ' --ipvs'))"
+    die "scenario $1 needs the lab in $want mode, it is up in $have mode (run: lab.sh up$([[ "$want" != iptables ]] && echo " --$want"))"
 }
 
 scenario_file() {
@@ -93,12 +97,13 @@ cmd_up() {
   while (($# > 0)); do
     case "$1" in
       --ipvs) mode=ipvs ;;
+      --nft) mode=nft ;;
       --iptables) mode=iptables ;;
-      *) die "usage: lab.sh up [--ipvs|--iptables]" ;;
+      *) die "usage: lab.sh up [--ipvs|--nft|--iptables]" ;;
     esac
     shift
   done
-  [[ "$mode" == iptables || "$mode" == ipvs ]] || die "NW_LAB_MODE must be iptables or ipvs, not '$mode'"
+  [[ "$mode" == iptables || "$mode" == ipvs || "$mode" == nft ]] || die "NW_LAB_MODE must be iptables, ipvs or nft, not '$mode'"
   require_root
   if [[ "$mode" == ipvs ]] && { [[ "$LAB_BACKEND" == netns ]] || [[ "$LAB_ROLE" == node* ]]; }; then
     ipvs_available || die "IPVS mode needs a kernel with IPVS (modprobe ip_vs) and ipvsadm; this one ($(uname -r)) has none: use the microVM (lab/vm-run.sh, test/vm/ipvs-lab.test.ts)"
@@ -120,6 +125,10 @@ cmd_up() {
     log "setting up kube-proxy (IPVS mode): kube-ipvs0, ipsets, IPVS services, iptables"
     apply_kube_proxy_ipvs nw-node1
     apply_kube_proxy_ipvs nw-node2
+  elif [[ "$mode" == nft ]]; then
+    log "loading kube-proxy's nftables-mode table (ip kube-proxy)"
+    apply_kube_proxy_nft nw-node1 192.168.0.11
+    apply_kube_proxy_nft nw-node2 192.168.0.12
   else
     log "loading kube-proxy rules"
     apply_kube_proxy nw-node1
@@ -175,8 +184,8 @@ cmd_status() {
 cmd_list() {
   local f name want="${1:-}"
   case "$want" in
-    "" | --ipvs | --iptables) ;;
-    *) die "usage: lab.sh list [--ipvs|--iptables]" ;;
+    "" | --ipvs | --nft | --iptables) ;;
+    *) die "usage: lab.sh list [--ipvs|--nft|--iptables]" ;;
   esac
   for f in "$LAB_DIR"/scenarios/*.sh; do
     name="${f##*/}"

@@ -888,6 +888,140 @@ apply_kube_proxy() {
   in_ns "$node" ip6tables-restore --noflush <<<"$(kube_proxy_rules 6)"
 }
 
+# ------------------------------------------------ kube-proxy (nftables mode) --
+#
+# What kube-proxy --proxy-mode=nftables (GA in 1.33, pkg/proxy/nftables)
+# writes: one table `ip kube-proxy` (never inet), base chains by hook and
+# priority, the verdict maps service-ips / service-nodeports keyed by
+# `ip daddr . meta l4proto . th dport`, no-endpoint-services /
+# no-endpoint-nodeports (element comment "ns/svc:port"), firewall-ips,
+# cluster-ips-check (reject a wrong port of a live ClusterIP, drop an
+# unallocated address of the service CIDR), masquerading. Shaped like the
+# expected rulesets of its proxier_test.go (baseRules, TestOverallNFTablesRules);
+# the same Services as the iptables mode, and no iptables rules at all.
+
+SERVICE_CIDR=10.96.0.0/12
+KP_CLUSTER_CIDR=10.244.0.0/16
+
+# The service ports, one per line: PROTO CLUSTER_IP PORT SVCPORTNAME ENDPOINT NODEPORT
+# (NODEPORT "-" for none).
+KP_NFT_SERVICES=(
+  "tcp 10.96.0.20 80 default/web:http 10.244.2.2:80 30080"
+  "udp 10.96.0.10 53 kube-system/kube-dns:dns 10.244.2.3:53 -"
+  "tcp 10.96.0.10 53 kube-system/kube-dns:dns-tcp 10.244.2.3:53 -"
+)
+
+# kp_nft_name KIND SVCPORTNAME PROTO [ENDPOINT] : kube-proxy's chain name,
+# KIND-HASH-ns/svc/proto/port (endpoint chains end in __ip/port).
+kp_nft_name() {
+  local kind="$1" spn="$2" proto="$3" ep="${4:-}" ns rest name port hash
+  ns="${spn%%/*}"
+  rest="${spn#*/}"
+  name="${rest%%:*}"
+  port=""
+  [[ "$rest" == *:* ]] && port="${rest#*:}"
+  hash="$(kp_hash "$spn" "$proto" "$ep" | cut -c1-8)"
+  printf '%s-%s-%s/%s/%s/%s%s' "$kind" "$hash" "$ns" "$name" "$proto" "$port" "${ep:+__${ep%:*}/${ep##*:}}"
+}
+
+# kube_proxy_nft_base NODE_IP : the table, its sets, maps and fixed chains.
+kube_proxy_nft_base() {
+  local node_ip="$1"
+  cat <<NFT
+add table ip kube-proxy { comment "rules for kube-proxy" ; }
+add set ip kube-proxy cluster-ips { type ipv4_addr ; comment "Active ClusterIPs" ; }
+add set ip kube-proxy nodeport-ips { type ipv4_addr ; comment "IPs that accept NodePort traffic" ; }
+add map ip kube-proxy firewall-ips { type ipv4_addr . inet_proto . inet_service : verdict ; comment "destinations that are subject to LoadBalancerSourceRanges" ; }
+add map ip kube-proxy no-endpoint-nodeports { type inet_proto . inet_service : verdict ; comment "vmap to drop or reject packets to service nodeports with no endpoints" ; }
+add map ip kube-proxy no-endpoint-services { type ipv4_addr . inet_proto . inet_service : verdict ; comment "vmap to drop or reject packets to services with no endpoints" ; }
+add map ip kube-proxy service-ips { type ipv4_addr . inet_proto . inet_service : verdict ; comment "ClusterIP, ExternalIP and LoadBalancer IP traffic" ; }
+add map ip kube-proxy service-nodeports { type inet_proto . inet_service : verdict ; comment "NodePort traffic" ; }
+add chain ip kube-proxy cluster-ips-check
+add chain ip kube-proxy filter-prerouting-pre-dnat { type filter hook prerouting priority -110 ; }
+add chain ip kube-proxy filter-output-pre-dnat { type filter hook output priority -110 ; }
+add chain ip kube-proxy filter-forward { type filter hook forward priority 0 ; }
+add chain ip kube-proxy filter-input { type filter hook input priority 0 ; }
+add chain ip kube-proxy filter-output { type filter hook output priority 0 ; }
+add chain ip kube-proxy firewall-check
+add chain ip kube-proxy mark-for-masquerade
+add chain ip kube-proxy masquerading
+add chain ip kube-proxy nat-output { type nat hook output priority -100 ; }
+add chain ip kube-proxy nat-postrouting { type nat hook postrouting priority 100 ; }
+add chain ip kube-proxy nat-prerouting { type nat hook prerouting priority -100 ; }
+add chain ip kube-proxy nodeport-endpoints-check
+add chain ip kube-proxy reject-chain { comment "helper for @no-endpoint-services / @no-endpoint-nodeports" ; }
+add chain ip kube-proxy services
+add chain ip kube-proxy service-endpoints-check
+add rule ip kube-proxy cluster-ips-check ip daddr @cluster-ips reject comment "Reject traffic to invalid ports of ClusterIPs"
+add rule ip kube-proxy cluster-ips-check ip daddr { $SERVICE_CIDR } drop comment "Drop traffic to unallocated ClusterIPs"
+add rule ip kube-proxy filter-prerouting-pre-dnat ct state new jump firewall-check
+add rule ip kube-proxy filter-forward ct state new jump service-endpoints-check
+add rule ip kube-proxy filter-forward ct state new jump cluster-ips-check
+add rule ip kube-proxy filter-input ct state new jump nodeport-endpoints-check
+add rule ip kube-proxy filter-input ct state new jump service-endpoints-check
+add rule ip kube-proxy filter-output ct state new jump service-endpoints-check
+add rule ip kube-proxy filter-output-pre-dnat ct state new jump firewall-check
+add rule ip kube-proxy filter-output ct state new jump cluster-ips-check
+add rule ip kube-proxy firewall-check ip daddr . meta l4proto . th dport vmap @firewall-ips
+add rule ip kube-proxy mark-for-masquerade mark set mark or 0x4000
+add rule ip kube-proxy masquerading mark and 0x4000 == 0 return
+add rule ip kube-proxy masquerading mark set mark xor 0x4000
+add rule ip kube-proxy masquerading masquerade fully-random
+add rule ip kube-proxy nat-output jump services
+add rule ip kube-proxy nat-postrouting jump masquerading
+add rule ip kube-proxy nat-prerouting jump services
+add rule ip kube-proxy nodeport-endpoints-check ip daddr @nodeport-ips meta l4proto . th dport vmap @no-endpoint-nodeports
+add rule ip kube-proxy reject-chain reject
+add rule ip kube-proxy services ip daddr . meta l4proto . th dport vmap @service-ips
+add rule ip kube-proxy services ip daddr @nodeport-ips meta l4proto . th dport vmap @service-nodeports
+add element ip kube-proxy nodeport-ips { $node_ip }
+add rule ip kube-proxy service-endpoints-check ip daddr . meta l4proto . th dport vmap @no-endpoint-services
+NFT
+}
+
+# kp_nft_service PROTO CLUSTER_IP PORT SVCPORTNAME ENDPOINT NODEPORT : the
+# chains and elements of one service port with one endpoint.
+kp_nft_service() {
+  local proto="$1" vip="$2" port="$3" spn="$4" ep="$5" nodeport="$6" svc ext epc
+  svc="$(kp_nft_name service "$spn" "$proto")"
+  ext="$(kp_nft_name external "$spn" "$proto")"
+  epc="$(kp_nft_name endpoint "$spn" "$proto" "$ep")"
+  cat <<NFT
+add chain ip kube-proxy $svc
+add chain ip kube-proxy $epc
+add rule ip kube-proxy $svc ip daddr $vip ip saddr != $KP_CLUSTER_CIDR jump mark-for-masquerade
+add rule ip kube-proxy $svc numgen random mod 1 vmap { 0 : goto $epc }
+add rule ip kube-proxy $epc ip saddr ${ep%:*} jump mark-for-masquerade
+add rule ip kube-proxy $epc meta l4proto $proto dnat to $ep
+add element ip kube-proxy cluster-ips { $vip }
+add element ip kube-proxy service-ips { $vip . $proto . $port : goto $svc }
+NFT
+  if [[ "$nodeport" != - ]]; then
+    # externalTrafficPolicy=Cluster: external traffic is masqueraded.
+    cat <<NFT
+add chain ip kube-proxy $ext
+add rule ip kube-proxy $ext jump mark-for-masquerade
+add rule ip kube-proxy $ext goto $svc
+add element ip kube-proxy service-nodeports { $proto . $nodeport : goto $ext }
+NFT
+  fi
+}
+
+# kube_proxy_nft_rules NODE_IP : the whole `nft -f` input for a node.
+kube_proxy_nft_rules() {
+  local line
+  kube_proxy_nft_base "$1"
+  for line in "${KP_NFT_SERVICES[@]}"; do
+    # shellcheck disable=SC2086 # the fields of one line
+    kp_nft_service $line
+  done
+}
+
+# apply_kube_proxy_nft NODE NODE_IP
+apply_kube_proxy_nft() {
+  in_ns "$1" nft -f - <<<"$(kube_proxy_nft_rules "$2")"
+}
+
 # ---------------------------------------------------- kube-proxy (IPVS mode) --
 #
 # What kube-proxy --proxy-mode=ipvs (1.2x/1.3x) leaves on a node, written the

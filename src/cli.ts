@@ -106,14 +106,19 @@ Examples:
   netwhy lab run nodeport-ok         bring the lab up, trace a NodePort curl live, show the verdict, tear down
   netwhy lab run ip-forward-off      the same with node1's ip_forward off: the cause, the evidence, the fix
   netwhy lab run --vm ipvs-secondary-vip   an IPVS-mode scenario, in the microVM when this kernel has no IPVS
-  netwhy lab up / netwhy lab down    keep the lab up to explore by hand (down also cleans up after a crash)`,
+  netwhy lab run nft-no-endpoints    kube-proxy's nftables mode: the rule, the map element and its Service named
+  netwhy lab up / netwhy lab down    keep the lab up to explore by hand (down also cleans up after a crash); up --nft for nftables mode`,
     );
   lab.command('list').description('list the scenarios').action(() => {
     process.exitCode = runLabList({ out: process.stdout, err: process.stderr });
   });
-  lab.command('up').description('build the lab topology (namespaces nw-*)').action(() => {
-    process.exitCode = runLabUpDown('up', { out: process.stdout, err: process.stderr });
-  });
+  lab
+    .command('up')
+    .description('build the lab topology (namespaces nw-*)')
+    .option('--nft', "kube-proxy in nftables mode (table ip kube-proxy) instead of iptables mode; for the nft-* scenarios")
+    .action((opts: { nft?: boolean }) => {
+      process.exitCode = runLabUpDown('up', { out: process.stdout, err: process.stderr }, opts.nft ? ['--nft'] : []);
+    });
   lab.command('down').description('remove everything the lab made, also after a crash').action(() => {
     process.exitCode = runLabUpDown('down', { out: process.stdout, err: process.stderr });
   });

@@ -25,6 +25,9 @@ export interface Capture {
   snapshots: Snapshot[];
   /** conntrack insert_failed per namespace name, before the command ran. */
   conntrackBefore?: [string, number][];
+  /** Each namespace's rule counters before the command (iptables-save -c, nft -j list ruleset), so a
+   * rule is confirmed by its own counter's growth; absent in older recordings. */
+  netfilterBefore?: [string, NetfilterCounters][];
   /** What the Kubernetes name sources said when the capture was made (absent: none was asked). */
   k8s?: K8sFacts;
   records: Uint8Array;
@@ -118,4 +121,10 @@ export function decodeCapture(buf: Uint8Array, chain: CompatChain = COMPAT): Cap
     throw new RecordingError("recording metadata has a malformed 'command'");
   }
   return { ...meta, records };
+}
+
+/** A namespace's rules as read before the traced command, for their counters. */
+export interface NetfilterCounters {
+  iptablesSave?: string | null;
+  nftJson?: unknown;
 }

@@ -12,8 +12,8 @@ import { FlowPipeline } from '../explain/pipeline.js';
 import { NetnsNames } from '../kernel/netns.js';
 import { type Symbolizer, kernelDropReasons, kernelSymbols, reasonName } from '../kernel/symbols.js';
 import { requireTracing } from '../preflight.js';
-import { HOST, type Snapshot, conntrackInsertFailed, listNetns, takeSnapshot } from '../state/snapshot.js';
-import { type Capture, RECORDING_VERSION, RecordingError, decodeCapture, encodeCapture } from '../recording.js';
+import { HOST, type Snapshot, conntrackInsertFailed, listNetns, netfilterCounters, takeSnapshot } from '../state/snapshot.js';
+import { type Capture, type NetfilterCounters, RECORDING_VERSION, RecordingError, decodeCapture, encodeCapture } from '../recording.js';
 import { TraceSession } from '../tracer.js';
 import { EVENT_HEADER, type ViewContext, eventLine, eventView } from '../render/events.js';
 import type { K8sFacts } from '../model/k8s.js';
@@ -67,6 +67,12 @@ async function conntrackBaseline(): Promise<[string, number][]> {
   const names = [HOST, ...(await listNetns().catch(() => [] as string[]))];
   const values = await Promise.all(names.map((n) => conntrackInsertFailed(n)));
   return names.flatMap((n, i) => (values[i] === null ? [] : [[n, values[i]!] as [string, number]]));
+}
+
+/** Every namespace's rule counters before the command: a rule is confirmed by its own counter's growth. */
+async function netfilterBaseline(): Promise<[string, NetfilterCounters][]> {
+  const names = [HOST, ...(await listNetns().catch(() => [] as string[]))];
+  return Promise.all(names.map((n) => netfilterCounters(n).then((c): [string, NetfilterCounters] => [n, c])));
 }
 
 async function captureSnapshots(inodes: Set<number>, names: NetnsNames): Promise<Snapshot[]> {
@@ -123,10 +129,11 @@ export async function runExplainCaptured(command: string[], opts: ExplainOptions
   let exitCode: number | null;
   let lost = 0;
   let conntrackBefore: [string, number][] = [];
+  let netfilterBefore: [string, NetfilterCounters][] = [];
   try {
     session.followMode();
     session.attach();
-    conntrackBefore = await conntrackBaseline();
+    [conntrackBefore, netfilterBefore] = await Promise.all([conntrackBaseline(), netfilterBaseline()]);
     // The live view names pods from the start (the sources answer within their deadlines);
     // the document asks again once the namespaces' rules are snapshotted.
     const live = opts.live ? liveView(names, await symbols, opts.json ? io.err : io.out, await gatherNames(opts)) : undefined;
@@ -158,6 +165,7 @@ export async function runExplainCaptured(command: string[], opts: ExplainOptions
     netns: [...allNetns(seen)].map((i) => [i, names.name(i)]),
     snapshots,
     conntrackBefore,
+    netfilterBefore,
     k8s,
     records: Buffer.concat(raw),
   };

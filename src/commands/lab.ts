@@ -27,9 +27,9 @@ export function runLabList(io: Io): number {
   return 0;
 }
 
-export function runLabUpDown(what: 'up' | 'down', io: Io): number {
+export function runLabUpDown(what: 'up' | 'down', io: Io, flags: string[] = []): number {
   if (process.getuid?.() !== 0) throw new NetwhyError('the lab creates network namespaces: run it as root', 3);
-  labSh([what], io);
+  labSh([what, ...flags], io);
   return 0;
 }
 
@@ -89,7 +89,7 @@ export async function runLabRun(name: string, opts: LabRunOptions, io: Io = { ou
   const { counter, verdictNetns } = s.expect;
   try {
     io.err.write(`lab: ${s.name}: ${s.description}\nlab: fault: ${s.fault}\n`);
-    labSh(s.ipvs ? ['up', '--ipvs'] : ['up'], io, true);
+    labSh(s.ipvs ? ['up', '--ipvs'] : s.nft ? ['up', '--nft'] : ['up'], io, true);
     if (s.expect.baselineExitCode !== undefined) run.baselineExitCode = baselineExitCode(s, io);
     labSh(['apply', s.name], io, true);
     const argv = ['ip', 'netns', 'exec', s.client.netns, ...s.client.argv];

@@ -54,8 +54,9 @@ export function explainCapture(c: Capture): ExplainDoc {
   const syms = new Map(c.symbols.map(([addr, name, func]) => [addr, { name, func }]));
   const states = new Map<number, NetnsState>();
   const before = new Map(c.conntrackBefore ?? []);
+  const rulesBefore = new Map(c.netfilterBefore ?? []);
   for (const snap of c.snapshots) {
-    for (const [ino, name] of c.netns) if (name === snap.netns) states.set(ino, netnsState(snap, netfilterEvaluator(snap), before.get(snap.netns)));
+    for (const [ino, name] of c.netns) if (name === snap.netns) states.set(ino, netnsState(snap, netfilterEvaluator(snap, rulesBefore.get(snap.netns)), before.get(snap.netns)));
   }
   const deps: ExplainDeps = {
     state: (ino) => states.get(ino),

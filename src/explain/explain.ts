@@ -37,7 +37,7 @@ export interface ExplainDeps {
 
 export interface NatAttribution {
   step: NatStep;
-  by: { type: 'iptables-rule' | 'ipvs-service' | 'conntrack'; ref: string };
+  by: { type: 'iptables-rule' | 'nft-rule' | 'ipvs-service' | 'conntrack'; ref: string };
 }
 
 const TCP_RST = 0x04;
@@ -185,7 +185,7 @@ export function attributeNat(flow: Flow, deps: ExplainDeps): NatAttribution[] {
     const nf = deps.state(step.netns)?.netfilter;
     const hook = firstHook(step, flow);
     const found = nf?.natRules(hook, natPacket(step.orig, hook === 'PREROUTING' ? arrivalDev(flow, step.netns) : undefined))[step.kind];
-    if (found) return { step, by: { type: 'iptables-rule', ref: found.rule } };
+    if (found) return { step, by: { type: found.source === 'nft' ? 'nft-rule' : 'iptables-rule', ref: found.rule } };
     return { step, by: { type: 'conntrack', ref: `${tupleText(step.orig)} → ${step.kind === 'dnat' ? 'dst' : 'src'} ${hostPort(step.to.addr, step.to.port)}` } };
   });
 }

@@ -47,6 +47,8 @@ export interface Scenario {
   name: string;
   /** Needs kube-proxy's IPVS mode, so a kernel with IPVS. */
   ipvs?: boolean;
+  /** Needs kube-proxy's nftables mode (lab.sh up --nft). */
+  nft?: boolean;
   description: string;
   fault: string;
   client: { netns: string; argv: string[] };

@@ -122,3 +122,20 @@ export interface NameLookup {
   /** the EndpointSlices of a Service (API only; empty when unknown) */
   endpointsOf(namespace: string, service: string): EndpointSliceFact[];
 }
+
+// kube-proxy's names for what it writes: comments and nft chain names.
+
+/** `ns/svc:port` or `ns/svc` (an unnamed port), then what the rule is for. */
+export const KUBE_PROXY_COMMENT = /^([a-z0-9][a-z0-9.-]*)\/([a-z0-9][a-z0-9.-]*)(?::([a-z0-9-]+))?(?: (.*))?$/;
+
+/** The Service port a kube-proxy comment (`ns/svc:port`) names; undefined for other text. */
+export function serviceOfComment(comment: string): { namespace: string; name: string; port?: string } | undefined {
+  const m = KUBE_PROXY_COMMENT.exec(comment);
+  return m ? { namespace: m[1], name: m[2], ...(m[3] ? { port: m[3] } : {}) } : undefined;
+}
+
+/** The Service port of one of kube-proxy's per-Service nft chains (`service-`, `external-`, `firewall-`, `endpoint-HASH-ns/svc/proto/port[__ip/port]`). */
+export function serviceOfNftChain(chain: string): { namespace: string; name: string; port?: string; kind: string } | undefined {
+  const m = /^(service|external|firewall|endpoint)-[A-Z0-9]+-([a-z0-9.-]+)\/([a-z0-9.-]+)\/(?:tcp|udp|sctp)\/([a-z0-9-]*)(?:__.*)?$/.exec(chain);
+  return m ? { kind: m[1], namespace: m[2], name: m[3], ...(m[4] ? { port: m[4] } : {}) } : undefined;
+}

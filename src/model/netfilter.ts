@@ -51,6 +51,25 @@ export interface NetfilterFinding {
   trail: string[];
   /** every rule that matched on the way, in order (the trail, as data) */
   steps: RuleStep[];
+  /** which front-end's rule decided: iptables (named by its iptables-save line) or a native nftables table */
+  source?: 'iptables' | 'nft';
+  /** for an nft rule: where it is, the path that led there and the set or map element it matched */
+  nft?: NftDecision;
+  /** the deciding rule's counter before the traced command, when it was read then */
+  packetsBefore?: number;
+}
+
+export interface NftDecision {
+  family: string;
+  table: string;
+  chain: string;
+  handle?: number;
+  /** the chains (and `@maps`) that led to the decision, from the base chain */
+  path: string[];
+  /** the set or map element the packet matched on the way (the deciding one, else the last) */
+  element?: { set: string; key: string; comment?: string; value?: string };
+  /** true when the chain's policy decided */
+  policy?: boolean;
 }
 
 export interface RuleStep {
@@ -78,7 +97,9 @@ export interface RuleView {
 }
 
 export interface NatFinding {
+  /** the iptables-save line, or for nft the rule as `nft -a list ruleset` prints it with its table and chain */
   rule: string;
+  source?: 'iptables' | 'nft';
   table: string;
   chain: string;
   to?: string;

@@ -1083,6 +1083,8 @@ export interface EvalOptions {
   /** what to assume for a rule with an uncertain match (default 'match'). `-m statistic` always
    * counts as a match (kube-proxy's endpoint spreading); it is still listed as uncertain. */
   uncertainAs?: 'match' | 'nomatch';
+  /** evaluate only these tables (one stage of a hook shared with nftables base chains); default all */
+  tables?: readonly TableName[];
 }
 
 const MAX_STEPS = 200_000;
@@ -1157,6 +1159,7 @@ export function evaluateHook(
   let final: { verdict: Verdict; decision: Decision } | undefined;
   const accepts: Decision[] = [];
   for (const tn of HOOK_TABLES[hook]) {
+    if (opts.tables && !opts.tables.includes(tn)) continue;
     const table = rs.tables.get(tn);
     const base = table?.chains.get(hook);
     if (!table) {

@@ -226,6 +226,22 @@ export async function conntrackInsertFailed(netns: string, timeoutMs = DEFAULT_T
   }
 }
 
+/** A namespace's rules with their counters (iptables-save -c, nft -j list ruleset); what fails is left out. */
+export async function netfilterCounters(netns: string, timeoutMs = DEFAULT_TIMEOUT_MS): Promise<{ iptablesSave?: string; nftJson?: unknown }> {
+  const inNs = (...argv: string[]) => (netns === HOST ? argv : ['ip', 'netns', 'exec', netns, ...argv]);
+  const [ipt, nft] = await Promise.all([runCommand(inNs('iptables-save', '-c'), timeoutMs), runCommand(inNs('nft', '-j', 'list', 'ruleset'), timeoutMs)]);
+  const out: { iptablesSave?: string; nftJson?: unknown } = {};
+  if (ipt.ok) out.iptablesSave = ipt.stdout;
+  if (nft.ok) {
+    try {
+      out.nftJson = parseNftJson(nft.stdout);
+    } catch {
+      /* no reading: the rule's counter is judged as before */
+    }
+  }
+  return out;
+}
+
 async function assertNetnsExists(netns: string, timeoutMs: number): Promise<void> {
   if (netns !== '' && !netns.includes('/') && netns !== '.' && netns !== '..') {
     // Fast path: the name is a file in /run/netns (where `ip netns` keeps them).

@@ -1,5 +1,6 @@
 // Fuzzing what netwhy reads from outside: ring buffer bytes (decodeBatch),
-// recordings (decodeCapture) and filters (parseFilter, compileFilter). Each
+// recordings (decodeCapture), filters (parseFilter, compileFilter) and nft's
+// JSON rulesets (parseNftRuleset and the walker). Each
 // may only answer with its own typed error, and must always return. The
 // seed is fixed, so a failure reproduces; the case that failed is printed.
 import { readFileSync, readdirSync } from 'node:fs';
@@ -9,6 +10,10 @@ import { ABI_VERSION, LAYOUT, RecordType, decodeBatch } from '../../src/abi.js';
 import { compileFilter } from '../../src/filter/compile.js';
 import { FilterError, parseFilter } from '../../src/filter/parse.js';
 import { RecordingError, decodeCapture, encodeCapture } from '../../src/recording.js';
+import type { NetfilterPacket } from '../../src/model/netfilter.js';
+import { NftParseError, parseNftRuleset } from '../../src/state/netfilter/nft-json.js';
+import { netfilterEvaluator } from '../../src/state/netfilter.js';
+import type { Snapshot } from '../../src/state/snapshot.js';
 
 /** mulberry32: small, fast, deterministic. */
 function rng(seed: number) {
@@ -208,5 +213,47 @@ describe('fuzz: filters', () => {
       'host 10.0.0.1 and '.repeat(2000) + 'port',
     ];
     expectOnly(cases, compile, onlyFilterError);
+  });
+});
+
+describe('fuzz: parseNftRuleset and the nft walker (nft -j list ruleset)', () => {
+  const NFT_DIR = resolve(__dirname, '../fixtures/nft');
+  const corpus = readdirSync(NFT_DIR).filter((f) => f.endsWith('.json')).map((f) => JSON.parse(readFileSync(resolve(NFT_DIR, f), 'utf8')) as { nftables: unknown[] });
+  const WEIRD: unknown[] = [null, 0, -1, 1e308, '', '@', '@nope', 'tcp', [], {}, { set: [] }, { concat: [] }, { prefix: { addr: 'x', len: 99 } }, { range: [] }, { meta: { key: 'skuid' } }, { '&': [] }, { elem: null }, true];
+  /** Replace a random value deep in the document by a weird one. */
+  function mutate(v: unknown, r: ReturnType<typeof rng>, depth = 0): unknown {
+    if (r.next() < 0.08 || depth > 12) return r.pick(WEIRD);
+    if (Array.isArray(v)) return v.length && r.next() < 0.3 ? v.filter((_, i) => i !== r.int(v.length)) : v.map((x) => (r.next() < 0.2 ? mutate(x, r, depth + 1) : x));
+    if (v && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, r.next() < 0.3 ? mutate(x, r, depth + 1) : x]));
+    return v;
+  }
+  const packets: NetfilterPacket[] = [
+    { proto: 6, src: '192.168.0.10', sport: 40000, dst: '192.168.0.11', dport: 30080, iif: 'eth0', mark: 0, ctstate: ['NEW'] },
+    { proto: 17, src: '10.244.1.2', sport: 5353, dst: '10.96.0.10', dport: 53, mark: 0x4000, ctstate: ['ESTABLISHED', 'DNAT'] },
+    { proto: 1, src: 'fd00::1', dst: 'fd00::2', mark: 0, ctstate: ['NEW'] },
+  ];
+  it('mutated real rulesets: NftParseError, or an evaluator whose every answer is a finding', () => {
+    const r = rng(9);
+    function* cases() {
+      for (let i = 0; i < 1500; i++) yield mutate(corpus[i % corpus.length], r);
+    }
+    const n = expectOnly(cases(), (doc: unknown) => {
+      const snap = { netns: 'f', iptablesSave: null, nftJson: doc, addrs: [{ address: '192.168.0.11' }], errors: [] } as unknown as Snapshot;
+      try {
+        parseNftRuleset(doc);
+      } catch (e) {
+        if (e instanceof NftParseError) return;
+        throw e;
+      }
+      const ev = netfilterEvaluator(snap);
+      for (const hook of ['PREROUTING', 'INPUT', 'FORWARD', 'OUTPUT', 'POSTROUTING'] as const) {
+        for (const p of packets) {
+          const f = ev?.evaluate(hook, p);
+          if (f && !['ACCEPT', 'DROP', 'REJECT', 'QUEUE'].includes(f.verdict)) throw new Error(`verdict ${f.verdict}`);
+          ev?.natRules('PREROUTING', p);
+        }
+      }
+    }, (e) => e instanceof NftParseError);
+    expect(n).toBe(1500);
   });
 });

@@ -9,8 +9,8 @@ const SRC = resolve(__dirname, '../../src');
 /** Lowest first. A path matches the first prefix that starts it. */
 const LAYERS: [string, number][] = [
   ['errors.ts', 0], ['abi.ts', 0], ['kernel/', 0], ['native.ts', 0],
-  ['model/', 1],
-  ['filter/', 2], ['state/', 2], ['journey.ts', 2], ['recording.ts', 2], ['tracer.ts', 2], ['preflight.ts', 2],
+  ['model/netfilter/', 1], ['model/', 1],
+  ['filter/', 2], ['state/netfilter/', 2], ['state/', 2], ['journey.ts', 2], ['recording.ts', 2], ['tracer.ts', 2], ['preflight.ts', 2],
   ['explain/', 3],
   ['render/', 4], ['lab/', 4],
   ['commands/', 5], ['vm/', 5],

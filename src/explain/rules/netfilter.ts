@@ -10,7 +10,8 @@ import { AF_INET6, PktFlag } from '../../abi.js';
 import { lookupsBefore, tupleText } from '../evidence.js';
 import { kubeProxyMeaning } from '../kube-proxy.js';
 import { namePolicy } from '../netpol.js';
-import type { Cause, ExplainRule, Hook, NetfilterPacket, RuleInput } from '../types.js';
+import { nftMeaning } from '../nft.js';
+import type { Cause, ExplainRule, Finding, Hook, NetfilterFinding, NetfilterPacket, RuleInput } from '../types.js';
 
 const HOOK_OF_CALLER: Record<string, Hook> = {
   ip_rcv: 'PREROUTING',
@@ -157,6 +158,48 @@ function fixFor(chain: string, rule: string, ipset: { name: string; member: stri
   return `change or delete the rule in ${ns}: ${rule.replace(/^-A /, `${tool} -D `)}`;
 }
 
+/**
+ * What the rule's counter says. With a reading from before the command, only the rule's own
+ * growth confirms it; with none (older recordings), any count does, as before.
+ */
+function counterEvidence(f: NetfilterFinding): { text?: string; confirmed: boolean } {
+  if (f.packets === undefined) return { confirmed: true };
+  const plural = (n: number) => `${n} packet${n === 1 ? '' : 's'}`;
+  if (f.packetsBefore !== undefined) {
+    const grew = f.packets - f.packetsBefore;
+    return grew > 0
+      ? { text: `the rule's counter grew by ${plural(grew)} during the command (${f.packetsBefore} → ${f.packets})`, confirmed: true }
+      : { text: `the rule's counter did not move during the command (${f.packets}): the match is not confirmed by the kernel`, confirmed: false };
+  }
+  return f.packets > 0 ? { text: `the rule's counter shows ${plural(f.packets)}`, confirmed: true } : { text: `the rule's counter is 0: the match is not confirmed by the kernel`, confirmed: false };
+}
+
+/** A drop decided by a native nftables rule: the rule as nft prints it, the path, the element. */
+function nftFinding(f: NetfilterFinding, site: HookSite, pkt: NetfilterPacket, ns: string, backend: string, input: RuleInput): Finding | null {
+  const { drop } = input;
+  const evidence = [
+    `${tupleText(drop.pkt.tuple)} (conntrack ${pkt.ctstate.join(',')}) was dropped at the ${site.hook} hook in ${ns} (nf_hook_slow called from ${site.caller})`,
+    `evaluating it against the ${backend} ruleset of ${ns}: ${f.verdict} by ${f.rule}`,
+  ];
+  if (site.bridged) evidence.push(bridgedText(pkt, drop.pkt.tuple.family === AF_INET6 ? 'ip6tables' : 'iptables'));
+  if (f.trail.length > 1) evidence.push(`on the way: ${f.trail.join(' → ')}`);
+  const el = f.nft?.element;
+  if (el) evidence.push(`the packet matched element ${el.key}${el.comment !== undefined ? ` (comment "${el.comment}")` : ''} of ${el.set === 'anonymous map' ? 'an anonymous map' : `@${el.set}`}${el.value ? `, which says ${el.value}` : ''}`);
+  const counted = counterEvidence(f);
+  if (counted.text) evidence.push(counted.text);
+  if (f.uncertain.length) evidence.push(`not certain: ${f.uncertain.join('; ')}`);
+  if (!counted.confirmed) return null;
+  const cause: Cause = { type: 'nft-rule', ref: f.rule, value: f.verdict, netns: ns };
+  const meaning = nftMeaning(f, pkt, (svc) => input.names?.endpointsOf(svc.namespace ?? '', svc.name) ?? []);
+  if (meaning?.service) cause.k8s = [meaning.service];
+  if (meaning) evidence.push(...meaning.evidence);
+  const n = f.nft!;
+  const fix = meaning?.fix ?? (n.policy
+    ? `the packet fell through to the policy of chain ${n.chain} in table ${n.family} ${n.table}: add a rule that accepts it there, or change the policy (nft list chain ${n.family} ${n.table} ${n.chain})`
+    : `change or delete the rule in ${ns}: nft delete rule ${n.family} ${n.table} ${n.chain} handle ${n.handle ?? '?'}${el ? `, or delete the element: nft delete element ${n.family} ${n.table} ${el.set} { ${el.key} }` : ''}`);
+  return { cause, evidence, fix };
+}
+
 export const netfilterRule: ExplainRule = {
   name: 'netfilter',
   reasons: ['NETFILTER_DROP'],
@@ -171,6 +214,7 @@ export const netfilterRule: ExplainRule = {
     const pkt = packetAt(site, input);
     const f = st.netfilter.evaluate(hook, pkt);
     if (f.verdict !== 'DROP' && f.verdict !== 'REJECT') return null;
+    if (f.source === 'nft') return nftFinding(f, site, pkt, ns, st.netfilter.backendFor?.(drop.pkt.tuple.family === AF_INET6 ? 6 : 4) ?? st.netfilter.backend, input);
     const v6 = drop.pkt.tuple.family === AF_INET6;
     const tool = v6 ? 'ip6tables' : 'iptables';
     const backend = st.netfilter.backendFor?.(v6 ? 6 : 4) ?? st.netfilter.backend;
@@ -181,10 +225,10 @@ export const netfilterRule: ExplainRule = {
     if (site.bridged) evidence.push(bridgedText(pkt, tool));
     if (f.trail.length) evidence.push(`on the way: ${f.trail.join(' → ')}`);
     if (f.ipset) evidence.push(`ipset ${f.ipset.name} contains ${f.ipset.member}, which is what the rule matched`);
-    if (f.packets !== undefined) evidence.push(f.packets > 0 ? `the rule's counter shows ${f.packets} packet${f.packets === 1 ? '' : 's'}` : `the rule's counter is 0: the match is not confirmed by the kernel`);
+    const counted = counterEvidence(f);
+    if (counted.text) evidence.push(counted.text);
     if (f.uncertain.length) evidence.push(`not certain: ${f.uncertain.join('; ')}`);
-    const confirmed = f.packets === undefined || f.packets > 0;
-    if (!confirmed) return null;
+    if (!counted.confirmed) return null;
     const cause: Cause = { type: 'iptables-rule', ref: f.rule, value: f.verdict, netns: ns, ipset: f.ipset };
     // The rule's writer says whom it was for: a NetworkPolicy controller (the policies
     // that isolate the pod), or kube-proxy (the Service, and why) in its comment.

@@ -2,7 +2,7 @@
 // ("ns/svc:port cluster IP") and the maps of its nftables tables (`ip
 // kube-proxy`, `ip6 kube-proxy`). The rules carry no pod names and no
 // EndpointSlices; IPVS virtual services carry no names at all (not read).
-import { type ContainerProtocol, type ServiceFact, type ServicePortFact, emptyFacts } from '../../model/k8s.js';
+import { type ContainerProtocol, type ServiceFact, type ServicePortFact, KUBE_PROXY_COMMENT as NAME, emptyFacts } from '../../model/k8s.js';
 import { canonicalIp, mergeK8sFacts, mergePorts } from '../../model/k8s-merge.js';
 import { formatIp } from '../../model/ip.js';
 import { allRules, parseIptablesSave, type Rule } from '../iptables.js';
@@ -31,9 +31,6 @@ class ServiceBook {
     return [...this.byKey.values()];
   }
 }
-
-/** `ns/svc:port` or `ns/svc` (an unnamed port), then what the rule is for. */
-const NAME = /^([a-z0-9][a-z0-9.-]*)\/([a-z0-9][a-z0-9.-]*)(?::([a-z0-9-]+))?(?: (.*))?$/;
 
 function ruleFacts(r: Rule): { addr?: string; proto?: ContainerProtocol; dport?: number; local: boolean } {
   let addr: string | undefined;
