@@ -80,6 +80,20 @@ struct {
 	__type(value, struct nw_cur_skb);
 } cur_skb __weak SEC(".maps");
 
+/* Losses of this CPU not yet reported by an NW_REC_LOST record. */
+struct nw_lost_pending {
+	__u64 count;
+	__u64 first_ts;
+	__u64 last_ts;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct nw_lost_pending);
+} lost_pending __weak SEC(".maps");
+
 static __always_inline struct nw_stats *probe_stats(__u32 probe)
 {
 	return bpf_map_lookup_elem(&stats, &probe);
@@ -93,25 +107,59 @@ static __always_inline void count_filtered(__u32 probe)
 		s->filtered++;
 }
 
-/* Reserve a record; on a full ring buffer count the loss and return NULL. */
-static __always_inline void *reserve(__u32 probe, __u32 size, __u8 type)
+static __always_inline void fill_hdr(struct nw_hdr *h, __u32 probe, __u32 size, __u8 type, __u64 now)
 {
-	struct nw_stats *s = probe_stats(probe);
-	struct nw_hdr *h = bpf_ringbuf_reserve(&events, size, 0);
-
-	if (!h) {
-		if (s)
-			s->lost++;
-		return NULL;
-	}
-	if (s)
-		s->events++;
 	h->version = NW_ABI_VERSION;
 	h->type = type;
 	h->size = size;
 	h->probe = probe;
 	h->cpu = bpf_get_smp_processor_id();
-	h->ts = bpf_ktime_get_ns();
+	h->ts = now;
+}
+
+/*
+ * Reserve a record; on a full ring buffer count the loss and return NULL.
+ * Losses are also remembered per CPU (when, how many) and reported by an
+ * NW_REC_LOST record ahead of the next record that fits: a verdict must know
+ * whether its flow was traced while events were lost.
+ */
+static __always_inline void *reserve(__u32 probe, __u32 size, __u8 type)
+{
+	struct nw_stats *s = probe_stats(probe);
+	__u32 zero = 0;
+	struct nw_lost_pending *lp = bpf_map_lookup_elem(&lost_pending, &zero);
+	__u64 now = bpf_ktime_get_ns();
+	struct nw_hdr *h;
+
+	if (lp && lp->count) {
+		struct nw_lost *l = bpf_ringbuf_reserve(&events, sizeof(*l), 0);
+
+		if (l) {
+			fill_hdr(&l->hdr, probe, sizeof(*l), NW_REC_LOST, now);
+			l->count = lp->count;
+			l->first_ts = lp->first_ts;
+			l->last_ts = lp->last_ts;
+			bpf_ringbuf_submit(l, 0);
+			lp->count = 0;
+			if (s)
+				s->events++;
+		}
+	}
+	h = bpf_ringbuf_reserve(&events, size, 0);
+	if (!h) {
+		if (s)
+			s->lost++;
+		if (lp) {
+			if (!lp->count)
+				lp->first_ts = now;
+			lp->count++;
+			lp->last_ts = now;
+		}
+		return NULL;
+	}
+	if (s)
+		s->events++;
+	fill_hdr(h, probe, size, type, now);
 	return h;
 }
 

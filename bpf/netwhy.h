@@ -30,6 +30,7 @@ enum nw_record_type {
 	NW_REC_IPVS_CONN = 5, /* a new IPVS connection: client -> virtual service -> real server */
 	NW_REC_IPVS_ERR = 6,  /* IPVS refused: no destination, hook NF_DROP, NAT transmit error */
 	NW_REC_IPVS_CTL = 7,  /* a virtual service or destination added, edited or deleted */
+	NW_REC_LOST = 8,      /* records a CPU could not write (ring buffer full), reported once one fits */
 };
 
 /*
@@ -266,6 +267,19 @@ struct nw_flow_key {
 	__u16 bport;
 	__u8 proto;
 	__u8 pad[3];
+};
+
+/*
+ * Records this CPU could not write because the ring buffer was full, between
+ * first_ts and last_ts (bpf_ktime_get_ns). Written ahead of the next record
+ * that fits, so user space knows when events were lost, not only how many;
+ * losses still pending when the trace ends show only in the stats map.
+ */
+struct nw_lost {
+	struct nw_hdr hdr;
+	__u64 count;
+	__u64 first_ts;
+	__u64 last_ts;
 };
 
 /* Per probe, per CPU counters (map "stats"). */

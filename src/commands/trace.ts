@@ -96,6 +96,7 @@ export async function runTrace(filterWords: string[], opts: TraceOptions, io: Io
     func: (a) => syms.func(a),
     symbol: (a) => syms.name(a),
     ipvs: pipeline.ipvs,
+    losses: pipeline.losses,
   };
   let verdictsOut = Promise.resolve();
   const emitVerdicts = (flows: Flow[]) => {
@@ -124,7 +125,9 @@ export async function runTrace(filterWords: string[], opts: TraceOptions, io: Io
       let text = '';
       for (const r of records) {
         if (ctx.t0 < 0) ctx.t0 = r.ts;
-        const v = eventView(r, pipeline.add(r), ctx);
+        const journey = pipeline.add(r);
+        if (r.kind === 'lost') continue; // counted in the summary; verdicts see it through the pipeline
+        const v = eventView(r, journey, ctx);
         events[v.event] = (events[v.event] ?? 0) + 1;
         if (v.drop) drops[v.drop.reason] = (drops[v.drop.reason] ?? 0) + 1;
         text += (opts.json ? JSON.stringify(v) : eventLine(v)) + '\n';

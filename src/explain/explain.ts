@@ -32,6 +32,67 @@ export interface ExplainDeps {
   reasonName(value: number): string;
   func(addr: bigint): string | undefined;
   symbol(addr: bigint): string;
+  /** When events were lost (ring buffer full); a window may be unbounded (losses the trace could not place). */
+  losses?: LossWindow[];
+}
+
+/** Events lost between first and last (ns since boot). */
+export interface LossWindow {
+  count: number;
+  first: number;
+  last: number;
+}
+
+/** A packet that never got recorded can be a retransmission's original, up to this long (ns) before the flow's first event. */
+const LOSS_MARGIN_NS = 1e9;
+
+/**
+ * Events lost while a flow was traced: windows that end at or after `from`
+ * (less the margin) and begin before `to`. A failed flow is traced until the
+ * trace ends (its last event may be the one lost); a delivered one until its
+ * last event.
+ */
+export function lostDuring(losses: LossWindow[] | undefined, from: number, to = Infinity): number {
+  let n = 0;
+  for (const w of losses ?? []) if (w.last >= from - LOSS_MARGIN_NS && w.first <= to) n += w.count;
+  return n;
+}
+
+const incompleteText = (n: number) => `trace incomplete: ${n} event${n === 1 ? '' : 's'} lost while this flow was traced (ring buffer full; raise --ring-mb or narrow the command)`;
+
+/**
+ * The verdict of a flow traced while events were lost (docs/json.md, "trace
+ * incomplete"). A delivered flow stays delivered: its reply was seen. A failed
+ * flow keeps the cause the rules found only when every loss ended before the
+ * deciding drop's journey began: that journey is whole and everything after
+ * it was recorded, so no lost event can be a later drop or a missing hop of
+ * it. Otherwise the drop seen stays the `where`, but no cause is concluded:
+ * cause unknown, ref 'trace incomplete', with what the rules would have said
+ * in the evidence.
+ */
+function honestAboutLoss(v: Verdict, flow: Flow, d: Flow['drops'][number] | undefined, losses: LossWindow[] | undefined, delivered: boolean): Verdict {
+  if (!losses?.length) return v;
+  if (v.outcome === 'delivered') {
+    const n = lostDuring(losses, flow.start, delivered ? flow.end : Infinity);
+    return n ? { ...v, evidence: [...v.evidence, `${incompleteText(n)}; the outcome stands, it was seen`] } : v;
+  }
+  const n = lostDuring(losses, flow.start);
+  if (!n) return v;
+  const sinceJourney = d ? lostDuring(losses, d.journey.start + LOSS_MARGIN_NS) : n;
+  if (d && v.cause.type !== 'unknown' && sinceJourney === 0) {
+    return { ...v, evidence: [...v.evidence, `${incompleteText(n)}; all before the packet that decided it, so the cause stands`] };
+  }
+  if (v.cause.type === 'unknown') {
+    return { ...v, evidence: [incompleteText(n) + (d ? '' : ': the drop that ended this flow may be among them'), ...v.evidence] };
+  }
+  const candidate = `${v.cause.type} ${v.cause.ref}${v.cause.value ? ` = ${v.cause.value}` : ''}${v.cause.netns ? ` (${v.cause.netns})` : ''}`;
+  return {
+    outcome: v.outcome,
+    where: v.where,
+    cause: { type: 'unknown', ref: 'trace incomplete', netns: v.cause.netns },
+    evidence: [`${incompleteText(n)}: a lost event could be the drop that ended this flow, so no cause is concluded`, `the events seen point to ${candidate}`, ...v.evidence],
+    fix: 'trace again with a larger --ring-mb (or less traffic in the traced command) so that no event is lost',
+  };
 }
 
 export interface NatAttribution {
@@ -87,6 +148,10 @@ function whereOf(d: DropRecord, deps: ExplainDeps): NonNullable<Verdict['where']
 export function verdictFor(flow: Flow, deps: ExplainDeps, exitCode?: number): Verdict {
   const d = deciding(flow, deps.reasonName);
   const delivered = replyDelivered(flow);
+  return honestAboutLoss(judge(flow, d, delivered, deps, exitCode), flow, d, deps.losses, delivered);
+}
+
+function judge(flow: Flow, d: Flow['drops'][number] | undefined, delivered: boolean, deps: ExplainDeps, exitCode?: number): Verdict {
   const strong = flow.drops.some((x) => !WEAK_REASONS.has(deps.reasonName(x.drop.reason)));
   // A command runs many flows: one that got its reply without a real loss is
   // delivered even when another one failed the command.
