@@ -124,6 +124,7 @@ Examples:
     .description('check this kernel and these privileges: which probes attach, in which mode, and why not')
     .option('--json', 'print the report as JSON')
     .option('--ipvs', 'also fail on what kube-proxy\'s IPVS mode needs of this node (modules, ip_forward, bridge-nf-call-iptables, rp_filter, vs.conntrack)')
+    .option('--reasons', 'also list every drop reason this kernel defines, what it means, and which rule of netwhy explains it')
     .addHelpText(
       'after',
       `

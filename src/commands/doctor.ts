@@ -7,6 +7,7 @@ import { currentPrivileges, type Privileges } from '../kernel/privileges.js';
 import { type KernelFeature, loadBinding } from '../native.js';
 import { type ProbeReport, TraceSession } from '../tracer.js';
 import type { Io } from './trace.js';
+import { type ReasonCoverage, coverageCounts, reasonCoverage } from '../explain/coverage.js';
 
 export interface PreflightCheck {
   name: string;
@@ -64,6 +65,14 @@ export interface DoctorReport {
   explanations: { name: string; supported: boolean; needs: string }[];
   ipvsPreflight: PreflightCheck[];
   problems: string[];
+  /** With --reasons: every drop reason this kernel's BTF defines, and which rule explains it. */
+  reasonCoverage?: { explained: number; defined: number; reasons: ReasonCoverage[] };
+}
+
+/** The drop reasons of this kernel, with the rules that explain them. Pure. */
+export function reasonReport(reasons: Map<number, string>): NonNullable<DoctorReport['reasonCoverage']> {
+  const list = reasonCoverage(reasons);
+  return { ...coverageCounts(list), reasons: list };
 }
 
 /** IPVS probes are there only with the ip_vs module: their absence is no problem of netwhy's. */
@@ -112,7 +121,7 @@ function readSysctl(key: string): string | undefined {
   }
 }
 
-export function collectDoctor(opts: { ipvs?: boolean } = {}): DoctorReport {
+export function collectDoctor(opts: { ipvs?: boolean; reasons?: boolean } = {}): DoctorReport {
   const problems: string[] = [];
   const privileges = currentPrivileges();
   const btfPresent = existsSync(KERNEL_BTF);
@@ -147,7 +156,7 @@ export function collectDoctor(opts: { ipvs?: boolean } = {}): DoctorReport {
   const keys = ['net.ipv4.ip_forward', 'net.bridge.bridge-nf-call-iptables', 'net.ipv4.conf.all.rp_filter', 'net.ipv4.conf.default.rp_filter', 'net.ipv4.vs.conntrack'];
   const preflight = ipvsPreflight({ modules: loadedModules(), sysctl: Object.fromEntries(keys.map((k) => [k, readSysctl(k)])) });
   if (opts.ipvs) for (const c of preflight) if (!c.ok) problems.push(`IPVS mode: ${c.name} is ${c.found}, needs ${c.want}: ${c.fix}`);
-  return {
+  const report: DoctorReport = {
     version: DOCTOR_VERSION,
     kernel: { release: release(), machine: machine() },
     btf: { path: KERNEL_BTF, present: btfPresent, dropReasons },
@@ -158,6 +167,16 @@ export function collectDoctor(opts: { ipvs?: boolean } = {}): DoctorReport {
     ipvsPreflight: preflight,
     problems,
   };
+  if (opts.reasons) {
+    let reasons = new Map<number, string>();
+    try {
+      if (btfPresent) reasons = kernelDropReasons();
+    } catch {
+      // reported above as a problem
+    }
+    report.reasonCoverage = reasonReport(reasons);
+  }
+  return report;
 }
 
 const yes = (b: boolean) => (b ? 'yes' : 'no');
@@ -183,11 +202,23 @@ export function doctorText(r: DoctorReport): string {
   for (const c of r.ipvsPreflight) L.push(`  ${c.ok ? 'ok ' : 'NO '}  ${c.name.padEnd(38)} ${c.found}${c.ok ? '' : ` (want ${c.want})`}`);
   L.push('', 'explanations');
   for (const e of r.explanations) L.push(`  ${e.supported ? 'yes' : 'no '}  ${e.name}${e.supported ? '' : ` (needs ${e.needs})`}`);
+  if (r.reasonCoverage) L.push('', ...reasonsText(r.reasonCoverage));
   L.push('', r.problems.length ? `problems\n${r.problems.map((x) => `  - ${x}`).join('\n')}` : 'no problems found');
   return L.join('\n');
 }
 
-export function runDoctor(opts: { json?: boolean; ipvs?: boolean }, io: Io = { out: process.stdout, err: process.stderr }): number {
+export function reasonsText(c: NonNullable<DoctorReport['reasonCoverage']>): string[] {
+  const L = [`drop reasons: this kernel's BTF defines ${c.defined}, netwhy has a rule for ${c.explained}`];
+  const w = Math.max(4, ...c.reasons.map((r) => r.name.length));
+  for (const r of c.reasons) {
+    const rules = r.rules.length ? r.rules.join(', ') : r.weak ? 'not blamed alone (not a loss, or too vague)' : 'no rule yet';
+    L.push(`  ${String(r.value).padStart(5)} ${r.name.padEnd(w)}  ${rules}`);
+    if (r.meaning) L.push(`  ${''.padStart(5)} ${''.padEnd(w)}    ${r.meaning}`);
+  }
+  return L;
+}
+
+export function runDoctor(opts: { json?: boolean; ipvs?: boolean; reasons?: boolean }, io: Io = { out: process.stdout, err: process.stderr }): number {
   const r = collectDoctor(opts);
   io.out.write((opts.json ? JSON.stringify(r, null, 2) : doctorText(r)) + '\n');
   return r.problems.length ? 1 : 0;

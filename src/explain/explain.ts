@@ -2,6 +2,7 @@
 // one), evidence and fix. What no rule can prove is 'unknown', with evidence.
 import { type DropRecord, type IpvsRecord, PktFlag, type Tuple } from '../abi.js';
 import { recordPkt } from '../journey.js';
+import { reasonMeaning } from '../model/drop-reasons.js';
 import type { NameLookup } from '../model/k8s.js';
 import { lookupText, tupleText } from './evidence.js';
 import type { Flow, NatStep } from './flows.js';
@@ -20,7 +21,7 @@ export const RULES: ExplainRule[] = [forwardingRule, routeRule, rpFilterRule, ne
 export const FLOW_RULES: FlowRule[] = [ipvsFlapRule, ipvsNoDestRule, ipvsStaleDestRule];
 
 /** Frees that are not losses of the traced packet, or too vague to blame alone. */
-const WEAK_REASONS = new Set(['NOT_SPECIFIED', 'CONSUMED', 'NOT_DROPPED_YET', 'TCP_OLD_DATA', 'TCP_OLD_ACK', 'DUP_FRAG', 'QUEUE_PURGE']);
+export const WEAK_REASONS: ReadonlySet<string> = new Set(['NOT_SPECIFIED', 'CONSUMED', 'NOT_DROPPED_YET', 'TCP_OLD_DATA', 'TCP_OLD_ACK', 'DUP_FRAG', 'QUEUE_PURGE']);
 
 export interface ExplainDeps {
   state(netns: number): NetnsState | undefined;
@@ -123,7 +124,10 @@ function deciding(flow: Flow, reasonName: (v: number) => string): Flow['drops'][
 
 function genericEvidence(d: DropRecord, input: RuleInput, deps: ExplainDeps): string[] {
   const ns = deps.netnsName(d.pkt.netns);
-  const ev = [`${tupleText(d.pkt.tuple)} dropped in ${ns} on ${d.pkt.dev || '?'} with ${deps.reasonName(d.reason)} at ${deps.symbol(d.location)}`];
+  const reason = deps.reasonName(d.reason);
+  const ev = [`${tupleText(d.pkt.tuple)} dropped in ${ns} on ${d.pkt.dev || '?'} with ${reason} at ${deps.symbol(d.location)}`];
+  const meaning = reasonMeaning(reason);
+  if (meaning) ev.push(`${reason}, as the kernel means it: ${meaning}`);
   const hook = hookFromStack([deps.func(d.location), ...d.stack.map((a) => deps.func(a))]);
   if (hook) ev.push(`the drop happened in netfilter's ${hook} hook`);
   for (const f of input.journey.records) if (f.kind === 'fib' && f.ts <= d.ts) ev.push(lookupText(f, deps.netnsName(f.netns)));
