@@ -118,8 +118,37 @@ export function isNoise(flow: Flow, reasonName: (v: number) => string): boolean 
   return flow.journeys.every((j) => j.records.every((r) => r.kind === 'drop' && WEAK_REASONS.has(reasonName(r.reason))));
 }
 
-function deciding(flow: Flow, reasonName: (v: number) => string): Flow['drops'][number] | undefined {
-  return flow.drops.find((d) => !WEAK_REASONS.has(reasonName(d.drop.reason))) ?? flow.drops[0];
+/** A packet of the flow itself (its protocol), not a side message such as an ICMP error about it. */
+function ownPacket(flow: Flow, d: DropRecord): boolean {
+  return d.pkt.tuple.proto === flow.orig.proto;
+}
+
+/**
+ * The drop that ended the flow: the last real drop of the flow's own packets
+ * (a retransmission dies where the first try died; what died last is what
+ * the sender gave up on), else the last real drop of anything tied to it (an
+ * ICMP error about it), else the first weak free. An earlier drop of a side
+ * message (the ICMP error a router sent back) is secondary.
+ */
+export function deciding(flow: Flow, reasonName: (v: number) => string): Flow['drops'][number] | undefined {
+  const real = flow.drops.filter((d) => !WEAK_REASONS.has(reasonName(d.drop.reason)));
+  const own = real.filter((d) => ownPacket(flow, d.drop));
+  return own.at(-1) ?? real.at(-1) ?? flow.drops[0];
+}
+
+/** The flow's other real drops, one line per kind (packet, namespace, reason, location), for the evidence. */
+function secondaryDrops(flow: Flow, d: Flow['drops'][number], deps: ExplainDeps): string[] {
+  const kinds = new Map<string, { text: string; n: number }>();
+  const key = (x: DropRecord) => `${x.pkt.tuple.proto}|${x.pkt.netns}|${x.reason}|${deps.func(x.location) ?? x.location}`;
+  const decidingKey = key(d.drop);
+  for (const x of flow.drops) {
+    const k = key(x.drop);
+    if (k === decidingKey || WEAK_REASONS.has(deps.reasonName(x.drop.reason))) continue;
+    const e = kinds.get(k);
+    if (e) e.n++;
+    else kinds.set(k, { text: `${tupleText(x.drop.pkt.tuple)} dropped in ${deps.netnsName(x.drop.pkt.netns)} on ${x.drop.pkt.dev || '?'} with ${deps.reasonName(x.drop.reason)} at ${deps.symbol(x.drop.location)}`, n: 1 });
+  }
+  return [...kinds.values()].map((e) => `secondary drop (not the one that ended the flow): ${e.text}${e.n > 1 ? ` (${e.n}×)` : ''}`);
 }
 
 function genericEvidence(d: DropRecord, input: RuleInput, deps: ExplainDeps): string[] {
@@ -128,7 +157,9 @@ function genericEvidence(d: DropRecord, input: RuleInput, deps: ExplainDeps): st
   const ev = [`${tupleText(d.pkt.tuple)} dropped in ${ns} on ${d.pkt.dev || '?'} with ${reason} at ${deps.symbol(d.location)}`];
   const meaning = reasonMeaning(reason);
   if (meaning) ev.push(`${reason}, as the kernel means it: ${meaning}`);
-  const hook = hookFromStack([deps.func(d.location), ...d.stack.map((a) => deps.func(a))]);
+  const funcs = [deps.func(d.location), ...d.stack.map((a) => deps.func(a))];
+  // A hook only when netfilter dropped it: ip_forward on the stack of an MTU drop is no FORWARD hook.
+  const hook = reason === 'NETFILTER_DROP' || funcs.includes('nf_hook_slow') ? hookFromStack(funcs) : undefined;
   if (hook) ev.push(`the drop happened in netfilter's ${hook} hook`);
   for (const f of input.journey.records) if (f.kind === 'fib' && f.ts <= d.ts) ev.push(lookupText(f, deps.netnsName(f.netns)));
   const st = deps.state(d.pkt.netns);
@@ -189,19 +220,20 @@ function judge(flow: Flow, d: Flow['drops'][number] | undefined, delivered: bool
   const reason = deps.reasonName(d.drop.reason);
   const where = whereOf(d.drop, deps);
   const same = flow.drops.filter((x) => x.drop.reason === d.drop.reason && x.drop.pkt.netns === d.drop.pkt.netns).length;
+  const secondary = secondaryDrops(flow, d, deps);
   for (const rule of RULES) {
     if (!rule.reasons.includes(reason)) continue;
     const f = rule.explain(input);
     if (f) {
       if (same > 1) f.evidence.push(`${same} packets of this flow were dropped the same way (retransmissions)`);
-      return { outcome: 'dropped', where, cause: f.cause, evidence: f.evidence, fix: f.fix };
+      return { outcome: 'dropped', where, cause: f.cause, evidence: [...f.evidence, ...secondary], fix: f.fix };
     }
   }
   return {
     outcome: 'dropped',
     where,
     cause: { type: 'unknown', ref: reason, netns: where.netns },
-    evidence: [...genericEvidence(d.drop, input, deps), `no rule of netwhy could prove a cause for ${reason} here`],
+    evidence: [...genericEvidence(d.drop, input, deps), `no rule of netwhy could prove a cause for ${reason} here`, ...secondary],
   };
 }
 

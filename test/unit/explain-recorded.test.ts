@@ -168,3 +168,16 @@ describe('recordings', () => {
   });
 });
 
+
+describe('the drop that ended the flow', () => {
+  it('a PMTU black hole: the ICMP error died first, the full-size segment last; the segment decides, the ICMP is secondary', () => {
+    const doc = explain('mtu-blackhole');
+    expect(doc.flows).toHaveLength(1);
+    const v = doc.flows[0].verdict;
+    expect(v.where).toMatchObject({ netns: 'nwr-router', dev: 'eth0', function: 'ip_forward', reason: 'PKT_TOO_BIG' });
+    const secondary = v.evidence.filter((e) => e.startsWith('secondary drop'));
+    expect(secondary).toHaveLength(1);
+    expect(secondary[0]).toMatch(/^secondary drop \(not the one that ended the flow\): icmp 10\.199\.1\.2 > 10\.199\.1\.1 dropped in nwr-router on \? with NETFILTER_DROP at nft_do_chain/);
+    expect(v.evidence.join('\n')).not.toContain("netfilter's FORWARD hook");
+  });
+});
