@@ -64,6 +64,18 @@ struct {
 	__type(value, __u8);
 } followed_pids __weak SEC(".maps");
 
+/*
+ * Sockets of followed processes (sk address -> tgid), from connect() on
+ * (sock.bpf.c): a packet of such a socket that dies before it was ever sent
+ * (in the neighbour queue, from a timer) still belongs to the flow.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u64);
+	__type(value, __u32);
+} followed_socks __weak SEC(".maps");
+
 /* The skb this CPU is receiving, so a FIB lookup can be tied to it. */
 struct nw_cur_skb {
 	__u64 skb;     /* 0 when the skb did not pass the filter */
@@ -421,6 +433,31 @@ static __always_inline bool filter_pass(struct nw_pkt *p, bool may_seed)
 	if (f->mode == NW_FILTER_STATIC)
 		return static_match(f, p);
 	return follow_match(p, may_seed);
+}
+
+/*
+ * Follow mode: a packet of a followed process's socket that never left it
+ * (freed from the neighbour queue by a timer, when no followed task runs)
+ * seeds its flow too.
+ */
+static __always_inline bool followed_sock_pass(struct sk_buff *skb, struct nw_pkt *p)
+{
+	__u32 zero = 0;
+	const struct nw_filter *f = bpf_map_lookup_elem(&filter, &zero);
+	__u64 sk;
+
+	if (!f || f->mode != NW_FILTER_FOLLOW || !(p->flags & NW_PKT_LOCAL_SK))
+		return false;
+	sk = (__u64)BPF_CORE_READ(skb, sk);
+	if (!bpf_map_lookup_elem(&followed_socks, &sk))
+		return false;
+	p->flags |= NW_PKT_FOLLOWED;
+	flow_add(&p->tuple);
+	if (p->flags & NW_PKT_HAS_CT) {
+		flow_add(&p->ct_orig);
+		flow_add(&p->ct_reply);
+	}
+	return true;
 }
 
 #endif /* NETWHY_COMMON_BPF_H */

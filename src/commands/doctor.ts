@@ -86,6 +86,7 @@ export function supportedExplanations(probes: ProbeReport[]): DoctorReport['expl
     { name: 'every hop: receive and transmit per namespace and device', supported: on('netif_receive_skb') && on('net_dev_queue'), needs: 'netif_receive_skb, net_dev_queue' },
     { name: 'route decisions, reverse-path checks (rp_filter)', supported: on('fib_table_lookup'), needs: 'fib_table_lookup' },
     { name: 'following a command and its children (explain)', supported: on('sched_process_fork'), needs: 'sched_process_fork' },
+    { name: 'flows known from connect() on: a first packet that never left (neighbour failures)', supported: on('inet_sock_set_state'), needs: 'inet_sock_set_state' },
     { name: 'IPVS connections: virtual service → real server', supported: on('ip_vs_conn_new'), needs: 'ip_vs_conn_new (the ip_vs module, kprobes or fexit)' },
     { name: 'IPVS control plane: who added or deleted a service', supported: on('ip_vs_unlink_service') && on('ip_vs_add_service'), needs: 'ip_vs_unlink_service, ip_vs_add_service' },
     { name: 'IPVS errors: no destination, hook drops, NAT transmit', supported: on('ip_vs_scheduler_err'), needs: 'ip_vs_scheduler_err, ip_vs_in_hook, ip_vs_nat_xmit' },

@@ -172,7 +172,7 @@ function liveView(names: NetnsNames, syms: Symbolizer, out: NodeJS.WritableStrea
     for (const r of records) {
       if (ctx.t0 < 0) ctx.t0 = r.ts;
       const journey = pipeline.add(r);
-      if (r.kind !== 'lost') text += eventLine(eventView(r, journey, ctx)) + '\n';
+      if (r.kind !== 'lost' && r.kind !== 'sock') text += eventLine(eventView(r, journey, ctx)) + '\n';
     }
     out.write(text);
   };

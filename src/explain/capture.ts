@@ -1,12 +1,13 @@
 // The pure core of `explain`: a capture (records, names, state) in, the
 // explanation document out. The same for a live run and a replayed recording;
 // no IO, so the rules are tested on recordings without privileges.
-import { type LostRecord, type NwRecord, PktFlag, decodeBatch, isIpvs } from '../abi.js';
+import { FibFlag, type LostRecord, type NwRecord, PktFlag, decodeBatch, isIpvs } from '../abi.js';
 import { reasonName } from '../kernel/symbols.js';
 import type { NetnsState } from '../model/netns.js';
 import { NameResolver } from '../model/names.js';
 import type { Capture } from '../recording.js';
 import { netfilterEvaluator } from '../state/netfilter.js';
+import { recordNetns } from '../journey.js';
 import { DOCUMENT_VERSION, type ExplainDoc } from './document.js';
 import type { ExplainDeps, LossWindow } from './explain.js';
 import { FlowPipeline, judgeFlows } from './pipeline.js';
@@ -30,7 +31,14 @@ export function netnsToSnapshot(records: NwRecord[]): Set<number> {
   for (const r of records) {
     if (r.kind === 'lost') continue;
     if (isIpvs(r)) out.add(r.netns);
-    else if (r.kind === 'fib') at(r.netns).fib.add(r.skb);
+    else if (r.kind === 'sock') continue;
+    else if (r.kind === 'fib') {
+      at(r.netns).fib.add(r.skb);
+      // a socket's failed lookup (connect() refused before any packet): its routes are the evidence
+      if (!r.skb && r.err < 0 && r.proto) out.add(r.netns);
+      // an answer (SYN-ACK, ICMP error) that found no route back: the receiver's routes are the evidence
+      if (r.err < 0 && r.flags & FibFlag.TIED_REPLY) out.add(r.netns);
+    }
     else {
       const p = r.pkt;
       if (r.kind === 'drop' || p.flags & (PktFlag.CT_DNAT | PktFlag.CT_SNAT)) out.add(p.netns);
@@ -92,7 +100,7 @@ export function lossWindows(records: LostRecord[], total: number): LossWindow[] 
 /** Every namespace a record names. */
 export function allNetns(records: NwRecord[]): Set<number> {
   const out = new Set<number>();
-  for (const r of records) if (r.kind !== 'lost') out.add(isIpvs(r) || r.kind === 'fib' ? r.netns : r.pkt.netns);
+  for (const r of records) if (r.kind !== 'lost') out.add(isIpvs(r) ? r.netns : recordNetns(r));
   out.delete(0);
   return out;
 }

@@ -12,13 +12,16 @@ import { netfilterRule, hookFromStack } from './rules/netfilter.js';
 import { routeRule } from './rules/route.js';
 import { rpFilterRule } from './rules/rpfilter.js';
 import { socketRule } from './rules/socket.js';
+import { connectFailedRule } from './rules/connect.js';
+import { noRouteBackRule } from './rules/reply-route.js';
+import { neighbourRule } from './rules/neighbour.js';
 import type { ExplainRule, FlowRule, Hook, NetfilterPacket, NetnsState, RuleInput, Verdict, Where } from './types.js';
 import { ipvsFlapRule, ipvsMissingServiceRule, ipvsNoDestRule, ipvsStaleDestRule } from './rules/ipvs.js';
 
-export const RULES: ExplainRule[] = [forwardingRule, routeRule, rpFilterRule, netfilterRule, conntrackInsertRule, ipvsMissingServiceRule, socketRule];
+export const RULES: ExplainRule[] = [forwardingRule, routeRule, rpFilterRule, netfilterRule, conntrackInsertRule, ipvsMissingServiceRule, socketRule, neighbourRule];
 
 /** Rules about a failed flow as a whole; they go first, drop or not. */
-export const FLOW_RULES: FlowRule[] = [ipvsFlapRule, ipvsNoDestRule, ipvsStaleDestRule];
+export const FLOW_RULES: FlowRule[] = [ipvsFlapRule, ipvsNoDestRule, ipvsStaleDestRule, connectFailedRule, noRouteBackRule];
 
 /** Frees that are not losses of the traced packet, or too vague to blame alone. */
 export const WEAK_REASONS: ReadonlySet<string> = new Set(['NOT_SPECIFIED', 'CONSUMED', 'NOT_DROPPED_YET', 'TCP_OLD_DATA', 'TCP_OLD_ACK', 'DUP_FRAG', 'QUEUE_PURGE']);

@@ -13,6 +13,8 @@ export function netnsState(s: Snapshot, netfilter?: NetfilterEvaluator, insertFa
     sysctl: (key) => s.sysctl[key],
     addrs: s.addrs.map((a) => ({ dev: a.dev, address: a.address, prefixlen: a.prefixlen, secondary: a.secondary })),
     routes: s.routes.map((r) => ({ table: r.table, dst: r.dst, family: r.family, dev: r.dev, gateway: r.gateway, type: r.type })),
+    links: s.links.map((l) => ({ name: l.name, mtu: l.mtu, up: l.up })),
+    neigh: s.neigh?.map((n) => ({ dst: n.dst, dev: n.dev, lladdr: n.lladdr, state: n.state })),
     netfilter,
     ipvs: s.ipvs ?? null,
     errors: s.errors,

@@ -20,12 +20,29 @@ export interface RouteInfo {
   type: string;
 }
 
+export interface LinkInfo {
+  name: string;
+  mtu?: number;
+  up: boolean;
+}
+
+export interface NeighInfo {
+  dst: string;
+  dev: string;
+  lladdr?: string;
+  state: string[];
+}
+
 /** What the rules may know of one network namespace. */
 export interface NetnsState {
   name: string;
   sysctl(key: string): string | undefined;
   addrs: AddrInfo[];
   routes: RouteInfo[];
+  /** Devices (MTU, up); absent when not captured. */
+  links?: LinkInfo[];
+  /** Neighbour (ARP/ND) entries; absent when not captured. */
+  neigh?: NeighInfo[];
   /** Evaluate a packet through a netfilter hook; undefined when no ruleset could be read. */
   netfilter?: NetfilterEvaluator;
   /** IPVS services and connections; null when the namespace has no IPVS. */

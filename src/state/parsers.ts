@@ -255,6 +255,27 @@ export function parseIpLinks(text: string): Link[] {
   });
 }
 
+/** A neighbour (ARP/ND) entry: `ip -j neigh show`. */
+export interface Neigh {
+  dst: string;
+  dev: string;
+  lladdr?: string;
+  /** NUD states: REACHABLE, STALE, DELAY, PROBE, INCOMPLETE, FAILED, NOARP, PERMANENT */
+  state: string[];
+}
+
+/** `ip -j neigh show` */
+export function parseIpNeigh(text: string): Neigh[] {
+  const src = 'ip neigh';
+  return parseJsonArray(src, text).map((o, i) => {
+    const at = `neighbour [${i}]`;
+    const n: Neigh = { dst: reqString(src, o, 'dst', at), dev: reqString(src, o, 'dev', at), state: o['state'] === undefined ? [] : strArray(src, o, 'state', at) };
+    const ll = optString(src, o, 'lladdr', at);
+    if (ll) n.lladdr = ll;
+    return n;
+  });
+}
+
 /** `ip -j addr show` */
 export function parseIpAddrs(text: string): Addr[] {
   const src = 'ip addr';

@@ -25,9 +25,11 @@ import {
   type RouteRule,
   type IpvsState,
   parseIpvsDump,
+  type Neigh,
+  parseIpNeigh,
 } from './parsers.js';
 
-export type { Addr, ConntrackStats, IpvsState, Link, Nexthop, Route, RouteRule } from './parsers.js';
+export type { Addr, ConntrackStats, IpvsState, Link, Neigh, Nexthop, Route, RouteRule } from './parsers.js';
 export { StateParseError, confKey } from './parsers.js';
 
 export interface Snapshot {
@@ -37,6 +39,8 @@ export interface Snapshot {
   /** Dotted keys, e.g. 'net.ipv4.ip_forward', 'net.ipv4.conf.eth0.rp_filter' (see confKey). */
   sysctl: Record<string, string>;
   links: Link[];
+  /** Neighbour (ARP/ND) entries; absent in recordings made before netwhy read them. */
+  neigh?: Neigh[];
   addrs: Addr[];
   routes: Route[];
   /** IPv4 and IPv6 policy rules (each has `family`). */
@@ -241,7 +245,7 @@ export async function takeSnapshot(netns: string, opts: SnapshotOptions = {}): P
   const inNs = (...argv: string[]): string[] => (isHost ? argv : ['ip', 'netns', 'exec', netns, ...argv]);
   const go = (argv: string[]): Promise<RunResult> => runCommand(argv, timeoutMs);
 
-  const [sysctlR, linkR, addrR, route4R, route6R, rule4R, rule6R, iptR, iptVerR, ipsetR, nftR, ctR, ipvsR] = await Promise.all([
+  const [sysctlR, linkR, addrR, route4R, route6R, rule4R, rule6R, iptR, iptVerR, ipsetR, nftR, ctR, ipvsR, neighR] = await Promise.all([
     go(inNs('sh', '-c', SYSCTL_SCRIPT)),
     go(ipArgv('-j', '-d', 'link', 'show')),
     go(ipArgv('-j', 'addr', 'show')),
@@ -257,6 +261,7 @@ export async function takeSnapshot(netns: string, opts: SnapshotOptions = {}): P
     go(inNs('conntrack', '-S')),
     // IPVS is per namespace and only there with the module loaded.
     go(inNs('sh', '-c', '[ -e /proc/net/ip_vs ] || exit 0; ipvsadm -Ln && echo --- && ipvsadm -Lnc')),
+    go(ipArgv('-j', 'neigh', 'show')),
   ]);
 
   const errors: string[] = [];
@@ -278,6 +283,7 @@ export async function takeSnapshot(netns: string, opts: SnapshotOptions = {}): P
   for (const line of sysctlR.stderr.split('\n')) if (line.trim() !== '') errors.push(`sysctl: ${line.trim()}`);
 
   const links = take('links', linkR, parseIpLinks) ?? [];
+  const neigh = take('neighbours', neighR, parseIpNeigh) ?? [];
   const addrs = take('addrs', addrR, parseIpAddrs) ?? [];
   const routes = [...(take('routes (IPv4)', route4R, (s) => parseIpRoutes(s, 4)) ?? []), ...(take('routes (IPv6)', route6R, (s) => parseIpRoutes(s, 6)) ?? [])];
   const rules = [...(take('rules (IPv4)', rule4R, (s) => parseIpRules(s, 4)) ?? []), ...(take('rules (IPv6)', rule6R, (s) => parseIpRules(s, 6)) ?? [])];
@@ -309,6 +315,7 @@ export async function takeSnapshot(netns: string, opts: SnapshotOptions = {}): P
     takenAt,
     sysctl,
     links,
+    neigh,
     addrs,
     routes,
     rules,

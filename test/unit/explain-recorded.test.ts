@@ -181,3 +181,58 @@ describe('the drop that ended the flow', () => {
     expect(v.evidence.join('\n')).not.toContain("netfilter's FORWARD hook");
   });
 });
+
+describe('flows known before their first packet', () => {
+  it('the next hop never answers ARP: the flow is reported (not "0 flows"), the SYN died in the neighbour queue', () => {
+    const doc = explain('neigh-failed');
+    expect(doc.flows).toHaveLength(1);
+    const [f] = doc.flows;
+    expect(f.orig).toMatchObject({ src: '10.199.1.1', dst: '10.199.7.7', dport: 80 });
+    expect(f.orig.sport).toBeGreaterThan(0);
+    expect(f.hops.every((h) => h.netns === 'nwr-client' && h.what === 'drop NEIGH_FAILED')).toBe(true);
+    expect(f.verdict).toMatchObject({
+      outcome: 'dropped',
+      where: { netns: 'nwr-client', dev: 'eth0', reason: 'NEIGH_FAILED' },
+      cause: { type: 'address', ref: '10.199.1.7 dev eth0', value: 'neighbour FAILED', netns: 'nwr-client' },
+    });
+    const ev = f.verdict.evidence;
+    expect(ev[0]).toBe('nobody answers ARP for 10.199.1.7 on eth0 in nwr-client');
+    expect(ev).toContain('the next hop of 10.199.7.7 in nwr-client is 10.199.1.7 (route 10.199.7.0/24 via 10.199.1.7 dev eth0)');
+    expect(ev).toContain('the neighbour entry of 10.199.1.7 on eth0 in nwr-client is FAILED (no link-layer address)');
+    expect(ev).toContain('connect() failed with EHOSTUNREACH (No route to host)');
+    expect(ev.find((e) => e.startsWith('the socket went'))).toMatch(/SYN_SENT → CLOSE/);
+  });
+
+  it('connect() fails before any packet: the failed lookup is the evidence, ENETUNREACH, the route cause', () => {
+    const doc = explain('connect-no-route');
+    expect(doc.flows).toHaveLength(1);
+    const [f] = doc.flows;
+    expect(f.hops).toEqual([]);
+    expect(f.orig).toMatchObject({ dst: '10.199.9.9', dport: 80 });
+    expect(f.verdict).toMatchObject({ outcome: 'dropped', cause: { type: 'route', ref: 'no route to 10.199.9.9', value: 'unreachable', netns: 'nwr-client' } });
+    expect(f.verdict.where).toBeUndefined();
+    const ev = f.verdict.evidence;
+    expect(ev[0]).toBe('connect() to 10.199.9.9:80 failed before any packet existed: no device saw one');
+    expect(ev).toContain('route lookup 10.199.9.9 in nwr-client (table 254): no match in this table');
+    expect(ev.find((e) => e.startsWith('the kernel returned'))).toMatch(/^the kernel returned ENETUNREACH \(Network is unreachable\) to the process/);
+    expect(ev.at(-1)).toBe('table main in nwr-client: 10.199.1.0/24 dev eth0 — nothing covers 10.199.9.9 and there is no default route');
+  });
+});
+
+describe('output route lookups tied to their flow', () => {
+  it('no route back: the SYN arrived, the SYN-ACK\'s lookup failed in the receiver\'s namespace: a route cause with table and netns', () => {
+    const doc = explain('no-route-back');
+    expect(doc.flows).toHaveLength(1);
+    const v = doc.flows[0].verdict;
+    expect(v).toMatchObject({ outcome: 'dropped', cause: { type: 'route', ref: 'no route back to 10.199.1.1 (table main)', value: 'unreachable', netns: 'nwr-server' } });
+    expect(v.evidence[0]).toMatch(/^the request tcp 10\.199\.1\.1:\d+ > 10\.199\.2\.2:80 reached nwr-server on eth0$/);
+    expect(v.evidence[1]).toBe('its answer (SYN-ACK or reply) needs a route from nwr-server back to 10.199.1.1: route lookup 10.199.2.2 > 10.199.1.1 in nwr-server (table 254): no match in this table');
+    expect(v.evidence).toContain('table main in nwr-server: 10.199.2.0/24 dev eth0 — nothing covers 10.199.1.1');
+    expect(v.fix).toContain('add a route back to 10.199.1.1 in nwr-server');
+  });
+
+  it('a delivered request\'s SYN-ACK lookup joins its journey (tied as a reply in the kernel), a failed one is not invented', () => {
+    const doc = explain('delivered');
+    expect(doc.flows[0].verdict.outcome).toBe('delivered');
+  });
+});
