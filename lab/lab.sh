@@ -19,7 +19,8 @@
 # NW_CLIENT_WRAPPER="WORDS..." makes run-client run the client under a wrapper
 # command, e.g. "node dist/cli.js explain --json --".
 # NW_LAB_BACKEND=local and NW_LAB_ROLE run the same steps on real machines
-# (lab/VAGRANT.md).
+# (lab/VAGRANT.md). Pods: the CNI plugins come from NW_LAB_CNI_PATH (default
+# /usr/lib/cni); NW_LAB_CONTAINERD=0 makes them without containerd.
 #
 # Scenario metadata (client command, expected verdict) lives in
 # lab/scenarios.json; the fault itself in lab/scenarios/NAME.sh.
@@ -102,6 +103,9 @@ cmd_up() {
   if [[ "$mode" == ipvs ]] && { [[ "$LAB_BACKEND" == netns ]] || [[ "$LAB_ROLE" == node* ]]; }; then
     ipvs_available || die "IPVS mode needs a kernel with IPVS (modprobe ip_vs) and ipvsadm; this one ($(uname -r)) has none: use the microVM (lab/vm-run.sh, test/vm/ipvs-lab.test.ts)"
   fi
+  [[ -x "$CNI_BIN_DIR/bridge" && -x "$CNI_BIN_DIR/host-local" && -x "$CNI_BIN_DIR/loopback" ]] ||
+    die "the pods need the CNI plugins in $CNI_BIN_DIR (Debian: apt-get install containernetworking-plugins; or set NW_LAB_CNI_PATH)"
+  command -v jq >/dev/null || die "the lab needs jq (apt-get install jq)"
   # Always start from a clean slate: a half-built lab from a crash would
   # otherwise make "ip netns add" fail halfway through.
   teardown
@@ -151,6 +155,16 @@ cmd_status() {
       echo "  $(basename "$f" .pid) pid $pid DEAD"
     fi
   done
+  echo "pods:"
+  local line netns k8s_ns k8s_name
+  for line in "${LAB_PODS[@]}"; do
+    read -r netns _ _ k8s_ns k8s_name <<<"$line"
+    ns_here "$netns" && echo "  $netns $k8s_ns/$k8s_name $(pod_container_id "$k8s_ns" "$k8s_name")"
+  done
+  if containerd_enabled; then
+    echo "containerd: $CTRD_SOCK (namespace $CTRD_NS)"
+    ctr_lab tasks ls 2>&1 | sed 's/^/  /'
+  fi
   echo "applied scenarios:"
   for f in "$STATE_DIR"/applied/*; do
     [[ -e "$f" ]] && echo "  $(basename "$f")"
@@ -297,7 +311,7 @@ main() {
     client-machine) cmd_client_machine "$@" ;;
     exec) cmd_exec "$@" ;;
     *)
-      sed -n '2,25p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+      sed -n '2,26p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
       exit 2
       ;;
   esac

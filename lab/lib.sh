@@ -42,8 +42,8 @@ LAN2_IF="${NW_LAB_LAN2_IF:-eth1}"
 # All lab namespaces share this prefix; down removes exactly these.
 NS_PREFIX="nw-"
 
-# The machines, in creation order. Pods come after their node because their
-# veth is created from inside the node.
+# The machines, in creation order. Pods come after their node because the
+# CNI plugins that wire them run inside the node.
 LAB_NAMESPACES=(nw-lan nw-client nw-node1 nw-node2 nw-pod1 nw-pod2 nw-coredns nw-pod3)
 
 # ---------------------------------------------------------------- logging --
@@ -258,14 +258,403 @@ node_defaults() {
   ns_sysctl "$name" net.ipv4.icmp_ratelimit 0
 }
 
-# add_pod NODE POD ADDR GW : a pod is a namespace whose eth0 is a port on the
-# node's cni0 bridge, with a default route via the bridge address.
+# ------------------------------------------------------------------ pods --
+#
+# The lab is the container runtime here: for each pod it creates the netns,
+# calls the real CNI plugins per the CNI spec (as containerd's CRI does through
+# libcni: a loopback network, then the pod network), writes libcni's result
+# cache, and, where containerd is installed, runs the pod's sandbox as a real
+# containerd container in namespace k8s.io joined to that netns. Everything
+# lives under $STATE_DIR: nothing in /etc/cni, /var/lib/cni or /etc/containerd.
+
+# The pods: NETNS NODE ADDRESS K8S_NAMESPACE K8S_NAME. Other code relies on
+# these names (netwhy names pods from the CNI cache and containerd labels).
+LAB_PODS=(
+  "nw-pod1 nw-node1 10.244.1.2 default client-5f7b9c6d8-k2xqp"
+  "nw-pod2 nw-node2 10.244.2.2 default web-7c9f5b6d4-x8mzt"
+  "nw-coredns nw-node2 10.244.2.3 kube-system coredns-5d78c9869d-q8x2k"
+  "nw-pod3 nw-node2 10.244.2.4 default tools-6b8f7d9c5-p4wz7"
+)
+
+CNI_BIN_DIR="${NW_LAB_CNI_PATH:-/usr/lib/cni}"
+# libcni's cache dir layout: results/<network>-<containerID>-<ifname>.
+CNI_DIR="$STATE_DIR/cni"
+# flannel's network name; its bridge is cni0 as here.
+CNI_NETWORK=cbr0
+
+# pod_spec NETNS : the LAB_PODS line of a pod netns.
+pod_spec() {
+  local line
+  for line in "${LAB_PODS[@]}"; do
+    [[ "${line%% *}" == "$1" ]] && { printf '%s\n' "$line"; return 0; }
+  done
+  die "not a lab pod: $1"
+}
+
+# pod_container_id K8S_NAMESPACE K8S_NAME : the sandbox's container ID, 64
+# hex characters like a CRI sandbox ID, stable across ups.
+pod_container_id() {
+  printf '%s/%s' "$1" "$2" | sha256sum | cut -c1-64
+}
+
+# pod_uid K8S_NAMESPACE K8S_NAME : a stable UUID-shaped pod UID.
+pod_uid() {
+  local h
+  h="$(printf 'uid:%s/%s' "$1" "$2" | sha256sum)"
+  printf '%s-%s-%s-%s-%s\n' "${h:0:8}" "${h:8:4}" "${h:12:4}" "${h:16:4}" "${h:20:12}"
+}
+
+# cni_conflist NODE : the node's pod network, as a node's /etc/cni/net.d
+# conflist would hold it. hairpinMode as flannel's bridge config sets it
+# (kubelet's hairpin-veth); no promiscMode: a promiscuous cni0 passes flooded
+# frames up to its own IP stack, where they die as OTHERHOST and would add
+# drops to traces. No ipMasq: host-gw routes pod addresses unchanged. The
+# "ips" capability lets the runtime ask host-local for each pod's fixed
+# address (runtimeConfig.ips, as podman --ip does).
+cni_conflist() {
+  local node="$1" cidr gw
+  cidr="$(node_pod_cidr "$node")"
+  gw="${cidr%.*}.1"
+  printf '{"cniVersion":"1.0.0","name":"%s","plugins":[{"type":"bridge","bridge":"cni0","isGateway":true,"ipMasq":false,"hairpinMode":true,"capabilities":{"ips":true},"ipam":{"type":"host-local","dataDir":"%s","ranges":[[{"subnet":"%s","gateway":"%s"}]],"routes":[{"dst":"0.0.0.0/0"}]}}]}\n' \
+    "$CNI_NETWORK" "$CNI_DIR/networks/$node" "$cidr" "$gw"
+}
+
+# containerd's CRI sets up lo through this network before the pod's own.
+CNI_LOOPBACK_CONFLIST='{"cniVersion":"0.3.1","name":"cni-loopback","plugins":[{"type":"loopback"}]}'
+
+# cni_args_json K8S_NAMESPACE K8S_NAME CONTAINER_ID UID : CNI_ARGS as the
+# [key, value] pairs libcni keeps (the order CRI passes them).
+cni_args_json() {
+  printf '[["IgnoreUnknown","1"],["K8S_POD_NAMESPACE","%s"],["K8S_POD_NAME","%s"],["K8S_POD_INFRA_CONTAINER_ID","%s"],["K8S_POD_UID","%s"]]' "$@"
+}
+
+# cni_plugins NODE COMMAND CONFLIST_FILE CONTAINER_ID NETNS_PATH IFNAME
+#   CNI_ARGS_JSON CAPABILITY_ARGS_JSON PREV_RESULT_JSON : run each plugin of
+# the list on NODE as libcni does (ADD in order, chaining prevResult; DEL in
+# reverse order with the cached result as prevResult); print the last ADD
+# result.
+cni_plugins() {
+  local node="$1" cmd="$2" conf="$3" cid="$4" netns="$5" ifname="$6" args="$7" caps="$8" prev="$9"
+  local n i order env_args stdin type out
+  n="$(jq '.plugins | length' "$conf")"
+  env_args="$(jq -r 'map("\(.[0])=\(.[1])") | join(";")' <<<"$args")"
+  if [[ "$cmd" == ADD ]]; then order=$(seq 0 $((n - 1))); else order=$(seq $((n - 1)) -1 0); fi
+  for i in $order; do
+    # libcni's buildOneConfig: the plugin's entry plus the list's name and
+    # cniVersion, prevResult, and the capability args the plugin declares.
+    stdin="$(jq -c --argjson i "$i" --argjson prev "$prev" --argjson caps "$caps" '
+      .plugins[$i] as $p
+      | ([($p.capabilities // {}) | to_entries[] | select(.value) | .key
+          | select($caps[.] != null) | {(.): $caps[.]}] | add) as $rc
+      | $p + {name: .name, cniVersion: .cniVersion}
+      + (if $prev == null then {} else {prevResult: $prev} end)
+      + (if $rc == null then {} else {runtimeConfig: $rc} end)' "$conf")"
+    type="$(jq -r '.type' <<<"$stdin")"
+    out="$(in_ns "$node" env CNI_COMMAND="$cmd" CNI_CONTAINERID="$cid" CNI_NETNS="$netns" \
+      CNI_IFNAME="$ifname" CNI_PATH="$CNI_BIN_DIR" CNI_ARGS="$env_args" \
+      "$CNI_BIN_DIR/$type" <<<"$stdin")" || {
+      warn "CNI $cmd of $type for $netns failed: $out"
+      return 1
+    }
+    [[ "$cmd" != ADD ]] || prev="$out"
+  done
+  [[ "$cmd" != ADD ]] || printf '%s\n' "$prev"
+}
+
+# cni_add NODE CONFLIST_FILE CONTAINER_ID NETNS_PATH IFNAME CNI_ARGS_JSON
+#   CAPABILITY_ARGS_JSON : libcni's AddNetworkList: the plugins, then the
+# cache file (cachedInfo, kind cniCacheV1: the list's bytes base64, the
+# runtime's arguments, the result with its keys sorted as Go writes a map).
+cni_add() {
+  local node="$1" conf="$2" cid="$3" netns="$4" ifname="$5" args="$6" caps="$7" result name
+  result="$(cni_plugins "$node" ADD "$conf" "$cid" "$netns" "$ifname" "$args" "$caps" null)"
+  name="$(jq -r .name "$conf")"
+  mkdir -p -m 0700 "$CNI_DIR/results"
+  (
+    umask 077
+    jq -cn --arg cid "$cid" --arg config "$(base64 -w0 "$conf")" --arg ifname "$ifname" \
+      --arg name "$name" --arg netns "$netns" --argjson args "$args" --argjson caps "$caps" \
+      --argjson result "$(jq -cS . <<<"$result")" '
+      {kind: "cniCacheV1", containerId: $cid, config: $config, ifName: $ifname,
+       networkName: $name, netns: $netns, cniArgs: $args}
+      + (if $caps == {} then {} else {capabilityArgs: $caps} end)
+      + {result: $result}' >"$CNI_DIR/results/$name-$cid-$ifname"
+  )
+}
+
+# cni_del CACHE_FILE : libcni's DelNetworkList for one cached attachment:
+# everything it needs (config, args, result) comes from the cache, as when a
+# runtime tears a pod down after a restart. The plugins run on the pod's node.
+cni_del() {
+  local file="$1" conf cid netns ifname args caps prev node
+  conf="$(mktemp)"
+  jq -r .config "$file" | base64 -d >"$conf"
+  cid="$(jq -r .containerId "$file")"
+  netns="$(jq -r .netns "$file")"
+  ifname="$(jq -r .ifName "$file")"
+  args="$(jq -c .cniArgs "$file")"
+  caps="$(jq -c '.capabilityArgs // {}' "$file")"
+  prev="$(jq -c '.result // null' "$file")"
+  node="nw-$(lab_machine "${netns##*/}")"
+  if [[ "$node" != nw- ]] && ns_exists "$node"; then
+    cni_plugins "$node" DEL "$conf" "$cid" "$netns" "$ifname" "$args" "$caps" "$prev" ||
+      warn "CNI DEL failed for $file"
+  fi
+  rm -f "$conf" "$file"
+}
+
+# cni_del_all : DEL every cached attachment on this machine, each pod's own
+# network before its loopback (the reverse of ADD).
+cni_del_all() {
+  local f
+  [[ -d "$CNI_DIR/results" ]] || return 0
+  for f in "$CNI_DIR"/results/*; do
+    [[ -e "$f" && "$f" != */cni-loopback-* ]] && cni_del "$f"
+  done
+  for f in "$CNI_DIR"/results/cni-loopback-*; do
+    [[ -e "$f" ]] && cni_del "$f"
+  done
+  return 0
+}
+
+# add_pod POD : what kubelet and the runtime do for a pod sandbox: the netns,
+# CNI ADD of the loopback and the pod network (eth0 on the node's cni0 with
+# the pod's address, default route via cni0), then the sandbox container.
 add_pod() {
-  local node="$1" pod="$2" addr="$3" gw="$4"
-  local port="veth-${pod#"$NS_PREFIX"}"
+  local pod="$1" node addr k8s_ns k8s_name cid uid args conf
+  read -r _ node addr k8s_ns k8s_name <<<"$(pod_spec "$pod")"
+  ns_here "$pod" || return 0
   make_ns "$pod"
-  plug "$node" cni0 "$port" "$pod" eth0 "$addr/24"
-  in_ns "$pod" ip route add default via "$gw"
+  cid="$(pod_container_id "$k8s_ns" "$k8s_name")"
+  uid="$(pod_uid "$k8s_ns" "$k8s_name")"
+  args="$(cni_args_json "$k8s_ns" "$k8s_name" "$cid" "$uid")"
+  mkdir -p "$CNI_DIR/net.d/$node"
+  conf="$CNI_DIR/net.d/$node/10-$CNI_NETWORK.conflist"
+  [[ -e "$conf" ]] || cni_conflist "$node" >"$conf"
+  printf '%s\n' "$CNI_LOOPBACK_CONFLIST" >"$CNI_DIR/net.d/99-loopback.conflist"
+  cni_add "$node" "$CNI_DIR/net.d/99-loopback.conflist" "$cid" "/run/netns/$pod" lo "$args" '{}'
+  cni_add "$node" "$conf" "$cid" "/run/netns/$pod" eth0 "$args" "{\"ips\":[\"$addr/24\"]}"
+  if containerd_enabled; then
+    sandbox_run "$pod" "$k8s_ns" "$k8s_name" "$cid" "$uid"
+  fi
+}
+
+# ------------------------------------------------------------ containerd --
+#
+# Where containerd is installed, each pod's sandbox is a real containerd
+# container in namespace k8s.io, labelled as CRI labels sandboxes, whose netns
+# is the pod's. The lab runs its own containerd: its own root, state, sockets
+# and config (CRI plugin off, so it reads nothing in /etc/cni; no
+# /etc/containerd), beside any system containerd. The sandbox runs
+# `sleep infinity` from a busybox image built here; the pod's servers still
+# run through ip netns exec: the container is what names the pod.
+
+CTRD_DIR="$STATE_DIR/containerd"
+CTRD_SOCK="$CTRD_DIR/containerd.sock"
+CTRD_NS=k8s.io
+CTRD_IMAGE=netwhy.local/lab-pause:1
+# The sandboxes' cgroup parent (v1: one per hierarchy), removed at down.
+CTRD_CGROUP=netwhy-lab
+
+ctr_lab() {
+  ctr -a "$CTRD_SOCK" -n "$CTRD_NS" "$@"
+}
+
+# containerd_enabled : this up runs the pods as containers.
+containerd_enabled() {
+  [[ -e "$CTRD_DIR/containerd.pid" ]]
+}
+
+# containerd_wanted : whether to run containerd here; says once why not.
+containerd_wanted() {
+  if [[ "$LAB_BACKEND" == local ]]; then
+    # The VMs' pods stay network namespaces on their node (lab/VAGRANT.md).
+    [[ "$LAB_ROLE" != node* ]] || log "local backend: pods are network namespaces wired by CNI, without containers"
+    return 1
+  fi
+  if [[ "${NW_LAB_CONTAINERD:-auto}" == 0 ]]; then
+    log "NW_LAB_CONTAINERD=0: pods are network namespaces wired by CNI, without containers"
+    return 1
+  fi
+  if [[ "${NETWHY_IN_VM:-}" == 1 ]]; then
+    # Every exec is slow under emulation, and the pods need no containers
+    # for the IPVS scenarios.
+    log "microVM: pods are network namespaces wired by CNI, without containers"
+    return 1
+  fi
+  if ! command -v containerd >/dev/null || ! command -v ctr >/dev/null || ! command -v runc >/dev/null; then
+    log "containerd is not installed: pods are network namespaces wired by CNI, without containers"
+    return 1
+  fi
+}
+
+# containerd_pid : the pid of the lab's containerd, if it is still ours.
+containerd_pid() {
+  local pid
+  pid="$(cat "$CTRD_DIR/containerd.pid" 2>/dev/null || true)"
+  if [[ "$pid" =~ ^[0-9]+$ ]] && tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "--address $CTRD_SOCK"; then
+    printf '%s\n' "$pid"
+  fi
+}
+
+containerd_start() {
+  containerd_wanted || return 0
+  mkdir -p "$CTRD_DIR/root" "$CTRD_DIR/state" "$CTRD_DIR/opt"
+  # containerd 1.6 puts its shims' sockets in /run/containerd/s whatever its
+  # state dir; remember to remove the directory if it is ours.
+  [[ -e /run/containerd ]] || : >"$CTRD_DIR/made-run-containerd"
+  printf '%s\n' \
+    'version = 2' \
+    "root = \"$CTRD_DIR/root\"" \
+    "state = \"$CTRD_DIR/state\"" \
+    'disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.aufs", "io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.zfs"]' \
+    '[grpc]' "  address = \"$CTRD_SOCK\"" \
+    '[ttrpc]' "  address = \"$CTRD_SOCK.ttrpc\"" \
+    '[plugins."io.containerd.internal.v1.opt"]' "  path = \"$CTRD_DIR/opt\"" \
+    >"$CTRD_DIR/config.toml"
+  # On the host (the node), not in a lab namespace, like a node's own;
+  # in its own session so the caller's Ctrl-C does not reach it.
+  setsid containerd --config "$CTRD_DIR/config.toml" --root "$CTRD_DIR/root" \
+    --state "$CTRD_DIR/state" --address "$CTRD_SOCK" </dev/null >>"$STATE_DIR/containerd.log" 2>&1 &
+  echo $! >"$CTRD_DIR/containerd.pid"
+  wait_until 30 "containerd on $CTRD_SOCK" ctr_lab version
+  containerd_image
+  log "containerd: $CTRD_SOCK, namespace $CTRD_NS, image $CTRD_IMAGE"
+}
+
+# oci_blob DIR FILE : move FILE into the OCI layout DIR as a blob; print
+# "sha256:HEX SIZE".
+oci_blob() {
+  local hex size
+  hex="$(sha256sum "$2" | cut -c1-64)"
+  size="$(stat -c %s "$2")"
+  mv "$2" "$1/blobs/sha256/$hex"
+  printf 'sha256:%s %s\n' "$hex" "$size"
+}
+
+# containerd_image : the sandbox image, built from busybox-static (one layer:
+# /bin/busybox and its applet links), as an OCI image layout, imported.
+containerd_image() {
+  local d="$CTRD_DIR/image" arch applet layer layer_size cfg cfg_size mf mf_size
+  case "$(uname -m)" in
+    x86_64) arch=amd64 ;;
+    aarch64) arch=arm64 ;;
+    *) arch="$(uname -m)" ;;
+  esac
+  rm -rf "$d"
+  mkdir -p "$d/rootfs/bin" "$d/rootfs/proc" "$d/rootfs/sys" "$d/rootfs/dev" "$d/rootfs/etc" \
+    "$d/rootfs/tmp" "$d/oci/blobs/sha256"
+  cp /bin/busybox "$d/rootfs/bin/busybox"
+  while read -r applet; do
+    [[ "$applet" == bin/busybox ]] && continue
+    mkdir -p "$d/rootfs/${applet%/*}"
+    ln -sf /bin/busybox "$d/rootfs/$applet"
+  done < <(/bin/busybox --list-full)
+  tar --sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner -C "$d/rootfs" -cf "$d/layer.tar" .
+  read -r layer layer_size <<<"$(oci_blob "$d/oci" "$d/layer.tar")"
+  printf '{"architecture":"%s","os":"linux","config":{"Cmd":["sleep","infinity"]},"rootfs":{"type":"layers","diff_ids":["%s"]}}' \
+    "$arch" "$layer" >"$d/config.json"
+  read -r cfg cfg_size <<<"$(oci_blob "$d/oci" "$d/config.json")"
+  printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"%s","size":%s},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"%s","size":%s}]}' \
+    "$cfg" "$cfg_size" "$layer" "$layer_size" >"$d/manifest.json"
+  read -r mf mf_size <<<"$(oci_blob "$d/oci" "$d/manifest.json")"
+  printf '{"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"%s","size":%s,"platform":{"architecture":"%s","os":"linux"},"annotations":{"io.containerd.image.name":"%s","org.opencontainers.image.ref.name":"%s"}}]}' \
+    "$mf" "$mf_size" "$arch" "$CTRD_IMAGE" "${CTRD_IMAGE##*:}" >"$d/oci/index.json"
+  printf '{"imageLayoutVersion":"1.0.0"}' >"$d/oci/oci-layout"
+  tar -C "$d/oci" -cf "$d/image.tar" .
+  ctr_lab images import "$d/image.tar" >/dev/null
+  rm -rf "$d"
+}
+
+# sandbox_run POD K8S_NAMESPACE K8S_NAME CONTAINER_ID UID : the pod's
+# sandbox, with the labels and annotations CRI gives one, in the pod's netns.
+sandbox_run() {
+  local pod="$1" k8s_ns="$2" k8s_name="$3" cid="$4" uid="$5"
+  ctr_lab run -d --null-io --cgroup "/$CTRD_CGROUP/$cid" --runc-root "$CTRD_DIR/runc" \
+    --with-ns "network:/run/netns/$pod" \
+    --label "io.kubernetes.pod.name=$k8s_name" --label "io.kubernetes.pod.namespace=$k8s_ns" \
+    --label "io.kubernetes.pod.uid=$uid" --label io.kubernetes.container.name=POD \
+    --label io.cri-containerd.kind=sandbox \
+    --annotation io.kubernetes.cri.container-type=sandbox --annotation "io.kubernetes.cri.sandbox-id=$cid" \
+    --annotation "io.kubernetes.cri.sandbox-name=$k8s_name" \
+    --annotation "io.kubernetes.cri.sandbox-namespace=$k8s_ns" \
+    --annotation "io.kubernetes.cri.sandbox-uid=$uid" \
+    "$CTRD_IMAGE" "$cid" sleep infinity >/dev/null
+}
+
+# containerd_stop : the sandboxes (through containerd), then containerd itself,
+# waiting for it to exit; after a crash also its orphaned shims, mounts and
+# cgroups. Nothing of it stays.
+containerd_stop() {
+  local pid id cg _
+  pid="$(containerd_pid)"
+  if [[ -n "$pid" && -S "$CTRD_SOCK" ]] && ctr_lab version >/dev/null 2>&1; then
+    for id in $(ctr_lab tasks ls -q 2>/dev/null); do
+      ctr_lab tasks delete -f "$id" >/dev/null 2>&1 || warn "could not delete task $id"
+    done
+    for id in $(ctr_lab containers ls -q 2>/dev/null); do
+      ctr_lab containers delete "$id" >/dev/null 2>&1 || warn "could not delete container $id"
+    done
+  fi
+  if [[ -n "$pid" ]]; then
+    kill -TERM "$pid" 2>/dev/null || true
+    for _ in {1..100}; do
+      kill -0 "$pid" 2>/dev/null || break
+      sleep 0.1
+    done
+    kill -KILL "$pid" 2>/dev/null || true
+    while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
+  fi
+  containerd_orphans
+  # A shim killed after a crash leaves its socket (named by
+  # sha256(address/namespace/id)).
+  local line k8s_ns k8s_name
+  [[ -d /run/containerd/s ]] && for line in "${LAB_PODS[@]}"; do
+    read -r _ _ _ k8s_ns k8s_name <<<"$line"
+    id="$(pod_container_id "$k8s_ns" "$k8s_name")"
+    rm -f "/run/containerd/s/$(printf '%s' "$CTRD_SOCK/$CTRD_NS/$id" | sha256sum | cut -c1-64)"
+  done
+  if [[ -e "$CTRD_DIR/made-run-containerd" ]]; then
+    rmdir /run/containerd/s /run/containerd 2>/dev/null || true
+  fi
+  umount_under "$CTRD_DIR"
+  for cg in /sys/fs/cgroup/*/"$CTRD_CGROUP" /sys/fs/cgroup/"$CTRD_CGROUP"; do
+    [[ -d "$cg" ]] || continue
+    find "$cg" -depth -type d -exec rmdir {} + 2>/dev/null || warn "cgroup $cg still in use"
+  done
+  rm -rf "$CTRD_DIR"
+}
+
+# containerd_orphans : processes started for the lab's socket that outlived
+# its containerd (a crash): shims, found by their -address, with their
+# sandboxes. Works without the state dir too.
+containerd_orphans() {
+  local f p procs=() kids=()
+  for f in $(grep -lsaF -- "$CTRD_SOCK" /proc/[0-9]*/cmdline); do
+    p="${f#/proc/}"
+    procs+=("${p%/cmdline}")
+  done
+  ((${#procs[@]} > 0)) || return 0
+  for p in "${procs[@]}"; do
+    mapfile -t -O "${#kids[@]}" kids < <(pgrep -P "$p" || true)
+  done
+  if ((${#kids[@]} > 0)); then
+    # A sandbox is its pid namespace's init: only KILL reaches it.
+    kill -KILL "${kids[@]}" 2>/dev/null || true
+    for p in {1..50}; do
+      kill -0 "${kids[@]}" 2>/dev/null || break
+      sleep 0.1
+    done
+  fi
+  kill_pids "${procs[@]}"
+}
+
+# umount_under DIR : unmount whatever is mounted below DIR, deepest first.
+umount_under() {
+  local m
+  while read -r m; do
+    umount -l "$m" 2>/dev/null || warn "could not unmount $m"
+  done < <(awk -v d="$1/" 'index($5, d) == 1 { print $5 }' /proc/self/mountinfo | sort -r)
 }
 
 build_topology() {
@@ -307,12 +696,13 @@ build_topology() {
   ns_rp_filter nw-client 0
   ns_sysctl nw-client net.ipv4.conf.all.arp_announce 2
 
-  make_bridge nw-node1 cni0 10.244.1.1/24
-  make_bridge nw-node2 cni0 10.244.2.1/24
-  add_pod nw-node1 nw-pod1 10.244.1.2 10.244.1.1
-  add_pod nw-node2 nw-pod2 10.244.2.2 10.244.2.1
-  add_pod nw-node2 nw-coredns 10.244.2.3 10.244.2.1
-  add_pod nw-node2 nw-pod3 10.244.2.4 10.244.2.1
+  # The CNI bridge plugin makes each node's cni0 (10.244.N.1/24) at its
+  # first pod.
+  containerd_start
+  local line
+  for line in "${LAB_PODS[@]}"; do
+    add_pod "${line%% *}"
+  done
 
   # host-gw: each node routes the other's pod CIDR via the other's LAN
   # address. Deliberately no default route on the nodes.
@@ -846,6 +1236,8 @@ teardown() {
       fi
     done
   fi
+  # The sandbox containers, through containerd, before the sweep below.
+  containerd_stop
   # Then anything else still living in a lab namespace (e.g. a server started
   # before its pidfile was written, or a client the caller left behind).
   while read -r ns; do
@@ -857,6 +1249,9 @@ teardown() {
   if ((${#pids[@]} > 0)); then
     kill_pids "${pids[@]}"
   fi
+  # Then the pods as a runtime removes a sandbox: its network (CNI DEL),
+  # then the netns.
+  cni_del_all
 
   # Deleting a namespace takes its veths, bridges, routes, iptables rules,
   # ipsets and per-netns sysctls (including bridge-nf-call-iptables) with it.

@@ -27,9 +27,11 @@ esac
 export DEBIAN_FRONTEND=noninteractive
 
 apt-get update -q
+# The pods are wired by the CNI plugins (containernetworking-plugins; jq
+# composes their input and libcni's cache).
 apt-get install -y -q --no-install-recommends \
   iproute2 iptables ipset ipvsadm conntrack curl bind9-dnsutils nodejs \
-  kmod procps psmisc ca-certificates
+  kmod procps psmisc ca-certificates containernetworking-plugins jq
 
 # kube-proxy's IPVS mode: ip_vs and its schedulers, conntrack; the lab's
 # bridges need br_netfilter (bridge-nf-call-iptables), kube-ipvs0 is a dummy.

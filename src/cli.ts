@@ -7,6 +7,7 @@ import { runDoctor } from './commands/doctor.js';
 import { runTrace } from './commands/trace.js';
 import { runExplain } from './commands/explain.js';
 import { runLabList, runLabRun, runLabUpDown } from './commands/lab.js';
+import { addNameOptions } from './commands/names.js';
 
 function positiveNumber(v: string): number {
   const n = Number(v);
@@ -28,10 +29,10 @@ export function buildProgram(): Command {
     .configureOutput({ outputError: (text, write) => write(text.replace(/^error: /, ERROR_PREFIX)) })
     .exitOverride();
 
-  program
-    .command('trace')
+  addNameOptions(program
+    .command('trace'))
     .description('show, live, every drop (and with a filter every hop) of matching packets')
-    .argument('[filter...]', 'tcpdump-like filter: host, net, port, portrange, src/dst, tcp, udp, icmp, ip, ip6, proto, netns; and/or/not, ( )')
+    .argument('[filter...]', 'tcpdump-like filter: host, net, port, portrange, src/dst, tcp, udp, icmp, ip, ip6, proto, netns, pod NS/NAME, svc NS/NAME; and/or/not, ( )')
     .option('--json', 'one JSON object per event, and a summary object at the end')
     .option('-c, --count <n>', 'stop after n events', positiveNumber)
     .option('-d, --duration <seconds>', 'stop after this many seconds', positiveNumber)
@@ -47,7 +48,12 @@ Examples:
   netwhy trace host 10.0.0.1 and port 30080      every hop of one client's NodePort traffic
   netwhy trace udp port 53 and netns node1       DNS in one network namespace
   netwhy trace net 10.244.0.0/16 --json -c 100   pod network, 100 events as JSON lines
+  netwhy trace pod default/web-7c9f5b6d4-x8mzt   one pod's traffic (its addresses, or its netns)
+  netwhy trace svc kube-system/kube-dns          a Service's traffic (its IPs and ports, NodePorts)
 
+Pods and Services are named from the container runtime (containerd, crictl),
+the CNI result cache, kube-proxy's rules and, when reachable, the API server
+(netwhy doctor lists what it found); --no-names skips them.
 A packet matches if its own addresses or its conntrack original tuple match,
 so NAT-ed packets and their replies stay in a filtered trace.`,
     )
@@ -55,8 +61,8 @@ so NAT-ed packets and their replies stay in a filtered trace.`,
       process.exitCode = await runTrace(filter, opts);
     });
 
-  program
-    .command('explain')
+  addNameOptions(program
+    .command('explain'))
     .description('run a command, follow the packets it causes through every namespace and NAT, and say why each flow failed')
     .argument('[command...]', 'the command to run, after --')
     .option('--record <file>', 'also save what was captured (records, names, state) for --replay')
@@ -77,6 +83,8 @@ Only the flows of the command and its children are traced (in the kernel), in
 every network namespace they cross and through NAT, replies included. The
 cause is only named when the evidence proves it; otherwise it is 'unknown',
 with the evidence. The JSON document is described in docs/json.md.
+Pods, Services and NetworkPolicies are named beside addresses and namespaces
+when a name source knows them (netwhy doctor lists the sources).
 
 Exit status, like time(1) and strace(1): the command's own status (1 if a
 signal ended it; 0 for --replay); 2 for a usage error, 3 when this machine
@@ -119,22 +127,26 @@ Examples:
       process.exitCode = await runLabRun(name, opts);
     });
 
-  program
+  addNameOptions(program
     .command('doctor')
-    .description('check this kernel and these privileges: which probes attach, in which mode, and why not')
+    .description('check this kernel and these privileges: which probes attach, in which mode, and why not; and which Kubernetes name sources answer')
     .option('--json', 'print the report as JSON')
     .option('--ipvs', 'also fail on what kube-proxy\'s IPVS mode needs of this node (modules, ip_forward, bridge-nf-call-iptables, rp_filter, vs.conntrack)')
-    .option('--reasons', 'also list every drop reason this kernel defines, what it means, and which rule of netwhy explains it')
+    .option('--reasons', 'also list every drop reason this kernel defines, what it means, and which rule of netwhy explains it'))
     .addHelpText(
       'after',
       `
 Each probe takes the best attach mode this kernel allows:
 fentry/fexit, then kprobe/kretprobe, then tp_btf, raw_tp, tracepoint.
 NETWHY_AVOID_MODES=fentry,fexit (any of those, comma-separated) passes modes
-over for every command, e.g. on a kernel where one misbehaves.`,
+over for every command, e.g. on a kernel where one misbehaves.
+
+It also lists where Kubernetes names come from on this node (containerd,
+crictl, the CNI result cache, kube-proxy's rules, the API server), each with
+its status: a source that is absent is no problem.`,
     )
-    .action((opts) => {
-      process.exitCode = runDoctor(opts);
+    .action(async (opts) => {
+      process.exitCode = await runDoctor(opts);
     });
 
   return program;

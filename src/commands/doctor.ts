@@ -3,6 +3,8 @@ import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { basename } from 'node:path';
 import { machine, release } from 'node:os';
 import { KERNEL_BTF, kernelDropReasons } from '../kernel/symbols.js';
+import type { NameSourceReport } from '../model/k8s.js';
+import { type NameOptions, gatherNames } from './names.js';
 import { currentPrivileges, type Privileges } from '../kernel/privileges.js';
 import { type KernelFeature, loadBinding } from '../native.js';
 import { type ProbeReport, TraceSession } from '../tracer.js';
@@ -64,6 +66,8 @@ export interface DoctorReport {
   probes: ProbeReport[];
   explanations: { name: string; supported: boolean; needs: string }[];
   ipvsPreflight: PreflightCheck[];
+  /** where Kubernetes names come from on this node (additive in version 1: older reports lack it) */
+  nameSources?: NameSourceReport[];
   problems: string[];
   /** With --reasons: every drop reason this kernel's BTF defines, and which rule explains it. */
   reasonCoverage?: { explained: number; defined: number; reasons: ReasonCoverage[] };
@@ -73,6 +77,20 @@ export interface DoctorReport {
 export function reasonReport(reasons: Map<number, string>): NonNullable<DoctorReport['reasonCoverage']> {
   const list = reasonCoverage(reasons);
   return { ...coverageCounts(list), reasons: list };
+}
+
+export interface DoctorOptions extends NameOptions {
+  ipvs?: boolean;
+  /** list every drop reason of this kernel and the rule that explains it */
+  reasons?: boolean;
+}
+
+/** One line per name source: status, source, what it found or why not, and its counts. Pure. */
+export function nameSourceLines(reports: NameSourceReport[]): string[] {
+  return reports.map((r) => {
+    const counts = [r.pods !== undefined ? `${r.pods} pods` : '', r.services !== undefined ? `${r.services} services` : ''].filter(Boolean).join(', ');
+    return `  ${r.status.padEnd(6)} ${r.source.padEnd(16)} ${r.detail}${counts ? ` (${counts})` : ''}`;
+  });
 }
 
 /** IPVS probes are there only with the ip_vs module: their absence is no problem of netwhy's. */
@@ -122,7 +140,9 @@ function readSysctl(key: string): string | undefined {
   }
 }
 
-export function collectDoctor(opts: { ipvs?: boolean; reasons?: boolean } = {}): DoctorReport {
+export async function collectDoctor(opts: DoctorOptions = {}): Promise<DoctorReport> {
+  // Name sources are IO with their own deadlines: started first, they overlap the BPF load.
+  const names = gatherNames(opts);
   const problems: string[] = [];
   const privileges = currentPrivileges();
   const btfPresent = existsSync(KERNEL_BTF);
@@ -166,6 +186,8 @@ export function collectDoctor(opts: { ipvs?: boolean; reasons?: boolean } = {}):
     probes,
     explanations: supportedExplanations(probes),
     ipvsPreflight: preflight,
+    // Not problems: a machine outside Kubernetes has no names to give, and netwhy traces without them.
+    nameSources: (await names)?.sources,
     problems,
   };
   if (opts.reasons) {
@@ -201,6 +223,7 @@ export function doctorText(r: DoctorReport): string {
   }
   L.push('', 'IPVS-mode node preflight (kube-proxy --proxy-mode=ipvs)');
   for (const c of r.ipvsPreflight) L.push(`  ${c.ok ? 'ok ' : 'NO '}  ${c.name.padEnd(38)} ${c.found}${c.ok ? '' : ` (want ${c.want})`}`);
+  if (r.nameSources) L.push('', 'Kubernetes name sources', ...nameSourceLines(r.nameSources));
   L.push('', 'explanations');
   for (const e of r.explanations) L.push(`  ${e.supported ? 'yes' : 'no '}  ${e.name}${e.supported ? '' : ` (needs ${e.needs})`}`);
   if (r.reasonCoverage) L.push('', ...reasonsText(r.reasonCoverage));
@@ -219,8 +242,8 @@ export function reasonsText(c: NonNullable<DoctorReport['reasonCoverage']>): str
   return L;
 }
 
-export function runDoctor(opts: { json?: boolean; ipvs?: boolean; reasons?: boolean }, io: Io = { out: process.stdout, err: process.stderr }): number {
-  const r = collectDoctor(opts);
+export async function runDoctor(opts: DoctorOptions & { json?: boolean }, io: Io = { out: process.stdout, err: process.stderr }): Promise<number> {
+  const r = await collectDoctor(opts);
   io.out.write((opts.json ? JSON.stringify(r, null, 2) : doctorText(r)) + '\n');
   return r.problems.length ? 1 : 0;
 }

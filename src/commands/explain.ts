@@ -16,9 +16,10 @@ import { HOST, type Snapshot, conntrackInsertFailed, listNetns, takeSnapshot } f
 import { type Capture, RECORDING_VERSION, RecordingError, decodeCapture, encodeCapture } from '../recording.js';
 import { TraceSession } from '../tracer.js';
 import { EVENT_HEADER, type ViewContext, eventLine, eventView } from '../render/events.js';
+import { type NameOptions, gatherNames } from './names.js';
 import type { Io } from './trace.js';
 
-export interface ExplainOptions {
+export interface ExplainOptions extends NameOptions {
   json?: boolean;
   /** Print every event as it happens, then the verdicts. */
   live?: boolean;
@@ -139,6 +140,7 @@ export async function runExplainCaptured(command: string[], opts: ExplainOptions
   }
   const inodes = netnsToSnapshot(seen);
   const snapshots = await captureSnapshots(inodes, names);
+  const k8s = await gatherNames(opts, snapshots);
   const syms = await symbols;
   const capture: Capture = {
     version: RECORDING_VERSION,
@@ -152,6 +154,7 @@ export async function runExplainCaptured(command: string[], opts: ExplainOptions
     netns: [...allNetns(seen)].map((i) => [i, names.name(i)]),
     snapshots,
     conntrackBefore,
+    k8s,
     records: Buffer.concat(raw),
   };
   if (opts.record) writeFileSync(opts.record, encodeCapture(capture));

@@ -62,6 +62,12 @@ function nstatValue(netns: string, counter: string): number | null {
   return line ? Number(line.split(/\s+/)[1]) : 0; // -z lists zeros, but an unknown counter is absent
 }
 
+/** The lab plays the container runtime: its CNI result cache and containerd live under its state directory (lab/lib.sh). */
+export function labNameSources(): { cniCache: string; containerdSocket: string } {
+  const state = process.env.NW_LAB_STATE_DIR || '/run/netwhy-lab';
+  return { cniCache: join(state, 'cni/results'), containerdSocket: join(state, 'containerd/containerd.sock') };
+}
+
 /** The client once, outside netwhy, to see what it does before the fault (expect.baselineExitCode). */
 function baselineExitCode(s: Scenario, io: Io): number | null {
   const r = spawnSync('ip', ['netns', 'exec', s.client.netns, ...s.client.argv], { encoding: 'utf8', timeout: 60_000 });
@@ -90,7 +96,7 @@ export async function runLabRun(name: string, opts: LabRunOptions, io: Io = { ou
     io.err.write(`lab: running ${s.client.argv.join(' ')} in ${s.client.netns} under netwhy explain\n\n`);
     const out: Buffer[] = [];
     const before = counter && verdictNetns ? nstatValue(verdictNetns, counter) : null;
-    doc = await runExplainCaptured(argv, { json: opts.json, live: !opts.json, settle: 500, ringMb: 8, onCommandStdout: (c) => out.push(c) }, io);
+    doc = await runExplainCaptured(argv, { json: opts.json, live: !opts.json, settle: 500, ringMb: 8, onCommandStdout: (c) => out.push(c), ...labNameSources() }, io);
     if (counter && verdictNetns) run.counter = { name: counter, netns: verdictNetns, before, after: nstatValue(verdictNetns, counter) };
     run.stdout = Buffer.concat(out).toString('utf8');
   } finally {

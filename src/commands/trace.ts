@@ -1,7 +1,10 @@
 // netwhy trace [filter]: every event, live, one line (or JSON line) each.
 import { type NwRecord, PROBES, type ProbeName } from '../abi.js';
 import { compileFilter } from '../filter/compile.js';
-import { FilterError } from '../filter/parse.js';
+import { usesK8s } from '../filter/k8s.js';
+import { FilterError, parseFilter } from '../filter/parse.js';
+import { NameResolver } from '../model/names.js';
+import { type NameOptions, gatherNames } from './names.js';
 import { UsageError } from '../errors.js';
 import { kernelDropReasons, kernelSymbols, reasonName } from '../kernel/symbols.js';
 import { NetnsNames } from '../kernel/netns.js';
@@ -15,7 +18,7 @@ import { LiveFlows } from '../explain/live.js';
 import { FlowPipeline, judgeFlows } from '../explain/pipeline.js';
 import { LiveStates } from '../explain/state.js';
 
-export interface TraceOptions {
+export interface TraceOptions extends NameOptions {
   json?: boolean;
   /** Per-flow verdicts as flows finish (default: with a filter). */
   verdicts?: boolean;
@@ -51,9 +54,12 @@ export async function runTrace(filterWords: string[], opts: TraceOptions, io: Io
   const netns = new NetnsNames();
   const filterText = filterWords.join(' ').trim();
   let filterValue: Uint8Array | undefined;
+  // Names are asked for at once, but only a pod/svc filter waits for them.
+  const names = gatherNames(opts).then((f) => f && new NameResolver(f));
   if (filterText) {
     try {
-      filterValue = compileFilter(filterText, (n) => netns.inode(n)).value;
+      const needNames = usesK8s(parseFilter(filterText));
+      filterValue = compileFilter(filterText, (n) => netns.inode(n), needNames ? await names : undefined).value;
     } catch (e) {
       if (e instanceof FilterError) throw new UsageError(`bad filter: ${e.message}`);
       throw e;
@@ -98,6 +104,11 @@ export async function runTrace(filterWords: string[], opts: TraceOptions, io: Io
     ipvs: pipeline.ipvs,
     losses: pipeline.losses,
   };
+  // Events and verdicts name pods and Services from when the sources answer.
+  void names.then((n) => {
+    ctx.names = n;
+    deps.names = n;
+  });
   let verdictsOut = Promise.resolve();
   const emitVerdicts = (flows: Flow[]) => {
     if (!flows.length) return;

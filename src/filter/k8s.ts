@@ -56,6 +56,13 @@ function serviceExpr(s: ServiceFact): Expr | undefined {
   return anyOf(parts);
 }
 
+/** Does the expression name a pod or a Service (so the names must be known before compiling)? */
+export function usesK8s(e: Expr): boolean {
+  if (e.op === 'term') return e.term.t === 'k8s';
+  if (e.op === 'not') return usesK8s(e.e);
+  return usesK8s(e.a) || usesK8s(e.b);
+}
+
 /** The expression with every pod/svc term replaced; throws FilterError for a name nothing knows. */
 export function expandK8s(e: Expr, names: K8sFilterNames | undefined, src: string): Expr {
   switch (e.op) {

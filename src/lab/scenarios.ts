@@ -92,7 +92,7 @@ const EXPECT_KEYS: Record<keyof ScenarioExpect, boolean> = {
 };
 
 /** The Cause fields an expected cause may name, each compared with the verdict's. */
-const CAUSE_KEYS: (keyof Cause)[] = ['type', 'ref', 'value', 'netns', 'ipset'];
+const CAUSE_KEYS: (keyof Cause)[] = ['type', 'ref', 'value', 'netns', 'ipset', 'k8s'];
 
 const show = (v: unknown): string => (v === undefined ? 'none' : JSON.stringify(v));
 

@@ -26,6 +26,12 @@ export interface PacketContext {
   ctmark?: number;
   /** true for a non-first fragment (-f); absent = unknown */
   fragment?: boolean;
+  /** The bridge port the packet came in by (br_netfilter), null when it did not come in by a
+   * bridge port; absent = unknown, so -m physdev is uncertain. */
+  physIn?: string | null;
+  /** The bridge port a bridged packet leaves by (FORWARD, POSTROUTING), null when the packet is
+   * not bridged out (routed, or not yet switched); absent = unknown. */
+  physOut?: string | null;
   /** set by the evaluator when a rule made the mark unknowable (CONNMARK --restore-mark without ctmark) */
   markUnknown?: boolean;
 }
@@ -43,6 +49,32 @@ export interface NetfilterFinding {
   ipset?: { name: string; member: string };
   uncertain: string[];
   trail: string[];
+  /** every rule that matched on the way, in order (the trail, as data) */
+  steps: RuleStep[];
+}
+
+export interface RuleStep {
+  table: string;
+  chain: string;
+  /** the rule line as iptables-save prints it */
+  rule: string;
+  comment?: string;
+  /** the chain it jumped (or went) to */
+  jump?: string;
+  /** true when the rule ended the hook (ACCEPT, DROP, REJECT) */
+  final?: boolean;
+}
+
+/** A rule of a chain, and whether the packet matched it. */
+export interface RuleView {
+  rule: string;
+  comment?: string;
+  /** the target as written: a chain, MARK, REJECT… */
+  target?: string;
+  /** the first condition the packet does not meet, by its text and what it tests */
+  miss?: { text: string; set?: { name: string; dirs: string[]; negated: boolean } };
+  /** a condition that cannot be evaluated for this packet, and why */
+  uncertain?: string;
 }
 
 export interface NatFinding {
@@ -55,6 +87,8 @@ export interface NatFinding {
 export interface NetfilterEvaluator {
   backend: string;
   evaluate(hook: Hook, pkt: NetfilterPacket): NetfilterFinding;
+  /** The rules of a chain, each with the first condition the packet fails; undefined: no such chain. */
+  chainRules(table: string, chain: string, hook: Hook, pkt: NetfilterPacket): RuleView[] | undefined;
   /** The NAT rules that rewrite a new connection entering at `first` (PREROUTING or OUTPUT). */
   natRules(first: Hook, pkt: NetfilterPacket): { dnat?: NatFinding; snat?: NatFinding };
 }

@@ -22,8 +22,12 @@ export interface RouteInfo {
 
 export interface LinkInfo {
   name: string;
+  /** veth, bridge, …; absent for lo and physical NICs */
+  kind?: string;
+  /** the bridge (or bond) it is a port of */
+  master?: string;
   mtu?: number;
-  up: boolean;
+  up?: boolean;
 }
 
 export interface NeighInfo {
@@ -38,9 +42,9 @@ export interface NetnsState {
   name: string;
   sysctl(key: string): string | undefined;
   addrs: AddrInfo[];
-  routes: RouteInfo[];
-  /** Devices (MTU, up); absent when not captured. */
+  /** absent when not captured (so whether a device is a bridge port, or its MTU, is not known) */
   links?: LinkInfo[];
+  routes: RouteInfo[];
   /** Neighbour (ARP/ND) entries; absent when not captured. */
   neigh?: NeighInfo[];
   /** Evaluate a packet through a netfilter hook; undefined when no ruleset could be read. */

@@ -3,7 +3,7 @@
 //
 // What the evaluator cannot know it says: rules whose syntax we do not understand are kept and
 // marked `unevaluable`; matches that need information the packet context lacks (`-i` without an
-// input device, `-m physdev`, rate limits, `-m statistic`) are listed in `uncertain` together with
+// input device, rate limits, `-m statistic`) are listed in `uncertain` together with
 // the assumption made. Pure code: no IO.
 import { NetwhyError } from '../errors.js';
 import type { Hook, PacketContext } from '../model/netfilter.js';
@@ -127,11 +127,15 @@ export type Condition = (
   | { kind: 'icmp'; type: number; code: number | null }
   | { kind: 'iprange'; dir: 'src' | 'dst'; family: Family; lo: bigint; hi: bigint }
   | { kind: 'statistic' }
+  /** -m physdev: the bridge ports of a bridged packet (br_netfilter) */
+  | { kind: 'physdev'; op: PhysdevOp; name?: string }
   /** understood, but needs information a PacketContext does not carry */
   | { kind: 'opaque'; why: string }
   /** not understood: the rule is unevaluable */
   | { kind: 'unknown'; why: string }
 ) & { neg: boolean; text: string };
+
+export type PhysdevOp = 'in' | 'out' | 'is-in' | 'is-out' | 'is-bridged';
 
 export type NatKind = 'dnat' | 'snat' | 'masquerade' | 'redirect' | 'netmap';
 
@@ -424,7 +428,6 @@ const OPAQUE_MODULES: Record<string, string> = {
   cgroup: 'the socket cgroup is not known',
   u32: 'raw packet bytes are not known',
   policy: 'IPsec policy is not known',
-  physdev: 'bridge port information (physdev) is not known',
 };
 
 const IMPLICIT_PROTO_MODULE: Record<number, string> = { 6: 'tcp', 17: 'udp', 1: 'icmp', 132: 'sctp' };
@@ -757,6 +760,13 @@ function buildModule(mod: ModInst): { conditions: Condition[]; comment?: string 
         break;
       case '--comment':
         comment = a0;
+        break;
+      case '--physdev-in':
+      case '--physdev-out':
+      case '--physdev-is-in':
+      case '--physdev-is-out':
+      case '--physdev-is-bridged':
+        conditions.push({ kind: 'physdev', op: o.name.slice('--physdev-'.length) as PhysdevOp, name: a0, neg: o.neg, text });
         break;
       case '--src-type':
       case '--dst-type': {
@@ -1093,17 +1103,11 @@ interface RuleMatch {
   setMatches: SetMatchInfo[];
 }
 
-export function evaluateHook(
-  rs: Ruleset,
-  sets: Map<string, IpSet>,
-  hook: Hook,
-  pkt: PacketContext,
-  opts: EvalOptions = {},
-): HookResult {
+function initialState(sets: Map<string, IpSet>, hook: Hook, pkt: PacketContext, opts: EvalOptions): State {
   const src = parseIp(pkt.src);
   const dst = parseIp(pkt.dst);
   if (!src || !dst) throw new TypeError(`PacketContext needs IP addresses, got src=${pkt.src} dst=${pkt.dst}`);
-  const st: State = {
+  return {
     hook,
     pkt: { ...pkt, ctstate: [...pkt.ctstate], localAddrs: [...pkt.localAddrs] },
     src,
@@ -1116,6 +1120,31 @@ export function evaluateHook(
     uncertain: [],
     nat: [],
   };
+}
+
+/** How the packet fares against one rule's conditions: the first it fails, else what is uncertain. */
+export function ruleMiss(rule: Rule, sets: Map<string, IpSet>, hook: Hook, pkt: PacketContext): { miss?: Condition; uncertain?: string } {
+  const st = initialState(sets, hook, pkt, {});
+  const reasons: string[] = [];
+  for (const c of rule.conditions) {
+    if (c.kind === 'statistic') continue;
+    const r = evalCondition(c, st);
+    let t = r.t;
+    if (c.neg && t !== 'unknown') t = t === 'yes' ? 'no' : 'yes';
+    if (t === 'no') return { miss: c };
+    if (t === 'unknown') reasons.push(`${c.text}: ${r.why}`);
+  }
+  return reasons.length ? { uncertain: reasons.join('; ') } : {};
+}
+
+export function evaluateHook(
+  rs: Ruleset,
+  sets: Map<string, IpSet>,
+  hook: Hook,
+  pkt: PacketContext,
+  opts: EvalOptions = {},
+): HookResult {
+  const st = initialState(sets, hook, pkt, opts);
   const tables: TableOutcome[] = [];
   let final: { verdict: Verdict; decision: Decision } | undefined;
   const accepts: Decision[] = [];
@@ -1203,6 +1232,8 @@ function runTable(table: Table, base: Chain, st: State): { verdict: Verdict; dec
     }
     const m = matchRule(rule, st);
     if (m.result === 'nomatch') continue;
+    // LOG/NFLOG change nothing: an uncertain match of one (a rate limit) does not make the verdict uncertain.
+    if (m.reasons.length > 0 && rule.target?.kind === 'passive') continue;
     if (m.reasons.length > 0) {
       if (st.uncertainAs === 'nomatch') {
         uncertain(rule, m.reasons.join('; '), 'no match');
@@ -1457,11 +1488,29 @@ function evalCondition(c: Condition, st: State): CondResult {
     }
     case 'statistic':
       return yes;
+    case 'physdev':
+      return evalPhysdev(c, pkt);
     case 'opaque':
       return unknown(c.why);
     case 'unknown':
       return unknown(`not understood: ${c.why}`);
   }
+}
+
+/** xt_physdev on what the packet context knows of the bridge ports (physIn/physOut: a port's
+ * name, null for none, absent for unknown). */
+function evalPhysdev(c: Extract<Condition, { kind: 'physdev' }>, pkt: PacketContext): CondResult {
+  const port = c.op === 'in' || c.op === 'is-in' ? pkt.physIn : pkt.physOut;
+  if (port === undefined) return unknown(`whether the packet was bridged, and by which ports, is not known at this hook`);
+  if (c.op !== 'in' && c.op !== 'out') return tri(port !== null);
+  if (port === null) {
+    // The kernel: no bridge info at all fails every non-inverted option; with bridge info but no
+    // output port yet (PREROUTING), --physdev-out matches whatever its `!`.
+    if (c.op === 'out' && pkt.physIn) return tri(!c.neg);
+    return no;
+  }
+  const want = c.name ?? '';
+  return tri(want.endsWith('+') ? port.startsWith(want.slice(0, -1)) : port === want);
 }
 
 /** Route type of an address as far as the context tells: LOCAL (in localAddrs), MULTICAST and

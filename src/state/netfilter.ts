@@ -1,7 +1,7 @@
 // The iptables ruleset and ipsets of a snapshot as an evaluator the rules can ask.
-import type { Hook, NatFinding, NetfilterEvaluator, NetfilterFinding, NetfilterPacket } from '../model/netfilter.js';
+import type { Hook, NatFinding, NetfilterEvaluator, NetfilterFinding, NetfilterPacket, RuleView } from '../model/netfilter.js';
 import { parseIpsetSave, type IpSet } from './ipset.js';
-import { type HookResult, type Ruleset, evaluateHook, parseIptablesSave } from './iptables.js';
+import { type HookResult, type Ruleset, type TableName, evaluateHook, parseIptablesSave, ruleMiss } from './iptables.js';
 import type { Snapshot } from './snapshot.js';
 
 function decision(r: HookResult): Pick<NetfilterFinding, 'table' | 'chain' | 'rule' | 'packets'> {
@@ -51,7 +51,30 @@ export function netfilterEvaluator(snap: Snapshot): NetfilterEvaluator | undefin
         ipset: setMember(r),
         uncertain: r.uncertain.map((u) => `${u.table}/${u.chain} rule ${u.rule.index}: ${u.reason} (assumed ${u.assumed})`),
         trail: r.trail.map((t) => `${t.chain}: ${t.effect}`),
+        steps: r.trail.map((t) => ({
+          table: t.table,
+          chain: t.chain,
+          rule: t.rule.text,
+          ...(t.rule.comment !== undefined ? { comment: t.rule.comment } : {}),
+          ...(t.rule.target?.kind === 'chain' ? { jump: t.rule.target.chain } : {}),
+          ...(['accept', 'drop', 'reject'].includes(t.rule.target?.kind ?? '') ? { final: true } : {}),
+        })),
       };
+    },
+    chainRules(table, chain, hook, p) {
+      const c = rs.tables.get(table as TableName)?.chains.get(chain);
+      if (!c) return undefined;
+      return c.rules.map((rule): RuleView => {
+        const m = ruleMiss(rule, sets, hook, { ...p, localAddrs });
+        const miss = m.miss && { text: m.miss.text, ...(m.miss.kind === 'set' ? { set: { name: m.miss.set, dirs: m.miss.flags, negated: m.miss.neg } } : {}) };
+        return {
+          rule: rule.text,
+          ...(rule.comment !== undefined ? { comment: rule.comment } : {}),
+          ...(rule.target ? { target: rule.target.name } : {}),
+          ...(miss ? { miss } : {}),
+          ...(m.uncertain ? { uncertain: m.uncertain } : {}),
+        };
+      });
     },
     natRules(first, p) {
       // A new connection's NAT: DNAT at PREROUTING (OUTPUT for a local sender),

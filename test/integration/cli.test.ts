@@ -1,6 +1,6 @@
 // What a user sees: exit codes and messages for bad input, and doctor's report.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -126,6 +126,27 @@ describe('netwhy command line', () => {
     expect(r.code).toBe(0);
     const text = netwhy(['doctor']);
     expect(text.out).toMatch(/kfree_skb\s+tp_btf/);
+  });
+
+  it('doctor lists the name sources; --kubeconfig to a closed port is an api error, not a doctor problem', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'netwhy-doctor-'));
+    try {
+      const config = join(dir, 'kubeconfig');
+      // port 1 on loopback: nothing listens there
+      writeFileSync(config, 'apiVersion: v1\nkind: Config\ncurrent-context: t\nclusters:\n- name: t\n  cluster:\n    server: https://127.0.0.1:1\nusers:\n- name: u\n  user: {}\ncontexts:\n- name: t\n  context: {cluster: t, user: u}\n');
+      const r = netwhy(['doctor', '--json', '--kubeconfig', config, '--containerd-socket', join(dir, 'none.sock'), '--cni-cache', dir]);
+      const report = expectValid('doctor', JSON.parse(r.out));
+      const src = Object.fromEntries(report.nameSources.map((s: { source: string }) => [s.source, s]));
+      expect(src.api).toMatchObject({ status: 'error' });
+      expect(src.api.detail).toMatch(/^https:\/\/127\.0\.0\.1:1 \(.*\): .*ECONNREFUSED/);
+      expect(src.containerd).toEqual({ source: 'containerd', status: 'absent', detail: `no socket at ${join(dir, 'none.sock')}` });
+      expect(src['cni-cache']).toMatchObject({ status: 'ok', pods: 0 });
+      expect(report.problems.join('\n')).not.toMatch(/kubeconfig|containerd|ECONNREFUSED/);
+      const text = netwhy(['doctor', '--kubeconfig', config]);
+      expect(text.out).toMatch(/\nKubernetes name sources\n(  (ok|absent|error) +\S+ +.+\n){5}/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it.skipIf(!isRoot())('NETWHY_AVOID_MODES passes a mechanism over: the tracepoints fall back to raw_tp; an unknown mode is a usage error', async () => {

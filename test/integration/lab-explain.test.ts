@@ -5,7 +5,7 @@ import { resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { type ClientRun, checkVerdict, loadScenarios } from '../../src/lab/scenarios.js';
 import type { ExplainDoc } from '../../src/explain/document.js';
-import { isRoot } from '../helpers/netns.js';
+import { isRoot, run } from '../helpers/netns.js';
 import { expectValid } from '../helpers/schema.js';
 
 const ROOT = resolve(__dirname, '../..');
@@ -35,8 +35,8 @@ describe.skipIf(!isRoot())('lab scenarios explained', () => {
   });
 
   for (const s of loadScenarios().filter((x) => !x.ipvs)) { // IPVS ones run in the microVM (test/vm)
-    it(`${s.name} (fault: ${s.fault}): lab run matches every expect field and leaves no namespace`, () => {
-      const r = spawnSync(process.execPath, [CLI, 'lab', 'run', s.name, '--json'], { encoding: 'utf8', timeout: 60_000 });
+    it(`${s.name} (fault: ${s.fault}): lab run matches every expect field and leaves no namespace`, async () => {
+      const r = await run(process.execPath, [CLI, 'lab', 'run', s.name, '--json'], 60_000);
       const doc = expectValid('explain', JSON.parse(r.stdout) as ExplainDoc);
       const check = checkVerdict(s, doc, measured(r.stderr));
       expect(check.problems, r.stderr.slice(-2000)).toEqual([]);
@@ -48,6 +48,12 @@ describe.skipIf(!isRoot())('lab scenarios explained', () => {
         expect(dnat!.by.ref).toMatch(/^-A KUBE-SEP-\w+ .*-j DNAT --to-destination 10\.244\.2\.2:80$/);
       }
       if (s.name === 'nodeport-ok') {
+        // Names from the lab's runtime (CNI result cache, containerd) and kube-proxy's rules.
+        const web = { kind: 'pod', namespace: 'default', name: 'web-7c9f5b6d4-x8mzt' };
+        expect(doc.flows[0].orig.k8s?.dst).toEqual({ kind: 'service', namespace: 'default', name: 'web', port: 'http' });
+        expect(doc.flows[0].nat.find((n) => n.kind === 'dnat')?.k8s).toEqual(web);
+        expect(doc.flows[0].hops.filter((h) => h.netns === 'nw-pod2').every((h) => JSON.stringify(h.k8s) === JSON.stringify(web))).toBe(true);
+        expect(doc.flows[0].hops.filter((h) => h.netns !== 'nw-pod2').some((h) => h.k8s)).toBe(false);
         expect(doc.flows[0].nat.find((n) => n.kind === 'snat')?.by.ref).toMatch(/MASQUERADE/);
         const netns = new Set(doc.flows[0].hops.map((h) => h.netns));
         for (const n of ['nw-client', 'nw-node1', 'nw-node2', 'nw-pod2']) expect(netns.has(n), n).toBe(true);
@@ -65,8 +71,8 @@ describe.skipIf(!isRoot())('lab scenarios explained', () => {
       const before = nstat(verdictNetns, counter);
       const r = spawnSync(process.execPath, [CLI, 'explain', '--json', '--', 'ip', 'netns', 'exec', s.client.netns, ...s.client.argv], { encoding: 'utf8', timeout: 60_000 });
       // under explain --json the client's output goes to stderr
-      const run: ClientRun = { stdout: r.stderr, counter: { name: counter, netns: verdictNetns, before, after: nstat(verdictNetns, counter) } };
-      expect(checkVerdict(s, expectValid('explain', JSON.parse(r.stdout)), run).problems).toEqual([]);
+      const client: ClientRun = { stdout: r.stderr, counter: { name: counter, netns: verdictNetns, before, after: nstat(verdictNetns, counter) } };
+      expect(checkVerdict(s, expectValid('explain', JSON.parse(r.stdout)), client).problems).toEqual([]);
     } finally {
       execFileSync('bash', [LAB, 'down'], { stdio: 'ignore' });
     }

@@ -6,10 +6,11 @@ import { resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { explainCapture } from '../../src/explain/capture.js';
 import { effectiveRpFilter } from '../../src/explain/rules/rpfilter.js';
-import { hookFromStack, ctStates } from '../../src/explain/rules/netfilter.js';
+import { bridgePorts, hookFromStack, hookSiteFromStack, ctStates } from '../../src/explain/rules/netfilter.js';
 import { bestRoute } from '../../src/explain/rules/route.js';
 import { PktFlag } from '../../src/abi.js';
 import { RecordingError, decodeCapture, encodeCapture } from '../../src/recording.js';
+import { netfilterEvaluator } from '../../src/state/netfilter.js';
 import { expectValid } from '../helpers/schema.js';
 
 const DIR = resolve(__dirname, '../fixtures/recordings');
@@ -110,6 +111,51 @@ describe('explain on recorded captures', () => {
   });
 });
 
+describe('NetworkPolicy drops recorded in the lab (kube-router on nw-node2)', () => {
+  const web = { kind: 'pod', namespace: 'default', name: 'web-7c9f5b6d4-x8mzt' };
+  const reject = '-A KUBE-POD-FW-VIUSDJHHPT4FB6F7 -m comment --comment "rule to REJECT traffic destined for POD name:web-7c9f5b6d4-x8mzt namespace: default" -m mark ! --mark 0x10000/0x10000 -j REJECT --reject-with icmp-port-unreachable';
+
+  it('default-deny, same node: the bridged SYN, its ports, the policy and the pod it isolates', () => {
+    const [f] = explain('netpol-default-deny-same-node').flows;
+    expect(f.verdict).toMatchObject({
+      outcome: 'dropped',
+      where: { netns: 'nw-node2', dev: 'veth-pod2', reason: 'NETFILTER_DROP' },
+      cause: { type: 'iptables-rule', ref: reject, value: 'REJECT', netns: 'nw-node2', k8s: [{ kind: 'networkpolicy', namespace: 'default', name: 'default-deny' }, web] },
+    });
+    const ev = f.verdict.evidence;
+    expect(ev).toContain('the packet was bridged by cni0 from port veth-pod3 to port veth-pod2: br_netfilter (net.bridge.bridge-nf-call-iptables=1) ran iptables for it, where -m physdev sees those ports');
+    expect(ev.join('\n')).toContain('at the FORWARD hook in nw-node2 (nf_hook_slow called from br_nf_forward_ip');
+    expect(ev).toContain('pod default/web-7c9f5b6d4-x8mzt is isolated for ingress by NetworkPolicy default/default-deny (kube-router chain KUBE-NWPLCY-WHMDS4Y2XC4A7JYO)');
+    expect(ev).toContain('NetworkPolicy default/default-deny has no ingress rule: it allows no ingress at all');
+    expect(ev.join('\n')).not.toContain('not certain');
+    expect(f.verdict.fix).toContain('NetworkPolicy default/default-deny');
+  });
+
+  it('allow-tools, across nodes: the routed SYN, the source not in the policy\'s ipset', () => {
+    const [f] = explain('netpol-allowlist-cross-node').flows;
+    expect(f.verdict).toMatchObject({
+      outcome: 'dropped',
+      where: { netns: 'nw-node2', reason: 'NETFILTER_DROP' },
+      cause: { type: 'iptables-rule', ref: reject, value: 'REJECT', netns: 'nw-node2', k8s: [{ kind: 'networkpolicy', namespace: 'default', name: 'allow-tools' }, web] },
+    });
+    const ev = f.verdict.evidence.join('\n');
+    expect(ev).toContain('(nf_hook_slow called from ip_forward)');
+    expect(ev).not.toContain('bridged');
+    expect(ev).toMatch(/no rule of NetworkPolicy default\/allow-tools allows 10\.244\.1\.2:\d+ → 10\.244\.2\.2:80\/tcp \(source 10\.244\.1\.2 not in ipset KUBE-SRC-ILDSMT3PHMHPYQ6U\)/);
+    expect(f.verdict.fix).toMatch(/^allow 10\.244\.1\.2 in NetworkPolicy default\/allow-tools/);
+  });
+
+  it('allow-tools lets tools (same node, bridged) reach web: the recorded ruleset of nw-node2 accepts it, certainly', () => {
+    const snap = load('netpol-allowlist-cross-node').snapshots.find((x) => x.netns === 'nw-node2')!;
+    const ev = netfilterEvaluator(snap)!;
+    const pkt = { proto: 6, src: '10.244.2.4', sport: 40000, dst: '10.244.2.2', dport: 80, mark: 0, ctstate: ['NEW'], iif: 'cni0', oif: 'cni0', physIn: 'veth-pod3', physOut: 'veth-pod2' };
+    const f = ev.evaluate('FORWARD', pkt);
+    expect(f).toMatchObject({ verdict: 'ACCEPT', chain: 'KUBE-NWPLCY-TAIL', uncertain: [] });
+    // and the client on node1 is still rejected when bridged ports are unknown: the plain -d jump decides, no guess needed
+    expect(ev.evaluate('FORWARD', { ...pkt, src: '10.244.1.2', iif: 'eth0', physIn: undefined, physOut: undefined })).toMatchObject({ verdict: 'REJECT' });
+  });
+});
+
 describe('rule helpers', () => {
   it('rp_filter in force is the larger of all and the device: 1 strict, 2 loose', () => {
     expect(effectiveRpFilter(0, 1)).toBe(1);
@@ -122,6 +168,29 @@ describe('rule helpers', () => {
     expect(hookFromStack(['nf_hook_slow', 'ip_forward'])).toBe('FORWARD');
     expect(hookFromStack(['nf_hook_slow', '__ip_local_out'])).toBe('OUTPUT');
     expect(hookFromStack(['tcp_v4_rcv'])).toBeUndefined();
+  });
+
+  it('a bridged packet: br_netfilter ran the IPv4 hook; the bridge family\'s own hooks are not iptables', () => {
+    // as recorded on 6.18 for a same-node pod-to-pod SYN rejected by kube-router
+    const stack = ['sk_skb_reason_drop', 'nft_do_chain', 'nft_do_chain_ipv4', 'nf_hook_slow', 'br_nf_forward_ip.part.0', 'nf_hook_slow', '__br_forward', 'br_handle_frame_finish'];
+    expect(hookSiteFromStack(stack)).toEqual({ hook: 'FORWARD', caller: 'br_nf_forward_ip.part.0', bridged: true });
+    expect(hookSiteFromStack(['nf_hook_slow', 'br_nf_pre_routing', 'br_handle_frame'])).toMatchObject({ hook: 'PREROUTING', bridged: true });
+    expect(hookSiteFromStack(['nf_hook_slow', 'ip_forward', 'ip_rcv'])).toEqual({ hook: 'FORWARD', caller: 'ip_forward', bridged: false });
+    // an ebtables / nft bridge-table drop: nf_hook_slow called from the bridge itself, deeper frames do not count
+    expect(hookSiteFromStack(['nf_hook_slow', '__br_forward', 'br_handle_frame_finish', 'ip_output'])).toBeUndefined();
+  });
+
+  it('bridge ports at the hook: bridged between two ports; routed after coming in by a port (the bridge\'s own rx passed over); routed from a NIC', () => {
+    const links = [{ name: 'cni0', kind: 'bridge' }, { name: 'veth-a', kind: 'veth', master: 'cni0' }, { name: 'veth-b', kind: 'veth', master: 'cni0' }, { name: 'eth0', kind: 'veth' }];
+    const rx = (dev: string, ts: number) => ({ kind: 'rx', ts, pkt: { netns: 7, dev } });
+    const input = (dev: string, ...records: unknown[]) =>
+      ({ drop: { ts: 10, pkt: { netns: 7, dev } }, journey: { records }, state: () => ({ links }) }) as unknown as Parameters<typeof bridgePorts>[1];
+    const fwd = (bridged: boolean) => ({ hook: 'FORWARD' as const, caller: '', bridged });
+    expect(bridgePorts(fwd(true), input('veth-b', rx('veth-a', 1)))).toEqual({ physIn: 'veth-a', physOut: 'veth-b', bridge: 'cni0' });
+    expect(bridgePorts(fwd(false), input('cni0', rx('veth-a', 1), rx('cni0', 2)))).toEqual({ physIn: 'veth-a', physOut: null });
+    expect(bridgePorts(fwd(false), input('eth0', rx('eth0', 1)))).toEqual({ physIn: null, physOut: null });
+    // no links captured: unknown, so -m physdev stays uncertain
+    expect(bridgePorts(fwd(true), { ...input('veth-b', rx('veth-a', 1)), state: () => ({}) } as unknown as Parameters<typeof bridgePorts>[1])).toEqual({});
   });
 
   it('reads conntrack states from the status bits', () => {

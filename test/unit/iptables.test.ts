@@ -648,6 +648,52 @@ describe('evaluateHook: matches', () => {
     expect(stat.uncertain[0].reason).toMatch(/statistic/);
   });
 
+  it('physdev: --physdev-is-bridged, -in, -out, -is-in, -is-out from the bridge ports the packet model knows', () => {
+    const fwd = (rule: string, p: Partial<PacketContext>) => evaluateHook(mini(`-A FORWARD ${rule} -j DROP`), noSets, 'FORWARD', pkt(p));
+    // Bridged between two ports of cni0 (same-node pods), routed (arrived by eth0), routed after coming in by a port.
+    const bridged = { iif: 'cni0', oif: 'cni0', physIn: 'veth-pod3', physOut: 'veth-pod2' };
+    const routed = { iif: 'eth0', oif: 'cni0', physIn: null, physOut: null };
+    const fromPort = { iif: 'cni0', oif: 'eth0', physIn: 'veth-pod1', physOut: null };
+    const v = (rule: string, p: Partial<PacketContext>) => {
+      const r = fwd(rule, p);
+      expect(r.certain).toBe(true);
+      return r.verdict;
+    };
+    expect(v('-m physdev --physdev-is-bridged', bridged)).toBe('DROP');
+    expect(v('-m physdev --physdev-is-bridged', routed)).toBe('ACCEPT');
+    expect(v('-m physdev --physdev-is-bridged', fromPort)).toBe('ACCEPT');
+    expect(v('-m physdev ! --physdev-is-bridged', routed)).toBe('DROP');
+    expect(v('-m physdev ! --physdev-is-bridged', bridged)).toBe('ACCEPT');
+    expect(v('-m physdev --physdev-in veth-pod3', bridged)).toBe('DROP');
+    expect(v('-m physdev --physdev-in veth+', bridged)).toBe('DROP');
+    expect(v('-m physdev --physdev-in veth-pod1', bridged)).toBe('ACCEPT');
+    expect(v('-m physdev ! --physdev-in veth-pod1', bridged)).toBe('DROP');
+    expect(v('-m physdev --physdev-in veth-pod1', fromPort)).toBe('DROP');
+    expect(v('-m physdev --physdev-in veth-pod1', routed)).toBe('ACCEPT');
+    expect(v('-m physdev ! --physdev-in veth-pod1', routed)).toBe('DROP');
+    expect(v('-m physdev --physdev-out veth-pod2', bridged)).toBe('DROP');
+    expect(v('-m physdev --physdev-out veth-pod2', routed)).toBe('ACCEPT');
+    // bridge info but no output port yet: the kernel lets --physdev-out match, with or without !
+    expect(v('-m physdev --physdev-out veth-pod2', fromPort)).toBe('DROP');
+    expect(v('-m physdev ! --physdev-out veth-pod2', fromPort)).toBe('DROP');
+    expect(v('-m physdev --physdev-is-in', fromPort)).toBe('DROP');
+    expect(v('-m physdev --physdev-is-in', routed)).toBe('ACCEPT');
+    expect(v('-m physdev --physdev-is-out', fromPort)).toBe('ACCEPT');
+    expect(v('-m physdev --physdev-is-out', bridged)).toBe('DROP');
+    // kube-router's same-node jump: physdev and -d together
+    expect(v('-d 203.0.113.1/32 -m physdev --physdev-is-bridged', { ...bridged, dst: '203.0.113.1' })).toBe('DROP');
+    // unknown ports: uncertain, naming the expression
+    const unknownPorts = fwd('-m physdev --physdev-is-bridged', { iif: 'cni0', oif: 'cni0' });
+    expect(unknownPorts.certain).toBe(false);
+    expect(unknownPorts.uncertain[0].reason).toMatch(/^-m physdev --physdev-is-bridged: whether the packet was bridged/);
+  });
+
+  it('an uncertain match of a LOG/NFLOG rule (a rate limit) does not make the verdict uncertain', () => {
+    const r = verdictOf('-A INPUT -m limit --limit 10/min -j NFLOG --nflog-group 100\n-A INPUT -j DROP', {});
+    expect(r.verdict).toBe('DROP');
+    expect(r.certain).toBe(true);
+  });
+
   it('an unknown target is assumed not to end the chain, and listed', () => {
     const r = verdictOf('-A INPUT -j FROBNICATE\n-A INPUT -j DROP', {});
     expect(r.verdict).toBe('DROP');

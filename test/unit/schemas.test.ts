@@ -6,6 +6,7 @@ import { resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { IpvsOp, type IpvsRecord, type NwRecord, decodeBatch } from '../../src/abi.js';
 import { DOCTOR_VERSION, type DoctorReport, ipvsPreflight, supportedExplanations } from '../../src/commands/doctor.js';
+import type { NameSourceReport } from '../../src/model/k8s.js';
 import { explainCapture } from '../../src/explain/capture.js';
 import { DOCUMENT_VERSION, type ExplainDoc } from '../../src/explain/document.js';
 import { FlowPipeline } from '../../src/explain/pipeline.js';
@@ -51,6 +52,15 @@ const probe = (name: string, mode: string | null, skipped: ProbeReport['skipped'
   probe: name, mode, program: mode ? `${name}__${mode}` : null, skipped, attached: false,
 });
 
+/** What collectK8sFacts reports on a node with containerd and kube-proxy but no kubeconfig. */
+const NAME_SOURCES: NameSourceReport[] = [
+  { source: 'containerd', status: 'ok', detail: '/run/containerd/containerd.sock, namespace k8s.io: 2 pod sandboxes', pods: 2 },
+  { source: 'crictl', status: 'absent', detail: 'crictl: not installed' },
+  { source: 'cni-cache', status: 'ok', detail: '/var/lib/cni/results: 2 files, 2 pod attachments (2 with a live netns)', pods: 2 },
+  { source: 'kube-proxy-rules', status: 'ok', detail: '4 from iptables comments, 0 from nftables table kube-proxy', services: 4 },
+  { source: 'api', status: 'error', detail: 'https://127.0.0.1:6443 (/root/.kube/config): connect ECONNREFUSED 127.0.0.1:6443' },
+];
+
 /** A doctor report as this kernel gives one, built from its pure parts (no BPF needed). */
 function doctorReport(): DoctorReport {
   const probes = [
@@ -67,6 +77,7 @@ function doctorReport(): DoctorReport {
     probes,
     explanations: supportedExplanations(probes),
     ipvsPreflight: ipvsPreflight({ modules: new Set(['nf_conntrack']), sysctl: { 'net.ipv4.ip_forward': '1' } }),
+    nameSources: NAME_SOURCES,
     problems: [],
   });
 }
@@ -194,5 +205,17 @@ describe('the schemas refuse what a script would trip on', () => {
     r.probes[0].mode = 'uprobe';
     expectInvalid('doctor', r, /\/probes\/0\/mode/);
     expectInvalid('doctor', { ...doctorReport(), version: DOCTOR_VERSION + 1 }, /\/version must be equal to constant/);
+  });
+
+  it('doctor: nameSources may be absent (older reports), but an entry with an unknown source or status, or no detail, fails', () => {
+    const { nameSources: _, ...older } = doctorReport();
+    expectValid('doctor', older);
+    const r = doctorReport();
+    r.nameSources![0].source = 'docker' as NameSourceReport['source'];
+    expectInvalid('doctor', r, /\/nameSources\/0\/source must be equal to one of the allowed values/);
+    const s = doctorReport();
+    s.nameSources![4].status = 'refused' as NameSourceReport['status'];
+    delete (s.nameSources![1] as Partial<NameSourceReport>).detail;
+    expectInvalid('doctor', s, /\/nameSources\/1 must have required property 'detail'[\s\S]*\/nameSources\/4\/status must be equal to one of the allowed values/);
   });
 });

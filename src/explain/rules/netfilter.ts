@@ -1,12 +1,15 @@
 // A netfilter verdict (NETFILTER_DROP from nf_hook_slow). The hook is read
 // from the kernel stack: nf_hook_slow's caller names it (NF_HOOK is inlined
-// into ip_rcv, ip_local_deliver, ip_forward, __ip_local_out, ip_output). The
-// rule is found by evaluating the packet, as the kernel saw it, against the
-// ruleset captured from that namespace, and confirmed by the rule's counter.
+// into ip_rcv, ip_local_deliver, ip_forward, __ip_local_out, ip_output; a
+// bridged packet meets iptables from br_netfilter's br_nf_forward_ip and
+// kin). The rule is found by evaluating the packet, as the kernel saw it,
+// against the ruleset captured from that namespace, and confirmed by the
+// rule's counter.
 import { isReversePathCheck } from '../../model/route.js';
 import { PktFlag } from '../../abi.js';
 import { lookupsBefore, tupleText } from '../evidence.js';
 import { kubeProxyMeaning } from '../kube-proxy.js';
+import { namePolicy } from '../netpol.js';
 import type { Cause, ExplainRule, Hook, NetfilterPacket, RuleInput } from '../types.js';
 
 const HOOK_OF_CALLER: Record<string, Hook> = {
@@ -22,13 +25,44 @@ const HOOK_OF_CALLER: Record<string, Hook> = {
   ip_mc_output: 'POSTROUTING',
 };
 
-/** The hook whose nf_hook_slow dropped the packet, from the symbolized stack. */
-export function hookFromStack(funcs: (string | undefined)[]): Hook | undefined {
+/** br_netfilter runs the IPv4 hooks for bridged frames (net.bridge.bridge-nf-call-iptables=1). */
+const BRIDGED_HOOK_OF_CALLER: Record<string, Hook> = {
+  br_nf_pre_routing: 'PREROUTING',
+  br_nf_forward_ip: 'FORWARD',
+  br_nf_forward: 'FORWARD',
+  br_nf_post_routing: 'POSTROUTING',
+};
+
+/** The bridge family's own hooks (ebtables, nft bridge tables): not iptables. */
+const BRIDGE_FAMILY_CALLERS = new Set(['__br_forward', 'br_forward_finish', 'br_handle_frame', 'br_handle_frame_finish', 'br_pass_frame_up', 'br_dev_queue_push_xmit', 'br_forward']);
+
+/** `br_nf_forward_ip.part.0` → `br_nf_forward_ip`: the compiler's clone suffixes. */
+const baseName = (f: string): string => f.replace(/\.(part|isra|constprop|cold|llvm)(\.\d+)?/g, '');
+
+export interface HookSite {
+  hook: Hook;
+  /** the function that ran the hook (nf_hook_slow's caller) */
+  caller: string;
+  /** run by br_netfilter for a frame crossing a bridge */
+  bridged: boolean;
+}
+
+/** Where nf_hook_slow dropped the packet, from the symbolized stack: the first known caller after it. */
+export function hookSiteFromStack(funcs: (string | undefined)[]): HookSite | undefined {
   const i = funcs.indexOf('nf_hook_slow');
-  for (const f of i >= 0 ? funcs.slice(i + 1) : funcs) {
-    if (f && HOOK_OF_CALLER[f]) return HOOK_OF_CALLER[f];
+  for (const raw of i >= 0 ? funcs.slice(i + 1) : funcs) {
+    if (!raw) continue;
+    const f = baseName(raw);
+    if (HOOK_OF_CALLER[f]) return { hook: HOOK_OF_CALLER[f], caller: raw, bridged: false };
+    if (BRIDGED_HOOK_OF_CALLER[f]) return { hook: BRIDGED_HOOK_OF_CALLER[f], caller: raw, bridged: true };
+    if (BRIDGE_FAMILY_CALLERS.has(f)) return undefined;
   }
   return undefined;
+}
+
+/** The hook whose nf_hook_slow dropped the packet, from the symbolized stack. */
+export function hookFromStack(funcs: (string | undefined)[]): Hook | undefined {
+  return hookSiteFromStack(funcs)?.hook;
 }
 
 const IPS_EXPECTED = 1 << 0;
@@ -42,22 +76,66 @@ export function ctStates(flags: number, status: number): string[] {
   return s;
 }
 
-function packetAt(hook: Hook, { drop, journey }: RuleInput): NetfilterPacket {
+/**
+ * The bridge ports of the packet at the hook, as br_netfilter records them: physIn is the port it
+ * came in by (the last device it was received on in this namespace, when that is a bridge port),
+ * physOut the port a bridged packet leaves by (skb->dev when br_nf_forward_ip hands it to the
+ * FORWARD hook). Undefined when the namespace's links are not known.
+ */
+export function bridgePorts(site: HookSite, { drop, journey, state }: RuleInput): { physIn?: string | null; physOut?: string | null; bridge?: string } {
+  const links = state(drop.pkt.netns)?.links;
+  if (!links) return {};
+  const master = (dev: string | undefined) => links.find((l) => l.name === dev)?.master;
+  const isBridge = (dev: string | undefined) => links.some((l) => l.name === dev && l.kind === 'bridge');
+  // The last receive in this namespace, passing over the bridge's own rx when a port's came first
+  // (a frame the bridge passes up is received twice: on the port, then on the bridge).
+  const rxs = journey.records.filter((r) => r.kind === 'rx' && r.ts <= drop.ts && r.pkt.netns === drop.pkt.netns);
+  let inDev: string | undefined;
+  for (const r of rxs.reverse()) {
+    if (r.kind !== 'rx') continue;
+    inDev = r.pkt.dev;
+    if (!isBridge(inDev)) break;
+  }
+  if (inDev === undefined) return site.bridged ? {} : { physIn: null, physOut: null };
+  const inBridge = isBridge(master(inDev));
+  const physIn = inBridge ? inDev : null;
+  if (!site.bridged) return { physIn, physOut: null };
+  if (!inBridge) return {};
+  const bridge = master(inDev);
+  const out = site.hook === 'FORWARD' || site.hook === 'POSTROUTING' ? drop.pkt.dev : undefined;
+  const physOut = out === undefined ? null : master(out) === bridge ? out : undefined;
+  return { physIn, physOut, bridge };
+}
+
+function packetAt(site: HookSite, input: RuleInput): NetfilterPacket {
+  const { drop, journey } = input;
+  const { hook } = site;
   const p = drop.pkt;
   // The device the packet leaves by, from the route lookup that sent it on.
-  const out = lookupsBefore(journey, drop.ts).reverse().find((f) => f.err === 0 && f.dst === p.tuple.dst && !isReversePathCheck(f))?.nhDev;
+  const ports = bridgePorts(site, input);
+  // A bridged packet's IP devices are the bridge itself (br_netfilter's logical devices).
+  const out = site.bridged ? ports.bridge : lookupsBefore(journey, drop.ts).reverse().find((f) => f.err === 0 && f.dst === p.tuple.dst && !isReversePathCheck(f))?.nhDev;
   const ingress = hook === 'PREROUTING' || hook === 'INPUT' || hook === 'FORWARD';
+  const dev = site.bridged ? ports.bridge : p.dev;
   return {
+    ...(ports.physIn !== undefined ? { physIn: ports.physIn } : {}),
+    ...(ports.physOut !== undefined ? { physOut: ports.physOut } : {}),
     proto: p.tuple.proto,
     src: p.tuple.src,
     dst: p.tuple.dst,
     sport: p.flags & PktFlag.HAS_L4 ? p.tuple.sport : undefined,
     dport: p.flags & PktFlag.HAS_L4 ? p.tuple.dport : undefined,
-    iif: ingress ? p.dev : undefined,
-    oif: hook === 'POSTROUTING' ? p.dev : hook === 'FORWARD' || hook === 'OUTPUT' ? out : undefined,
+    iif: ingress ? dev : undefined,
+    oif: hook === 'POSTROUTING' ? dev : hook === 'FORWARD' || hook === 'OUTPUT' ? out : undefined,
     mark: p.mark,
     ctstate: ctStates(p.flags, p.ctStatus),
   };
+}
+
+function bridgedText(p: NetfilterPacket): string {
+  const ports = p.physIn && p.physOut ? ` from port ${p.physIn} to port ${p.physOut}` : p.physIn ? ` in by port ${p.physIn}` : '';
+  const bridge = p.iif ?? p.oif;
+  return `the packet was bridged${bridge ? ` by ${bridge}` : ''}${ports}: br_netfilter (net.bridge.bridge-nf-call-iptables=1) ran iptables for it, where -m physdev sees those ports`;
 }
 
 function fixFor(chain: string, rule: string, ipset: { name: string; member: string } | undefined, ns: string): string {
@@ -75,16 +153,18 @@ export const netfilterRule: ExplainRule = {
     const { drop, state, netnsName, func } = input;
     const ns = netnsName(drop.pkt.netns);
     const funcs = [func(drop.location), ...drop.stack.map((a) => func(a))];
-    const hook = hookFromStack(funcs);
+    const site = hookSiteFromStack(funcs);
     const st = state(drop.pkt.netns);
-    if (!hook || !st?.netfilter) return null;
-    const pkt = packetAt(hook, input);
+    if (!site || !st?.netfilter) return null;
+    const { hook } = site;
+    const pkt = packetAt(site, input);
     const f = st.netfilter.evaluate(hook, pkt);
     if (f.verdict !== 'DROP' && f.verdict !== 'REJECT') return null;
     const evidence = [
-      `${tupleText(drop.pkt.tuple)} (conntrack ${pkt.ctstate.join(',')}) was dropped at the ${hook} hook in ${ns} (nf_hook_slow called from ${funcs.find((x) => x && HOOK_OF_CALLER[x]) ?? '?'})`,
+      `${tupleText(drop.pkt.tuple)} (conntrack ${pkt.ctstate.join(',')}) was dropped at the ${hook} hook in ${ns} (nf_hook_slow called from ${site.caller})`,
       `evaluating it against the ${st.netfilter.backend} ruleset of ${ns}: ${f.verdict} by table ${f.table}, chain ${f.chain}: ${f.rule}`,
     ];
+    if (site.bridged) evidence.push(bridgedText(pkt));
     if (f.trail.length) evidence.push(`on the way: ${f.trail.join(' → ')}`);
     if (f.ipset) evidence.push(`ipset ${f.ipset.name} contains ${f.ipset.member}, which is what the rule matched`);
     if (f.packets !== undefined) evidence.push(f.packets > 0 ? `the rule's counter shows ${f.packets} packet${f.packets === 1 ? '' : 's'}` : `the rule's counter is 0: the match is not confirmed by the kernel`);
@@ -92,12 +172,15 @@ export const netfilterRule: ExplainRule = {
     const confirmed = f.packets === undefined || f.packets > 0;
     if (!confirmed) return null;
     const cause: Cause = { type: 'iptables-rule', ref: f.rule, value: f.verdict, netns: ns, ipset: f.ipset };
-    // kube-proxy says in the rule's comment which Service it was written for, and why.
-    const kp = kubeProxyMeaning(f.rule, (svc) => input.names?.endpointsOf(svc.namespace ?? '', svc.name) ?? []);
-    if (kp) {
-      cause.k8s = [kp.service];
-      evidence.push(...kp.evidence);
+    // The rule's writer says whom it was for: a NetworkPolicy controller (the policies
+    // that isolate the pod), or kube-proxy (the Service, and why) in its comment.
+    const policy = namePolicy(f, st.netfilter, hook, pkt);
+    const kp = policy ? undefined : kubeProxyMeaning(f.rule, (svc) => input.names?.endpointsOf(svc.namespace ?? '', svc.name) ?? []);
+    const named = policy ? { refs: policy.refs, evidence: policy.evidence, fix: policy.fix } : kp && { refs: [kp.service], evidence: kp.evidence, fix: kp.fix };
+    if (named) {
+      cause.k8s = named.refs;
+      evidence.push(...named.evidence);
     }
-    return { cause, evidence, fix: kp?.fix ?? fixFor(f.chain, f.rule, f.ipset, ns) };
+    return { cause, evidence, fix: named?.fix ?? fixFor(f.chain, f.rule, f.ipset, ns) };
   },
 };
