@@ -15,10 +15,11 @@ import { socketRule } from './rules/socket.js';
 import { connectFailedRule } from './rules/connect.js';
 import { noRouteBackRule } from './rules/reply-route.js';
 import { neighbourRule } from './rules/neighbour.js';
+import { mtuRule } from './rules/mtu.js';
 import type { ExplainRule, FlowRule, Hook, NetfilterPacket, NetnsState, RuleInput, Verdict, Where } from './types.js';
 import { ipvsFlapRule, ipvsMissingServiceRule, ipvsNoDestRule, ipvsStaleDestRule } from './rules/ipvs.js';
 
-export const RULES: ExplainRule[] = [forwardingRule, routeRule, rpFilterRule, netfilterRule, conntrackInsertRule, ipvsMissingServiceRule, socketRule, neighbourRule];
+export const RULES: ExplainRule[] = [forwardingRule, routeRule, rpFilterRule, netfilterRule, conntrackInsertRule, ipvsMissingServiceRule, socketRule, neighbourRule, mtuRule];
 
 /** Rules about a failed flow as a whole; they go first, drop or not. */
 export const FLOW_RULES: FlowRule[] = [ipvsFlapRule, ipvsNoDestRule, ipvsStaleDestRule, connectFailedRule, noRouteBackRule];

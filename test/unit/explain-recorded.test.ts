@@ -249,6 +249,15 @@ describe('the drop that ended the flow', () => {
     expect(secondary[0]).toMatch(/^secondary drop \(not the one that ended the flow\): icmp 10\.199\.1\.2 > 10\.199\.1\.1 dropped in nwr-router on \? with NETFILTER_DROP at nft_do_chain/);
     expect(v.evidence.join('\n')).not.toContain("netfilter's FORWARD hook");
   });
+
+  it('the PMTU black hole\'s cause is the rule that dropped the ICMP error, with the MTU that made the packet too big', () => {
+    const v = explain('mtu-blackhole').flows[0].verdict;
+    expect(v.cause).toMatchObject({ type: 'iptables-rule', ref: '-A OUTPUT -p icmp -m icmp --icmp-type 3/4 -j DROP', value: 'DROP', netns: 'nwr-router' });
+    expect(v.evidence[0]).toMatch(/^tcp 10\.199\.1\.1:\d+ > 10\.199\.2\.2:80: a \d+-byte packet.* to be forwarded by eth1 in nwr-router, whose MTU is 1000$/);
+    expect(v.evidence[1]).toContain('DF set');
+    expect(v.evidence[2]).toMatch(/^that ICMP error \(icmp 10\.199\.1\.2 > 10\.199\.1\.1\) was dropped in nwr-router with NETFILTER_DROP: .*a PMTU black hole/);
+    expect(v.fix).toContain('--clamp-mss-to-pmtu');
+  });
 });
 
 describe('flows known before their first packet', () => {
