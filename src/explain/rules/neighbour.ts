@@ -29,7 +29,7 @@ export const neighbourRule: ExplainRule = {
     const evidence: string[] = [];
     if (route) evidence.push(`the next hop of ${dst} in ${ns} is ${hop}${route.gateway ? ` (route ${route.dst} via ${route.gateway}${route.dev ? ` dev ${route.dev}` : ''})` : ' itself (on-link)'}`);
     else evidence.push(`the packet to ${dst} left by ${dev || '?'} in ${ns}; its next hop is not known from the routes`);
-    if (entry) evidence.push(`the neighbour entry of ${hop} on ${entry.dev} in ${ns} is ${nstate}${entry.lladdr ? ` (${entry.lladdr})` : ' (no link-layer address)'}`);
+    if (entry) evidence.push(`the neighbour entry of ${hop} on ${entry.dev} in ${ns} is ${nstate}${entry.lladdr ? ` (${entry.lladdr})` : ' (no link-layer address)'}${nstate === 'INCOMPLETE' ? ' after the drop: a later packet started the resolution again' : ''}`);
     else if (st?.neigh) evidence.push(`${ns} has no neighbour entry for ${hop} any more`);
     evidence.push(`dropped with ${reason} on ${dev || '?'}: ${WHY[reason]}; the packet never left ${ns}`);
     evidence.push(...socketEvidence(flow));
@@ -40,7 +40,8 @@ export const neighbourRule: ExplainRule = {
     }
     evidence.unshift(`nobody answers ${arp} for ${hop} on ${dev || '?'} in ${ns}`);
     return {
-      cause: { type: 'address', ref, value: `neighbour ${nstate || 'unresolved'}`, netns: ns },
+      // The drop itself says what the entry was then; the snapshot after it may be resolving again.
+      cause: { type: 'address', ref, value: reason === 'NEIGH_FAILED' ? 'neighbour FAILED' : 'neighbour queue full', netns: ns },
       evidence,
       fix: `make ${hop} answer ${arp} on ${dev || 'that link'} (is it up, on this layer-2 segment, with that address?), or fix the route that sends ${dst} via ${hop} (ip -n ${ns} route get ${dst}; ip -n ${ns} neigh show ${hop})`,
     };
