@@ -16,10 +16,11 @@ import { connectFailedRule } from './rules/connect.js';
 import { noRouteBackRule } from './rules/reply-route.js';
 import { neighbourRule } from './rules/neighbour.js';
 import { mtuRule } from './rules/mtu.js';
+import { conntrackFullRule, conntrackInvalidRule } from './rules/conntrack-state.js';
 import type { ExplainRule, FlowRule, Hook, NetfilterPacket, NetnsState, RuleInput, Verdict, Where } from './types.js';
 import { ipvsFlapRule, ipvsMissingServiceRule, ipvsNoDestRule, ipvsStaleDestRule } from './rules/ipvs.js';
 
-export const RULES: ExplainRule[] = [forwardingRule, routeRule, rpFilterRule, netfilterRule, conntrackInsertRule, ipvsMissingServiceRule, socketRule, neighbourRule, mtuRule];
+export const RULES: ExplainRule[] = [forwardingRule, routeRule, rpFilterRule, conntrackInvalidRule, netfilterRule, conntrackInsertRule, conntrackFullRule, ipvsMissingServiceRule, socketRule, neighbourRule, mtuRule];
 
 /** Rules about a failed flow as a whole; they go first, drop or not. */
 export const FLOW_RULES: FlowRule[] = [ipvsFlapRule, ipvsNoDestRule, ipvsStaleDestRule, connectFailedRule, noRouteBackRule];
@@ -120,6 +121,14 @@ export function replyDelivered(flow: Flow): boolean {
 /** A flow seen only as weak frees (a purged ICMP error queue) has nothing to explain. */
 export function isNoise(flow: Flow, reasonName: (v: number) => string): boolean {
   return flow.journeys.every((j) => j.records.every((r) => r.kind === 'drop' && WEAK_REASONS.has(reasonName(r.reason))));
+}
+
+/** Whether a firewall rule told the sender (REJECT) or left it to time out (DROP): what the client saw. */
+function refusedOrFiltered(c: Verdict['cause']): string | undefined {
+  if (c.type !== 'iptables-rule' && c.type !== 'nft-rule') return undefined;
+  if (c.value === 'REJECT') return 'refused, not filtered: the rule answers with an ICMP error or a TCP reset, so the sender fails at once ("connection refused", "host unreachable")';
+  if (c.value === 'DROP') return 'filtered, not refused: the rule drops silently, so the sender hears nothing and times out';
+  return undefined;
 }
 
 /** A packet of the flow itself (its protocol), not a side message such as an ICMP error about it. */
@@ -230,6 +239,8 @@ function judge(flow: Flow, d: Flow['drops'][number] | undefined, delivered: bool
     const f = rule.explain(input);
     if (f) {
       if (same > 1) f.evidence.push(`${same} packets of this flow were dropped the same way (retransmissions)`);
+      const how = refusedOrFiltered(f.cause);
+      if (how) f.evidence.push(how);
       return { outcome: 'dropped', where, cause: f.cause, evidence: [...f.evidence, ...secondary], fix: f.fix };
     }
   }

@@ -16,6 +16,7 @@ export function netnsState(s: Snapshot, netfilter?: NetfilterEvaluator, insertFa
     routes: s.routes.map((r) => ({ table: r.table, dst: r.dst, family: r.family, dev: r.dev, gateway: r.gateway, type: r.type })),
     neigh: s.neigh?.map((n) => ({ dst: n.dst, dev: n.dev, lladdr: n.lladdr, state: n.state })),
     netfilter,
+    conntrack: s.conntrack ? { invalid: s.conntrack.invalid, drop: s.conntrack.drop, earlyDrop: s.conntrack.earlyDrop } : undefined,
     ipvs: s.ipvs ?? null,
     errors: s.errors,
   };

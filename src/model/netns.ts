@@ -51,6 +51,8 @@ export interface NetnsState {
   netfilter?: NetfilterEvaluator;
   /** IPVS services and connections; null when the namespace has no IPVS. */
   ipvs: IpvsState | null;
+  /** conntrack counters after the command (conntrack -S), summed over CPUs; absent when not read. */
+  conntrack?: { invalid: number; drop: number; earlyDrop: number };
   /** conntrack insert_failed before the traced command and after it. */
   insertFailed?: { before?: number; after?: number };
   errors: string[];

@@ -314,3 +314,35 @@ describe('output route lookups tied to their flow', () => {
     expect(doc.flows[0].verdict.outcome).toBe('delivered');
   });
 });
+
+describe('conntrack\'s own verdicts, refused or filtered', () => {
+  it('conntrack INVALID (a flushed entry, nf_conntrack_tcp_loose=0): the INVALID rule, the sysctls and the counter', () => {
+    const v = explain('ct-invalid').flows[0].verdict;
+    expect(v).toMatchObject({ outcome: 'dropped', where: { netns: 'nwr-router', reason: 'NETFILTER_DROP' }, cause: { type: 'iptables-rule', ref: '-A FORWARD -m conntrack --ctstate INVALID -j DROP', value: 'DROP', netns: 'nwr-router' } });
+    const ev = v.evidence;
+    expect(ev[0]).toMatch(/\(no conntrack entry: INVALID\) was dropped at the FORWARD hook in nwr-router/);
+    expect(ev).toContain('net.netfilter.nf_conntrack_tcp_be_liberal = 0 in nwr-router: out-of-window TCP segments are INVALID (1 would let them pass)');
+    expect(ev).toContain('net.netfilter.nf_conntrack_tcp_loose = 0 in nwr-router: a connection whose entry was lost is not picked up mid-stream: its packets are INVALID');
+    expect(ev.find((e) => e.startsWith("conntrack's invalid counter in nwr-router: "))).toBeDefined();
+    expect(ev).toContain('filtered, not refused: the rule drops silently, so the sender hears nothing and times out');
+    expect(v.fix).toContain('nf_conntrack_tcp_be_liberal=1');
+  });
+
+  it('a full conntrack table: no rule dropped the new packet, count is at max: cause conntrack nf_conntrack_max with both values', () => {
+    const c = load('ct-invalid');
+    // the same drop, as if no INVALID rule existed and the router's table were full
+    const snapshots = c.snapshots.map((s) => (s.netns !== 'nwr-router' ? s : {
+      ...s,
+      iptablesSave: s.iptablesSave!.split('\n').filter((l) => !l.includes('INVALID')).join('\n'),
+      sysctl: { ...s.sysctl, 'net.netfilter.nf_conntrack_max': '65536', 'net.netfilter.nf_conntrack_count': '65536' },
+    }));
+    const v = explainCapture({ ...c, snapshots }).flows[0].verdict;
+    expect(v.cause).toEqual({ type: 'conntrack', ref: 'nf_conntrack_max', value: '65536/65536', netns: 'nwr-router' });
+    expect(v.evidence[0]).toBe('net.netfilter.nf_conntrack_count = 65536 and net.netfilter.nf_conntrack_max = 65536 in nwr-router: the conntrack table is full');
+  });
+
+  it('a REJECT is refused, not filtered', () => {
+    const v = explain('iptables-reject').flows[0].verdict;
+    expect(v.evidence).toContain('refused, not filtered: the rule answers with an ICMP error or a TCP reset, so the sender fails at once ("connection refused", "host unreachable")');
+  });
+});
