@@ -41,7 +41,10 @@ function invalidDrop(input: RuleInput): Finding | null {
   ];
   if (f.trail.length) evidence.push(`on the way: ${f.trail.join(' → ')}`);
   if (f.packets !== undefined) evidence.push(`the rule's counter shows ${f.packets} packet${f.packets === 1 ? '' : 's'}`);
-  return { cause: { type: 'iptables-rule', ref: f.rule, value: f.verdict, netns: ns }, evidence, fix: `change or delete the rule in ${ns}: ${f.rule.replace(/^-A /, 'iptables -D ')}` };
+  const fix = f.chain.startsWith('KUBE-')
+    ? `the rule is kube-proxy's (chain ${f.chain}) and comes back when deleted: keep it, and stop the packets from being INVALID`
+    : `change or delete the rule in ${ns}: ${f.rule.replace(/^-A /, 'iptables -D ')}`;
+  return { cause: { type: 'iptables-rule', ref: f.rule, value: f.verdict, netns: ns }, evidence, fix };
 }
 
 /** A `--ctstate INVALID` drop: the rule stays the cause, with why conntrack called the packet invalid. */
