@@ -124,6 +124,19 @@ function failedConnects(journeys: Journey[]): Journey[][] {
   return [...failed.values()];
 }
 
+/**
+ * The sender's own route lookups for a flow (connect(), sendmsg(): no skb,
+ * so the kernel could not tie them): same protocol and destination, a source
+ * and port not yet chosen or the flow's own, in the namespace the flow was
+ * sent from. They say where the first packet was routed, even when it never
+ * left.
+ */
+function senderLookups(journeys: Journey[], orig: Tuple, flow: Journey[]): Journey[] {
+  const from = new Set(flow.flatMap((j) => j.records.flatMap((r) => (r.kind === 'sock' ? [r.netns] : r.kind === 'fib' ? [] : r.pkt.flags & PktFlag.LOCAL_SK && r.pkt.tuple.src === orig.src ? [r.pkt.netns] : []))));
+  return journeys.filter((j) => j.keys.size === 0 && j.records.every((r) => r.kind === 'fib' && isSocketLookup(r) && r.err === 0 && from.has(r.netns) && r.proto === orig.proto
+    && r.dst === orig.dst && r.dport === orig.dport && (r.sport === 0 || r.sport === orig.sport) && (r.src === '0.0.0.0' || r.src === orig.src)));
+}
+
 /** The tuple of a socket's lookup, as its connect() asked for it (source 0.0.0.0 and port 0 until chosen). */
 export function lookupTuple(f: FibRecord): Tuple {
   return { family: AF_INET, proto: f.proto, src: f.src, dst: f.dst, sport: f.sport, dport: f.dport };
@@ -147,7 +160,7 @@ export function buildFlows(journeys: Journey[], ipvs: IpvsRecord[] = []): Flow[]
   }
   const groups = new Map<number, Journey[]>();
   journeys.forEach((j, i) => {
-    if (j.keys.size === 0) return; // route lookups without a packet: see attachLookups
+    if (j.keys.size === 0) return; // route lookups without a packet: see senderLookups
     const root = uf.find(idx[i]);
     const g = groups.get(root);
     if (g) g.push(j);
@@ -169,6 +182,7 @@ export function buildFlows(journeys: Journey[], ipvs: IpvsRecord[] = []): Flow[]
         for (const n of natOf(p)) if (!nat.some((m) => sameNat(m, n))) nat.push(n);
       }
     }
+    if (js.some((j) => j.keys.size > 0)) js.push(...senderLookups(journeys, orig, js));
     const keys = new Set(js.flatMap((j) => [...j.keys]));
     for (const c of conns) {
       if (!ipvsKeys(c).some((k) => keys.has(k))) continue;

@@ -276,6 +276,8 @@ describe('flows known before their first packet', () => {
     const ev = f.verdict.evidence;
     expect(ev[0]).toBe('nobody answers ARP for 10.199.1.7 on eth0 in nwr-client');
     expect(ev).toContain('the next hop of 10.199.7.7 in nwr-client is 10.199.1.7 (route 10.199.7.0/24 via 10.199.1.7 dev eth0)');
+    // the sender's own lookup (connect(): no skb yet) is tied to the flow in user space
+    expect(ev.find((e) => e.startsWith("the sender's route lookup"))).toMatch(/^the sender's route lookup 10\.199\.1\.1 > 10\.199\.7\.7 in nwr-client \(table 254\): via 10\.199\.1\.7 dev eth0$/);
     expect(ev).toContain('the neighbour entry of 10.199.1.7 on eth0 in nwr-client is FAILED (no link-layer address)');
     expect(ev).toContain('connect() failed with EHOSTUNREACH (No route to host)');
     expect(ev.find((e) => e.startsWith('the socket went'))).toMatch(/SYN_SENT → CLOSE/);

@@ -2,7 +2,9 @@
 // queue and was dropped there (NEIGH_FAILED), or the queue was full
 // (NEIGH_QUEUEFULL). Nothing left the host, so only the drop and the
 // neighbour table tell it.
-import { socketEvidence } from '../evidence.js';
+import type { FibRecord } from '../../abi.js';
+import { isSocketLookup } from '../flows.js';
+import { lookupText, socketEvidence } from '../evidence.js';
 import type { ExplainRule } from '../types.js';
 import { bestRoute } from './route.js';
 
@@ -27,6 +29,8 @@ export const neighbourRule: ExplainRule = {
     const entry = st?.neigh?.find((n) => n.dst === hop && (!dev || n.dev === dev));
     const nstate = entry?.state.join(',');
     const evidence: string[] = [];
+    const sent = flow.journeys.flatMap((j) => j.records).filter((r): r is FibRecord => r.kind === 'fib' && isSocketLookup(r) && r.netns === drop.pkt.netns && r.err === 0);
+    for (const f of sent.slice(-1)) evidence.push(`the sender's ${lookupText(f, ns)}`);
     if (route) evidence.push(`the next hop of ${dst} in ${ns} is ${hop}${route.gateway ? ` (route ${route.dst} via ${route.gateway}${route.dev ? ` dev ${route.dev}` : ''})` : ' itself (on-link)'}`);
     else evidence.push(`the packet to ${dst} left by ${dev || '?'} in ${ns}; its next hop is not known from the routes`);
     if (entry) evidence.push(`the neighbour entry of ${hop} on ${entry.dev} in ${ns} is ${nstate}${entry.lladdr ? ` (${entry.lladdr})` : ' (no link-layer address)'}${nstate === 'INCOMPLETE' ? ' after the drop: a later packet started the resolution again' : ''}`);
