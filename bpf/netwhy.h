@@ -52,6 +52,7 @@ enum nw_probe_id {
 	NW_PROBE_IPVS_CONTROL = 9, /* all control-plane probes */
 	/* 10 is fib6_table_lookup (IPv6 route lookups) */
 	NW_PROBE_SOCK_STATE = 11,  /* sock:inet_sock_set_state */
+	NW_PROBE_SOCK_SEND = 12,   /* sock:sock_send_length: a followed process's sending sockets */
 	NW_PROBE_MAX = 16,
 };
 

@@ -79,4 +79,39 @@ int BPF_PROG(inet_sock_set_state__raw_tp, const struct sock *sk, const int oldst
 	return on_state(sk, oldstate, newstate);
 }
 
+/*
+ * Any socket a followed process sends on (UDP, ICMP, ...): remembered so that
+ * its packet still belongs to the flow when it dies before it was ever sent
+ * (freed from the neighbour queue by a timer). No record: the packet's own
+ * drop is the evidence.
+ */
+static __always_inline int on_send(struct sock *sk, int ret)
+{
+	__u32 zero = 0;
+	const struct nw_filter *f = bpf_map_lookup_elem(&filter, &zero);
+	__u64 key = (__u64)sk;
+	__u32 tgid = current_tgid();
+
+	if (!f || f->mode != NW_FILTER_FOLLOW || !sk || ret < 0)
+		return 0;
+	if (!bpf_map_lookup_elem(&followed_pids, &tgid)) {
+		count_filtered(NW_PROBE_SOCK_SEND);
+		return 0;
+	}
+	bpf_map_update_elem(&followed_socks, &key, &tgid, BPF_ANY);
+	return 0;
+}
+
+SEC("tp_btf/sock_send_length")
+int BPF_PROG(sock_send_length__tp_btf, struct sock *sk, int ret, int flags)
+{
+	return on_send(sk, ret);
+}
+
+SEC("raw_tp/sock_send_length")
+int BPF_PROG(sock_send_length__raw_tp, struct sock *sk, int ret, int flags)
+{
+	return on_send(sk, ret);
+}
+
 char LICENSE[] SEC("license") = "Dual MIT/GPL";

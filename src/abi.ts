@@ -28,6 +28,7 @@ export const PROBES = [
   { id: 9, c: 'NW_PROBE_IPVS_CONTROL', name: 'ipvs control plane', event: 'ipvs' },
   // 10: fib6_table_lookup
   { id: 11, c: 'NW_PROBE_SOCK_STATE', name: 'inet_sock_set_state', event: null },
+  { id: 12, c: 'NW_PROBE_SOCK_SEND', name: 'sock_send_length', event: null },
 ] as const;
 
 export type ProbeName = (typeof PROBES)[number]['name'];

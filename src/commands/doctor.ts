@@ -95,6 +95,8 @@ export function nameSourceLines(reports: NameSourceReport[]): string[] {
 
 /** IPVS probes are there only with the ip_vs module: their absence is no problem of netwhy's. */
 const isIpvsProbe = (name: string) => name.startsWith('ip_vs_');
+/** sock:sock_send_length came in 6.3: older kernels explain less (a UDP packet that never left), nothing stops netwhy. */
+const isOptionalProbe = (name: string) => isIpvsProbe(name) || name === 'sock_send_length';
 
 /** What netwhy can explain given which probes attach. Pure: unit-tested. */
 export function supportedExplanations(probes: ProbeReport[]): DoctorReport['explanations'] {
@@ -105,6 +107,7 @@ export function supportedExplanations(probes: ProbeReport[]): DoctorReport['expl
     { name: 'route decisions, reverse-path checks (rp_filter)', supported: on('fib_table_lookup'), needs: 'fib_table_lookup' },
     { name: 'following a command and its children (explain)', supported: on('sched_process_fork'), needs: 'sched_process_fork' },
     { name: 'flows known from connect() on: a first packet that never left (neighbour failures)', supported: on('inet_sock_set_state'), needs: 'inet_sock_set_state' },
+    { name: 'a UDP or ICMP packet that never left (neighbour failures of any socket)', supported: on('sock_send_length'), needs: 'sock_send_length (kernel 6.3 or later)' },
     { name: 'IPVS connections: virtual service → real server', supported: on('ip_vs_conn_new'), needs: 'ip_vs_conn_new (the ip_vs module, kprobes or fexit)' },
     { name: 'IPVS control plane: who added or deleted a service', supported: on('ip_vs_unlink_service') && on('ip_vs_add_service'), needs: 'ip_vs_unlink_service, ip_vs_add_service' },
     { name: 'IPVS errors: no destination, hook drops, NAT transmit', supported: on('ip_vs_scheduler_err'), needs: 'ip_vs_scheduler_err, ip_vs_in_hook, ip_vs_nat_xmit' },
@@ -172,7 +175,7 @@ export async function collectDoctor(opts: DoctorOptions = {}): Promise<DoctorRep
     }
   }
   for (const p of probes) {
-    if (!p.mode && !isIpvsProbe(p.probe)) problems.push(`probe ${p.probe} cannot attach: ${p.skipped.map((s) => `${s.mode}: ${s.reason}`).join('; ')}`);
+    if (!p.mode && !isOptionalProbe(p.probe)) problems.push(`probe ${p.probe} cannot attach: ${p.skipped.map((s) => `${s.mode}: ${s.reason}`).join('; ')}`);
   }
   const keys = ['net.ipv4.ip_forward', 'net.bridge.bridge-nf-call-iptables', 'net.ipv4.conf.all.rp_filter', 'net.ipv4.conf.default.rp_filter', 'net.ipv4.vs.conntrack'];
   const preflight = ipvsPreflight({ modules: loadedModules(), sysctl: Object.fromEntries(keys.map((k) => [k, readSysctl(k)])) });

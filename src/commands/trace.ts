@@ -70,7 +70,7 @@ export async function runTrace(filterWords: string[], opts: TraceOptions, io: Io
   if (opts.duration !== undefined && !(opts.duration > 0)) throw new UsageError('--duration must be a positive number of seconds');
   requireTracing();
 
-  const disable = [...Object.entries(PROBE_OF).filter(([k]) => !kinds.includes(k as EventKind)).map(([, p]) => p), 'sched_process_fork' satisfies ProbeName, 'inet_sock_set_state' satisfies ProbeName];
+  const disable = [...Object.entries(PROBE_OF).filter(([k]) => !kinds.includes(k as EventKind)).map(([, p]) => p), 'sched_process_fork' satisfies ProbeName, 'inet_sock_set_state' satisfies ProbeName, 'sock_send_length' satisfies ProbeName];
   const symbols = kernelSymbols(); // read on a worker thread while the BPF object loads
   const session = TraceSession.open({ ringBytes: opts.ringMb * 1024 * 1024, disable });
   const reasons = kernelDropReasons();

@@ -50,6 +50,15 @@ describe.skipIf(!isRoot())('flows whose first packet never left', () => {
     }, 40_000);
   }
 
+  it('a UDP datagram to a next hop that never answers ARP (the socket known from sendmsg()): one flow, NEIGH_FAILED', async () => {
+    ip('-n', A, 'neigh', 'flush', 'dev', 'eth0');
+    // bash's /dev/udp sends one datagram; the shell stays until the neighbour entry has failed
+    const doc = await explain(['bash', '-c', 'echo query > /dev/udp/10.199.61.7/53; sleep 4; exit 1']);
+    expect(doc.flows).toHaveLength(1);
+    expect(doc.flows[0]).toMatchObject({ proto: 'udp', orig: { dst: '10.199.61.7', dport: 53 } });
+    expect(doc.flows[0].verdict).toMatchObject({ outcome: 'dropped', where: { reason: 'NEIGH_FAILED' }, cause: { type: 'address', ref: '10.199.60.9 dev eth0' } });
+  }, 40_000);
+
   it('connect() with no route: the flow exists with no packet, ENETUNREACH, the failed lookup', async () => {
     const doc = await explain(['curl', '-sS', '-m', '2', 'http://10.199.99.9/']);
     expect(doc.exitCode).toBe(7);
