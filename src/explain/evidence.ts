@@ -2,6 +2,7 @@
 import { type FibRecord, type SockRecord, type Tuple } from '../abi.js';
 import { TCP_CLOSE, errnoText, tcpStateName } from '../model/socket.js';
 import type { Flow } from './flows.js';
+import type { RouteInfo } from '../model/netns.js';
 import type { Journey } from '../journey.js';
 import { endpointText } from '../model/ip.js';
 import { hasPorts, protoName } from '../model/protocols.js';
@@ -32,4 +33,10 @@ export function socketEvidence(flow: Flow): string[] {
   if (last.newstate === TCP_CLOSE && last.err) out.push(`connect() failed with ${errnoText(last.err)}`);
   else if (last.errSoft) out.push(`the socket's last soft error: ${errnoText(last.errSoft)}`);
   return out;
+}
+
+/** A namespace's main routing table as `ip route` lists it, on one line: "10.0.0.0/24 dev eth0; default via 10.0.0.1 dev eth0". */
+export function mainTableText(routes: RouteInfo[], family?: 4 | 6): string {
+  const main = routes.filter((r) => r.table === 'main' && (family === undefined || r.family !== (family === 4 ? 6 : 4)));
+  return main.length ? main.map((r) => `${r.type === 'unicast' ? '' : `${r.type} `}${r.dst}${r.gateway ? ` via ${r.gateway}` : ''}${r.dev ? ` dev ${r.dev}` : ''}`).join('; ') : '(empty)';
 }

@@ -4,7 +4,7 @@
 // lookups are the only trace, and the namespace's routes say why.
 import type { FibRecord } from '../../abi.js';
 import { isSocketLookup } from '../flows.js';
-import { lookupText } from '../evidence.js';
+import { lookupText, mainTableText } from '../evidence.js';
 import { recordPkt } from '../../journey.js';
 import { errnoText, lookupErrno } from '../../model/socket.js';
 import type { FlowRule } from '../types.js';
@@ -37,8 +37,7 @@ export const connectFailedRule: FlowRule = {
       };
     }
     if (st) {
-      const main = st.routes.filter((r) => r.table === 'main' && r.family !== 6).map((r) => `${r.type === 'unicast' ? '' : `${r.type} `}${r.dst}${r.gateway ? ` via ${r.gateway}` : ''}${r.dev ? ` dev ${r.dev}` : ''}`);
-      evidence.push(`table main in ${ns}: ${main.length ? main.join('; ') : '(empty)'} — nothing covers ${f.dst} and there is no default route`);
+      evidence.push(`table main in ${ns}: ${mainTableText(st.routes, 4)} — nothing covers ${f.dst} and there is no default route`);
     }
     return {
       cause: { type: 'route', ref: `no route to ${f.dst}`, value: 'unreachable', netns: ns },

@@ -5,7 +5,7 @@
 import { FibFlag, type FibRecord } from '../../abi.js';
 import { recordPkt } from '../../journey.js';
 import { protoName } from '../../model/protocols.js';
-import { lookupText } from '../evidence.js';
+import { lookupText, mainTableText } from '../evidence.js';
 import type { FlowRule } from '../types.js';
 
 const TABLES: Record<number, string> = { 253: 'default', 254: 'main', 255: 'local' };
@@ -31,8 +31,7 @@ export const noRouteBackRule: FlowRule = {
     if (failed.length > 1) evidence.push(`${failed.length} such lookups failed (the sender retransmitted, the answer found no way back each time)`);
     const st = state(f.netns);
     if (st) {
-      const main = st.routes.filter((r) => r.table === 'main' && r.family !== 6).map((r) => `${r.type === 'unicast' ? '' : `${r.type} `}${r.dst}${r.gateway ? ` via ${r.gateway}` : ''}${r.dev ? ` dev ${r.dev}` : ''}`);
-      evidence.push(`table main in ${ns}: ${main.length ? main.join('; ') : '(empty)'} — nothing covers ${f.dst}`);
+      evidence.push(`table main in ${ns}: ${mainTableText(st.routes, 4)} — nothing covers ${f.dst}`);
     }
     evidence.push(`the kernel consumed the request without an answer and without a drop: the sender sees a timeout`);
     return {

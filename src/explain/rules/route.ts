@@ -2,7 +2,7 @@
 // the route that matched is unreachable/blackhole/prohibit.
 import { parseAddrRange, parseIp, rangeContains } from '../../model/ip.js';
 import { isReversePathCheck } from '../../model/route.js';
-import { lookupText, lookupsBefore } from '../evidence.js';
+import { lookupText, lookupsBefore, mainTableText } from '../evidence.js';
 import type { ExplainRule, RouteInfo } from '../types.js';
 
 /** The prefix length by which a route covers addr, or -1 (either family). */
@@ -55,8 +55,7 @@ export const routeRule: ExplainRule = {
       ? lookups.map((f) => lookupText(f, ns))
       : [`no route lookup for ${dst} was seen in ${ns}`];
     if (st) {
-      const main = st.routes.filter((r) => r.table === 'main').map((r) => `${r.type === 'unicast' ? '' : `${r.type} `}${r.dst}${r.gateway ? ` via ${r.gateway}` : ''}${r.dev ? ` dev ${r.dev}` : ''}`);
-      evidence.push(`table main in ${ns}: ${main.length ? main.join('; ') : '(empty)'} — nothing covers ${dst} and there is no default route`);
+      evidence.push(`table main in ${ns}: ${mainTableText(st.routes)} — nothing covers ${dst} and there is no default route`);
     }
     evidence.push(`dropped with ${reason}${reason === 'IP_INNOROUTES' ? ' (an ICMP network unreachable goes back)' : ''}`);
     return {
