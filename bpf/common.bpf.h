@@ -80,9 +80,10 @@ struct {
 struct nw_cur_skb {
 	__u64 skb;     /* 0 when the skb did not pass the filter */
 	__u32 netns;
-	__u32 saddr;   /* IPv4 source, network byte order */
 	__u32 ifindex; /* the device it came in on */
-	__u32 pad;
+	__u8 family;   /* AF_INET / AF_INET6 */
+	__u8 pad[3];
+	struct nw_addr saddr; /* its source: IPv4 in the first 4 bytes */
 };
 
 struct {
@@ -236,6 +237,143 @@ static __always_inline void read_ct(struct sk_buff *skb, struct nw_pkt *p)
 	}
 }
 
+#define NEXTHDR_HOP 0
+#define NEXTHDR_ROUTING 43
+#define NEXTHDR_FRAGMENT 44
+#define NEXTHDR_AUTH 51
+#define NEXTHDR_DEST 60
+
+/* What parsing the network header found: the L4 protocol and where it starts. */
+struct nw_l3 {
+	__u8 proto;      /* IPPROTO_* of the L4 header (after IPv6 extension headers) */
+	__u8 ttl;
+	__u16 flags;     /* NW_PKT_FRAG, NW_PKT_FRAG_LATER */
+	__u16 l4off;     /* offset of the L4 header from l3; 0 = none (a later fragment, unknown) */
+};
+
+/*
+ * Walk an IPv6 header's extension headers (hop-by-hop, routing, fragment,
+ * destination options, AH) to the L4 header, as ipv6_skip_exthdr() does.
+ * Bounded: after NW_IPV6_MAX_EXT headers the packet counts as having no L4
+ * header. A fragment header marks the packet; a fragment after the first
+ * (offset != 0) carries no L4 header. ESP and "no next header" end the walk.
+ * l3 may be any kernel address (read with bpf_probe_read_kernel).
+ */
+static __always_inline void ipv6_walk(const unsigned char *l3, __u8 nexthdr, struct nw_l3 *out)
+{
+	__u16 off = sizeof(struct ipv6hdr);
+
+	out->l4off = 0;
+#pragma clang loop unroll(disable)
+	for (int i = 0; i < NW_IPV6_MAX_EXT; i++) {
+		__u8 h[4];
+
+		if (nexthdr != NEXTHDR_HOP && nexthdr != NEXTHDR_ROUTING && nexthdr != NEXTHDR_FRAGMENT &&
+		    nexthdr != NEXTHDR_AUTH && nexthdr != NEXTHDR_DEST) {
+			out->proto = nexthdr;
+			out->l4off = off;
+			return;
+		}
+		if (bpf_probe_read_kernel(h, sizeof(h), l3 + off))
+			break;
+		if (nexthdr == NEXTHDR_FRAGMENT) {
+			/* h[2..3]: 13-bit offset in 8-byte units, 2 reserved bits, M */
+			__u16 frag = ((__u16)h[2] << 8 | h[3]) & 0xfff8;
+
+			out->flags |= NW_PKT_FRAG;
+			if (frag) {
+				out->flags |= NW_PKT_FRAG_LATER;
+				out->proto = h[0];
+				return;
+			}
+			off += 8;
+		} else if (nexthdr == NEXTHDR_AUTH) {
+			off += ((__u16)h[1] + 2) * 4;
+		} else {
+			off += ((__u16)h[1] + 1) * 8;
+		}
+		nexthdr = h[0];
+	}
+	/* too many extension headers, or unreadable: no L4 header */
+	out->proto = nexthdr;
+	out->l4off = 0;
+}
+
+/* Parse the IPv4 or IPv6 header at l3 into p's tuple; the L4 header's offset in *l3info. */
+static __always_inline bool parse_l3(const unsigned char *l3, __u16 ethertype, struct nw_pkt *p, struct nw_l3 *l3info)
+{
+	if (ethertype == ETH_P_IP) {
+		struct iphdr iph;
+
+		if (bpf_probe_read_kernel(&iph, sizeof(iph), l3) || iph.version != 4)
+			return false;
+		p->tuple.family = AF_INET;
+		l3info->proto = iph.protocol;
+		l3info->ttl = iph.ttl;
+		__builtin_memcpy(p->tuple.saddr.b, &iph.saddr, 4);
+		__builtin_memcpy(p->tuple.daddr.b, &iph.daddr, 4);
+		if (iph.frag_off & bpf_htons(0x3fff))
+			l3info->flags |= NW_PKT_FRAG;
+		/* Only the first fragment carries the ports. */
+		if (iph.frag_off & bpf_htons(0x1fff))
+			l3info->flags |= NW_PKT_FRAG_LATER;
+		else
+			l3info->l4off = iph.ihl * 4;
+		return true;
+	}
+	if (ethertype == ETH_P_IPV6) {
+		struct ipv6hdr ip6;
+
+		if (bpf_probe_read_kernel(&ip6, sizeof(ip6), l3) || ip6.version != 6)
+			return false;
+		p->tuple.family = AF_INET6;
+		l3info->ttl = ip6.hop_limit;
+		__builtin_memcpy(p->tuple.saddr.b, &ip6.saddr, 16);
+		__builtin_memcpy(p->tuple.daddr.b, &ip6.daddr, 16);
+		ipv6_walk(l3, ip6.nexthdr, l3info);
+		return true;
+	}
+	return false;
+}
+
+/* Ports (or ICMP type/code) and TCP flags from the L4 header at l4. */
+static __always_inline void parse_l4(const unsigned char *l4, struct nw_pkt *p)
+{
+	if (p->tuple.proto == IPPROTO_TCP || p->tuple.proto == IPPROTO_UDP) {
+		__be16 ports[2];
+
+		if (!bpf_probe_read_kernel(ports, sizeof(ports), l4)) {
+			p->tuple.sport = bpf_ntohs(ports[0]);
+			p->tuple.dport = bpf_ntohs(ports[1]);
+			p->flags |= NW_PKT_HAS_L4;
+		}
+		if (p->tuple.proto == IPPROTO_TCP)
+			bpf_probe_read_kernel(&p->tcp_flags, 1, l4 + 13);
+	} else if (p->tuple.proto == IPPROTO_ICMP || p->tuple.proto == IPPROTO_ICMPV6) {
+		/* type/code in the port fields, as conntrack keeps them */
+		__u8 tc[2];
+
+		if (!bpf_probe_read_kernel(tc, sizeof(tc), l4)) {
+			p->tuple.sport = tc[0];
+			p->tuple.dport = tc[1];
+		}
+	}
+}
+
+/* The packet's headers at l3 into p (tuple, ports, ttl, fragment flags). */
+static __always_inline void parse_headers(const unsigned char *l3, __u16 ethertype, struct nw_pkt *p)
+{
+	struct nw_l3 l3info = {};
+
+	if (!parse_l3(l3, ethertype, p, &l3info))
+		return;
+	p->tuple.proto = l3info.proto;
+	p->ttl = l3info.ttl;
+	p->flags |= l3info.flags | NW_PKT_HAS_TTL;
+	if (l3info.l4off)
+		parse_l4(l3 + l3info.l4off, p);
+}
+
 /*
  * Fill p from skb. l3_at_data: the network header starts at skb->data (true
  * at netif_receive_skb, which fires before the stack resets the header
@@ -248,7 +386,6 @@ static __always_inline void read_pkt(struct sk_buff *skb, struct nw_pkt *p, bool
 	struct net_device *dev = BPF_CORE_READ(skb, dev);
 	struct sock *sk = BPF_CORE_READ(skb, sk);
 	unsigned char *l3;
-	unsigned char *l4 = NULL;
 	__u16 nh;
 
 	p->skb = (__u64)skb;
@@ -271,50 +408,7 @@ static __always_inline void read_pkt(struct sk_buff *skb, struct nw_pkt *p, bool
 	else
 		l3 = head + nh;
 
-	if (proto == ETH_P_IP) {
-		struct iphdr iph;
-
-		if (bpf_probe_read_kernel(&iph, sizeof(iph), l3) || iph.version != 4)
-			goto ct;
-		p->tuple.family = AF_INET;
-		p->tuple.proto = iph.protocol;
-		__builtin_memcpy(p->tuple.saddr.b, &iph.saddr, 4);
-		__builtin_memcpy(p->tuple.daddr.b, &iph.daddr, 4);
-		/* Only the first fragment carries the ports. */
-		if (!(iph.frag_off & bpf_htons(0x1fff)))
-			l4 = l3 + iph.ihl * 4;
-	} else if (proto == ETH_P_IPV6) {
-		struct ipv6hdr ip6;
-
-		if (bpf_probe_read_kernel(&ip6, sizeof(ip6), l3) || ip6.version != 6)
-			goto ct;
-		p->tuple.family = AF_INET6;
-		p->tuple.proto = ip6.nexthdr;
-		__builtin_memcpy(p->tuple.saddr.b, &ip6.saddr, 16);
-		__builtin_memcpy(p->tuple.daddr.b, &ip6.daddr, 16);
-		l4 = l3 + sizeof(ip6);
-	}
-
-	if (l4 && (p->tuple.proto == IPPROTO_TCP || p->tuple.proto == IPPROTO_UDP)) {
-		__be16 ports[2];
-
-		if (!bpf_probe_read_kernel(ports, sizeof(ports), l4)) {
-			p->tuple.sport = bpf_ntohs(ports[0]);
-			p->tuple.dport = bpf_ntohs(ports[1]);
-			p->flags |= NW_PKT_HAS_L4;
-		}
-		if (p->tuple.proto == IPPROTO_TCP)
-			bpf_probe_read_kernel(&p->tcp_flags, 1, l4 + 13);
-	} else if (l4 && (p->tuple.proto == IPPROTO_ICMP || p->tuple.proto == IPPROTO_ICMPV6)) {
-		/* type/code in the port fields, as conntrack keeps them */
-		__u8 tc[2];
-
-		if (!bpf_probe_read_kernel(tc, sizeof(tc), l4)) {
-			p->tuple.sport = tc[0];
-			p->tuple.dport = tc[1];
-		}
-	}
-ct:
+	parse_headers(l3, proto, p);
 	read_ct(skb, p);
 }
 
@@ -407,7 +501,12 @@ static __always_inline bool follow_match(struct nw_pkt *p, bool may_seed)
 	bool known = flow_known(&p->tuple) ||
 		     (has_ct && (flow_known(&p->ct_orig) || flow_known(&p->ct_reply)));
 
-	if (!known && may_seed && (p->flags & NW_PKT_LOCAL_SK) && p->netns == task_netns()) {
+	/* Neighbour discovery and MLD (ICMPv6 types 130-143) a process's packet
+	 * triggers go out from the kernel's ndisc socket in its context: they
+	 * are address resolution, like ARP, not the process's traffic. */
+	bool nd = p->tuple.proto == IPPROTO_ICMPV6 && p->tuple.sport >= 130 && p->tuple.sport <= 143;
+
+	if (!known && may_seed && !nd && (p->flags & NW_PKT_LOCAL_SK) && p->netns == task_netns()) {
 		__u32 tgid = current_tgid();
 
 		known = bpf_map_lookup_elem(&followed_pids, &tgid) != NULL;
@@ -432,7 +531,35 @@ static __always_inline bool filter_pass(struct nw_pkt *p, bool may_seed)
 		return true;
 	if (f->mode == NW_FILTER_STATIC)
 		return static_match(f, p);
-	return follow_match(p, may_seed);
+	/* Drops mode: only a drop seeds (drop_filter_pass); other events follow. */
+	return follow_match(p, may_seed && f->mode == NW_FILTER_FOLLOW);
+}
+
+/*
+ * A drop passes like any packet, except in drops mode: there every drop that
+ * matches the clauses (all drops without clauses) passes and its tuples are
+ * learnt, so the flow's next packets (retransmissions, the reply) are traced
+ * hop by hop with their route lookups, and a node-wide tracer sees the path
+ * of what failed without tracing every packet of the node.
+ */
+static __always_inline bool drop_filter_pass(struct nw_pkt *p)
+{
+	__u32 zero = 0;
+	const struct nw_filter *f = bpf_map_lookup_elem(&filter, &zero);
+
+	if (!f || f->mode != NW_FILTER_DROPS)
+		return filter_pass(p, true);
+	if (follow_match(p, false))
+		return true;
+	if (f->nclauses && !static_match(f, p))
+		return false;
+	p->flags |= NW_PKT_FOLLOWED;
+	flow_add(&p->tuple);
+	if (p->flags & NW_PKT_HAS_CT) {
+		flow_add(&p->ct_orig);
+		flow_add(&p->ct_reply);
+	}
+	return true;
 }
 
 /*

@@ -30,8 +30,9 @@ enum nw_record_type {
 	NW_REC_IPVS_CONN = 5, /* a new IPVS connection: client -> virtual service -> real server */
 	NW_REC_IPVS_ERR = 6,  /* IPVS refused: no destination, hook NF_DROP, NAT transmit error */
 	NW_REC_IPVS_CTL = 7,  /* a virtual service or destination added, edited or deleted */
-	NW_REC_LOST = 8,      /* records a CPU could not write (ring buffer full), reported once one fits */
-	NW_REC_SOCK = 9,      /* a followed TCP socket changed state (connect() on: no packet needed) */
+	NW_REC_FIB6 = 8,   /* fib6:fib6_table_lookup */
+	NW_REC_LOST = 9,      /* records a CPU could not write (ring buffer full), reported once one fits */
+	NW_REC_SOCK = 10,     /* a followed TCP socket changed state (connect() on: no packet needed) */
 };
 
 /*
@@ -50,7 +51,7 @@ enum nw_probe_id {
 	NW_PROBE_IPVS_IN_HOOK = 7,
 	NW_PROBE_IPVS_NAT_XMIT = 8,
 	NW_PROBE_IPVS_CONTROL = 9, /* all control-plane probes */
-	/* 10 is fib6_table_lookup (IPv6 route lookups) */
+	NW_PROBE_FIB6_LOOKUP = 10,
 	NW_PROBE_SOCK_STATE = 11,  /* sock:inet_sock_set_state */
 	NW_PROBE_SOCK_SEND = 12,   /* sock:sock_send_length: a followed process's sending sockets */
 	NW_PROBE_MAX = 16,
@@ -63,6 +64,12 @@ enum nw_probe_id {
 #define NW_PKT_HAS_L4     (1u << 3) /* ports are valid */
 #define NW_PKT_LOCAL_SK   (1u << 4) /* skb->sk is a full local socket */
 #define NW_PKT_FOLLOWED   (1u << 5) /* passed because it belongs to a followed flow */
+#define NW_PKT_FRAG       (1u << 6) /* a fragment (IPv4 MF/offset, IPv6 fragment header) */
+#define NW_PKT_FRAG_LATER (1u << 7) /* a fragment after the first: no L4 header */
+#define NW_PKT_HAS_TTL    (1u << 8) /* ttl is valid */
+
+/* IPv6 extension headers the parser walks past, at most this many. */
+#define NW_IPV6_MAX_EXT 8
 
 struct nw_hdr {
 	__u8 version;      /* NW_ABI_VERSION */
@@ -103,7 +110,8 @@ struct nw_pkt {
 	__u32 pid;         /* tgid of the current task, 0 in softirq for rx */
 	__u16 flags;       /* NW_PKT_* */
 	__u8 tcp_flags;
-	__u8 pad[5];
+	__u8 ttl;          /* IPv4 TTL / IPv6 hop limit (NW_PKT_HAS_TTL) */
+	__u8 pad[4];
 };
 
 struct nw_drop {
@@ -144,11 +152,43 @@ struct nw_fib {
 	char nh_dev[NW_DEV_LEN];
 };
 
-/* nw_fib.flags: how the lookup was tied to the skb being received */
+/* nw_fib.flags, nw_fib6.flags: how the lookup was tied to the skb being received */
 #define NW_FIB_TIED_FORWARD (1u << 0) /* lookup source = the packet's source */
 #define NW_FIB_TIED_REVERSE (1u << 1) /* lookup destination = the packet's source */
 #define NW_FIB_TIED_REPLY   (1u << 2) /* an output lookup to the packet's source made while
 				       * receiving it: its answer (SYN-ACK, RST, ICMP error) */
+
+/*
+ * An IPv6 route lookup (fib6_table_lookup, one per table tried). Its own
+ * record rather than a wider nw_fib, so IPv4 records and the recordings made
+ * of them keep their layout. err is what the fib6 tracepoint reports
+ * (ip6_rt_type_to_error: -EHOSTUNREACH for an unreachable route, -EACCES
+ * prohibit, -EINVAL blackhole, -EAGAIN throw), except that a lookup that
+ * matched nothing in the table (fib6_null_entry) is -EAGAIN, as an IPv4
+ * lookup that matched nothing is.
+ */
+struct nw_fib6 {
+	struct nw_hdr hdr;
+	__u64 skb;         /* skb being received on this CPU, 0 if none */
+	__u32 netns;
+	__u32 table;
+	__u32 iif;         /* flowi6_iif (1 = loopback) */
+	__u32 oif;         /* flowi6_oif */
+	struct nw_addr saddr;
+	struct nw_addr daddr;
+	struct nw_addr gw; /* nexthop gateway, all zero if none */
+	__u32 nh_ifindex;
+	__s32 err;
+	__u32 pid;
+	__u32 mark;
+	__u16 sport;
+	__u16 dport;
+	__u8 proto;
+	__u8 tclass;
+	__u8 flags;        /* NW_FIB_* */
+	__u8 type;         /* the route's RTN_* type (fib6_type), 0 if none matched */
+	char nh_dev[NW_DEV_LEN];
+};
 
 /* A virtual service, as `ipvsadm -Ln` names it. */
 struct nw_ipvs_svc {
@@ -258,6 +298,7 @@ struct nw_clause {
 #define NW_FILTER_ALL     0 /* pass everything */
 #define NW_FILTER_STATIC  1 /* the clauses decide */
 #define NW_FILTER_FOLLOW  2 /* only flows seeded by followed processes */
+#define NW_FILTER_DROPS   3 /* drops (matching the clauses, if any) seed followed flows: the agent */
 
 struct nw_filter {
 	__u32 mode;

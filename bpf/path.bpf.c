@@ -21,7 +21,10 @@ static __always_inline int on_path(struct sk_buff *skb, __u32 probe, __u8 type, 
 			cur->skb = pass ? p.skb : 0;
 			cur->netns = p.netns;
 			cur->ifindex = p.ifindex;
-			__builtin_memcpy(&cur->saddr, p.tuple.saddr.b, 4);
+			/* the whole source, of either family: an IPv6 source's first
+			 * 4 bytes must never tie an IPv4 lookup (or the reverse) */
+			cur->family = p.tuple.family;
+			cur->saddr = p.tuple.saddr;
 		}
 	}
 	if (!pass) {

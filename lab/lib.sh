@@ -186,15 +186,25 @@ lab_namespaces() {
 
 # --------------------------------------------------------------- topology --
 
-# make_ns NAME : create an empty namespace with lo up and IPv6 disabled (IPv6
-# DAD, router solicitations and MLD would only add noise to traces).
+# make_ns NAME : create an empty namespace with lo up, dual-stack. IPv6 without
+# duplicate address detection (every address is usable at once, so runs are
+# deterministic), router solicitations or router advertisements: the lab's
+# addresses and routes are all static.
 make_ns() {
   local name="$1"
   if [[ "$LAB_BACKEND" == netns ]] || { ns_here "$name" && ! is_machine_ns "$name"; }; then
     ip netns add "$name"
   fi
-  in_ns "$name" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1 >/dev/null
+  in_ns "$name" sysctl -qw net.ipv6.conf.all.disable_ipv6=0 net.ipv6.conf.default.disable_ipv6=0 \
+    net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0 \
+    net.ipv6.conf.all.router_solicitations=0 net.ipv6.conf.default.router_solicitations=0 \
+    net.ipv6.conf.all.accept_ra=0 net.ipv6.conf.default.accept_ra=0 >/dev/null
   in_ns "$name" ip link set lo up
+}
+
+# addr6 NS DEV ADDR/PREFIX : a static IPv6 address, usable at once (nodad).
+addr6() {
+  in_ns "$1" ip -6 addr replace "$3" dev "$(lan_dev "$2")" nodad
 }
 
 # wire_veth NS_A IF_A NS_B IF_B : a cable between two machines. The pair is
@@ -256,6 +266,10 @@ node_defaults() {
   # starve the client of "net unreachable" and it times out instead. Turn
   # the icmp_send() limiter off so every fault answers the same way each run.
   ns_sysctl "$name" net.ipv4.icmp_ratelimit 0
+  # Dual-stack: IPv6 forwarding (only conf.all counts in ip6_forward), and
+  # the same determinism for ICMPv6 errors.
+  ns_sysctl "$name" net.ipv6.conf.all.forwarding 1
+  ns_sysctl "$name" net.ipv6.icmp.ratelimit 0
 }
 
 # ------------------------------------------------------------------ pods --
@@ -312,11 +326,23 @@ pod_uid() {
 # "ips" capability lets the runtime ask host-local for each pod's fixed
 # address (runtimeConfig.ips, as podman --ip does).
 cni_conflist() {
-  local node="$1" cidr gw
+  local node="$1" cidr gw cidr6
   cidr="$(node_pod_cidr "$node")"
   gw="${cidr%.*}.1"
-  printf '{"cniVersion":"1.0.0","name":"%s","plugins":[{"type":"bridge","bridge":"cni0","isGateway":true,"ipMasq":false,"hairpinMode":true,"capabilities":{"ips":true},"ipam":{"type":"host-local","dataDir":"%s","ranges":[[{"subnet":"%s","gateway":"%s"}]],"routes":[{"dst":"0.0.0.0/0"}]}}]}\n' \
-    "$CNI_NETWORK" "$CNI_DIR/networks/$node" "$cidr" "$gw"
+  cidr6="$(node_pod_cidr6 "$node")"
+  # Dual-stack as flannel/Calico host-local configs write it: a second range
+  # set in the same ipam (each pod gets one address of each), a default
+  # route of each family.
+  printf '{"cniVersion":"1.0.0","name":"%s","plugins":[{"type":"bridge","bridge":"cni0","isGateway":true,"ipMasq":false,"hairpinMode":true,"capabilities":{"ips":true},"ipam":{"type":"host-local","dataDir":"%s","ranges":[[{"subnet":"%s","gateway":"%s"}],[{"subnet":"%s","gateway":"%s"}]],"routes":[{"dst":"0.0.0.0/0"},{"dst":"::/0"}]}}]}\n' \
+    "$CNI_NETWORK" "$CNI_DIR/networks/$node" "$cidr" "$gw" "$cidr6" "${cidr6%/*}1"
+}
+
+# pod_addr6 10.244.N.X : the pod's IPv6 address, fd00:10:244:N::X.
+pod_addr6() {
+  local a="$1" n x
+  n="$(cut -d. -f3 <<<"$a")"
+  x="$(cut -d. -f4 <<<"$a")"
+  printf 'fd00:10:244:%s::%s\n' "$n" "$x"
 }
 
 # containerd's CRI sets up lo through this network before the pod's own.
@@ -433,7 +459,7 @@ add_pod() {
   [[ -e "$conf" ]] || cni_conflist "$node" >"$conf"
   printf '%s\n' "$CNI_LOOPBACK_CONFLIST" >"$CNI_DIR/net.d/99-loopback.conflist"
   cni_add "$node" "$CNI_DIR/net.d/99-loopback.conflist" "$cid" "/run/netns/$pod" lo "$args" '{}'
-  cni_add "$node" "$conf" "$cid" "/run/netns/$pod" eth0 "$args" "{\"ips\":[\"$addr/24\"]}"
+  cni_add "$node" "$conf" "$cid" "/run/netns/$pod" eth0 "$args" "{\"ips\":[\"$addr/24\",\"$(pod_addr6 "$addr")/64\"]}"
   if containerd_enabled; then
     sandbox_run "$pod" "$k8s_ns" "$k8s_name" "$cid" "$uid"
   fi
@@ -682,6 +708,13 @@ build_topology() {
   # kernel lists it as "secondary" on eth0 (as keepalived/kube-vip VIPs are).
   in_ns nw-node1 ip addr replace 192.168.0.100/24 dev "$(lan_dev eth0)"
 
+  # Dual-stack: the same machines on fd00::/64 (node N is fd00::1N, the API
+  # server fd00::100 on node1, as in seed 003).
+  addr6 nw-client eth0 fd00::10/64
+  addr6 nw-node1 eth0 fd00::11/64
+  addr6 nw-node2 eth0 fd00::12/64
+  addr6 nw-node1 eth0 fd00::100/64
+
   # Client: everything via node1. rp_filter off so replies arriving on the
   # "other" interface in the multi-homed scenario are accepted here; ARP
   # announces the interface's own address so node2's rp_filter judges the IP
@@ -693,6 +726,8 @@ build_topology() {
   else
     in_ns nw-client ip route add default via 192.168.0.11
   fi
+  in_ns nw-client ip -6 route replace fd00:10:244::/48 via fd00::11
+  in_ns nw-client ip -6 route replace fd00:10:96::/112 via fd00::11
   ns_rp_filter nw-client 0
   ns_sysctl nw-client net.ipv4.conf.all.arp_announce 2
 
@@ -708,6 +743,8 @@ build_topology() {
   # address. Deliberately no default route on the nodes.
   in_ns nw-node1 ip route replace 10.244.2.0/24 via 192.168.0.12 dev "$(lan_dev eth0)"
   in_ns nw-node2 ip route replace 10.244.1.0/24 via 192.168.0.11 dev "$(lan_dev eth0)"
+  in_ns nw-node1 ip -6 route replace fd00:10:244:2::/64 via fd00::12 dev "$(lan_dev eth0)"
+  in_ns nw-node2 ip -6 route replace fd00:10:244:1::/64 via fd00::11 dev "$(lan_dev eth0)"
 
   # After all interfaces exist, so per-device rp_filter is covered too.
   node_defaults nw-node1
@@ -732,12 +769,18 @@ kp_hash() {
 # service port with one endpoint.
 kp_service() {
   local vip="$1" port="$2" proto="$3" spn="$4" ep="$5" nodeport="${6:-}"
-  local svc sep ext
+  local svc sep ext host=/32 cluster=10.244.0.0/16 ep_ip="${5%:*}"
+  # IPv6 (ip6tables-restore input): /128 hosts, the IPv6 cluster CIDR, and
+  # the endpoint written [addr]:port as kube-proxy writes it.
+  if [[ "$vip" == *:* ]]; then
+    host=/128 cluster=fd00:10:244::/56
+    ep_ip="${ep_ip#[}" ep_ip="${ep_ip%]}"
+  fi
   svc="KUBE-SVC-$(kp_hash "$spn" "$proto")"
   ext="KUBE-EXT-$(kp_hash "$spn" "$proto")"
   sep="KUBE-SEP-$(kp_hash "$spn" "$proto" "$ep")"
-  printf -- '-A KUBE-SERVICES -d %s/32 -p %s -m comment --comment "%s cluster IP" -m %s --dport %s -j %s\n' \
-    "$vip" "$proto" "$spn" "$proto" "$port" "$svc"
+  printf -- '-A KUBE-SERVICES -d %s%s -p %s -m comment --comment "%s cluster IP" -m %s --dport %s -j %s\n' \
+    "$vip" "$host" "$proto" "$spn" "$proto" "$port" "$svc"
   if [[ -n "$nodeport" ]]; then
     printf -- '-A KUBE-NODEPORTS -p %s -m comment --comment "%s" -m %s --dport %s -j %s\n' \
       "$proto" "$spn" "$proto" "$nodeport" "$ext"
@@ -747,10 +790,10 @@ kp_service() {
       "$ext" "$spn"
     printf -- '-A %s -j %s\n' "$ext" "$svc"
   fi
-  printf -- '-A %s ! -s 10.244.0.0/16 -d %s/32 -p %s -m comment --comment "%s cluster IP" -m %s --dport %s -j KUBE-MARK-MASQ\n' \
-    "$svc" "$vip" "$proto" "$spn" "$proto" "$port"
+  printf -- '-A %s ! -s %s -d %s%s -p %s -m comment --comment "%s cluster IP" -m %s --dport %s -j KUBE-MARK-MASQ\n' \
+    "$svc" "$cluster" "$vip" "$host" "$proto" "$spn" "$proto" "$port"
   printf -- '-A %s -m comment --comment "%s -> %s" -j %s\n' "$svc" "$spn" "$ep" "$sep"
-  printf -- '-A %s -s %s/32 -m comment --comment "%s" -j KUBE-MARK-MASQ\n' "$sep" "${ep%:*}" "$spn"
+  printf -- '-A %s -s %s%s -m comment --comment "%s" -j KUBE-MARK-MASQ\n' "$sep" "$ep_ip" "$host" "$spn"
   printf -- '-A %s -p %s -m comment --comment "%s" -m %s -j DNAT --to-destination %s\n' \
     "$sep" "$proto" "$spn" "$proto" "$ep"
 }
@@ -776,14 +819,25 @@ kp_masquerade() {
 EOF
 }
 
-# kube_proxy_rules : the full iptables-restore input for a node.
+# kube_proxy_rules [6] : the full iptables-restore input for a node, or with 6
+# the ip6tables-restore input (kube-proxy's IPv6 proxier in a dual-stack
+# cluster: the IPv6 ClusterIPs of the same Services, NodePorts on the node's
+# IPv6 addresses).
 kube_proxy_rules() {
-  local chains rules
-  rules="$(
-    kp_service 10.96.0.10 53 udp kube-system/kube-dns:dns 10.244.2.3:53
-    kp_service 10.96.0.10 53 tcp kube-system/kube-dns:dns-tcp 10.244.2.3:53
-    kp_service 10.96.0.20 80 tcp default/web:http 10.244.2.2:80 30080
-  )"
+  local chains rules v6="${1:-}"
+  if [[ "$v6" == 6 ]]; then
+    rules="$(
+      kp_service fd00:10:96::a 53 udp kube-system/kube-dns:dns '[fd00:10:244:2::3]:53'
+      kp_service fd00:10:96::a 53 tcp kube-system/kube-dns:dns-tcp '[fd00:10:244:2::3]:53'
+      kp_service fd00:10:96::20 80 tcp default/web:http '[fd00:10:244:2::2]:80' 30080
+    )"
+  else
+    rules="$(
+      kp_service 10.96.0.10 53 udp kube-system/kube-dns:dns 10.244.2.3:53
+      kp_service 10.96.0.10 53 tcp kube-system/kube-dns:dns-tcp 10.244.2.3:53
+      kp_service 10.96.0.20 80 tcp default/web:http 10.244.2.2:80 30080
+    )"
+  fi
   # iptables-restore wants every per-service chain declared before use.
   chains="$(grep -oE '^-A KUBE-(SVC|SEP|EXT)-[A-Z2-7]{16}' <<<"$rules" | awk '{ print $2 }' | sort -u)"
   # shellcheck disable=SC2086 # one chain name a word
@@ -815,7 +869,7 @@ COMMIT
 -A OUTPUT -m conntrack --ctstate NEW -m comment --comment "kubernetes load balancer firewall" -j KUBE-PROXY-FIREWALL
 -A OUTPUT -m conntrack --ctstate NEW -m comment --comment "kubernetes service portals" -j KUBE-SERVICES
 -A OUTPUT -j KUBE-FIREWALL
--A KUBE-FIREWALL ! -s 127.0.0.0/8 -d 127.0.0.0/8 -m comment --comment "block incoming localnet connections" -m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT -j DROP
+$([[ "$v6" == 6 ]] || echo '-A KUBE-FIREWALL ! -s 127.0.0.0/8 -d 127.0.0.0/8 -m comment --comment "block incoming localnet connections" -m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT -j DROP')
 -A KUBE-FORWARD -m conntrack --ctstate INVALID -j DROP
 -A KUBE-FORWARD -m comment --comment "kubernetes forwarding rules" -m mark --mark 0x4000/0x4000 -j ACCEPT
 -A KUBE-FORWARD -m comment --comment "kubernetes forwarding conntrack rule" -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
@@ -828,6 +882,7 @@ apply_kube_proxy() {
   # A here-string, not a pipe: in the local backend in_ns may skip the
   # command without reading its input.
   in_ns "$node" iptables-restore --noflush <<<"$(kube_proxy_rules)"
+  in_ns "$node" ip6tables-restore --noflush <<<"$(kube_proxy_rules 6)"
 }
 
 # ---------------------------------------------------- kube-proxy (IPVS mode) --
@@ -898,6 +953,14 @@ node_pod_cidr() {
   case "$1" in
     nw-node1) echo 10.244.1.0/24 ;;
     nw-node2) echo 10.244.2.0/24 ;;
+    *) die "not a node: $1" ;;
+  esac
+}
+
+node_pod_cidr6() {
+  case "$1" in
+    nw-node1) echo fd00:10:244:1::/64 ;;
+    nw-node2) echo fd00:10:244:2::/64 ;;
     *) die "not a node: $1" ;;
   esac
 }
@@ -1137,17 +1200,20 @@ start_servers() {
   local mode="${1:-iptables}"
   start_server nw-pod1 pod1-http http 80 --name nw-pod1
   start_server nw-pod2 pod2-http http 80 --name nw-pod2
+  start_server nw-pod2 pod2-http6 http 80 --host fd00:10:244:2::2 --name nw-pod2
   start_server nw-coredns coredns-dns dns 53 --answer 10.96.0.1
   if [[ "$mode" == ipvs ]]; then
     start_server nw-node2 apiserver-http http 6443 --host 192.168.0.12 --name apiserver-node2
   else
     start_server nw-node1 apiserver-tcp tcp 6443 --host 192.168.0.100
+    start_server nw-node1 apiserver-tcp6 tcp 6443 --host fd00::100
   fi
 
   # Each server is checked from inside its own machine, so a readiness
   # failure means the server, not the network.
   wait_until 30 "http on nw-pod1" in_ns nw-pod1 curl -sf -m 1 http://10.244.1.2/
   wait_until 30 "http on nw-pod2" in_ns nw-pod2 curl -sf -m 1 http://10.244.2.2/
+  wait_until 30 "http on nw-pod2 (IPv6)" in_ns nw-pod2 curl -sf -m 1 'http://[fd00:10:244:2::2]/'
   coredns_ready 10.244.2.3
   if [[ "$mode" == ipvs ]]; then
     wait_until 30 "http 6443 on nw-node2" in_ns nw-node2 curl -sf -m 1 http://192.168.0.12:6443/

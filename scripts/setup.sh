@@ -5,13 +5,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # build: clang, libbpf, bpftool, cmake; lab and tests: iproute2, iptables,
-# ipset, conntrack, curl, dig, jq; peers for the benchmarks: bpftrace, iperf3;
+# ipset, conntrack, curl, dig, jq; the agent test's real Prometheus; peers for
+# the benchmarks: bpftrace, iperf3;
 # the microVM: qemu, kmod, busybox, cpio; the lab's pods: the CNI plugins
 # and containerd (busybox also makes the pods' image).
 PACKAGES=(
   clang-16 libbpf-dev libelf-dev zlib1g-dev bpftool cmake make g++ pkg-config
   iproute2 iptables nftables ipset ipvsadm conntrack curl dnsutils util-linux procps jq
-  bpftrace iperf3
+  bpftrace iperf3 prometheus
   qemu-system-x86 kmod busybox-static cpio
   containernetworking-plugins containerd
 )

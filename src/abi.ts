@@ -7,7 +7,7 @@ export const STACK_DEPTH = 10;
 export const FILTER_TERMS = 16;
 export const FILTER_CLAUSES = 8;
 
-export const RecordType = { DROP: 1, RX: 2, TX: 3, FIB: 4, IPVS_CONN: 5, IPVS_ERR: 6, IPVS_CTL: 7, LOST: 8, SOCK: 9 } as const;
+export const RecordType = { DROP: 1, RX: 2, TX: 3, FIB: 4, IPVS_CONN: 5, IPVS_ERR: 6, IPVS_CTL: 7, FIB6: 8, LOST: 9, SOCK: 10 } as const;
 
 /**
  * enum nw_probe_id: one entry per attach point, the stats map's key, with the
@@ -26,7 +26,7 @@ export const PROBES = [
   { id: 7, c: 'NW_PROBE_IPVS_IN_HOOK', name: 'ip_vs_in_hook', event: 'ipvs' },
   { id: 8, c: 'NW_PROBE_IPVS_NAT_XMIT', name: 'ip_vs_nat_xmit', event: 'ipvs' },
   { id: 9, c: 'NW_PROBE_IPVS_CONTROL', name: 'ipvs control plane', event: 'ipvs' },
-  // 10: fib6_table_lookup
+  { id: 10, c: 'NW_PROBE_FIB6_LOOKUP', name: 'fib6_table_lookup', event: 'route' },
   { id: 11, c: 'NW_PROBE_SOCK_STATE', name: 'inet_sock_set_state', event: null },
   { id: 12, c: 'NW_PROBE_SOCK_SEND', name: 'sock_send_length', event: null },
 ] as const;
@@ -50,6 +50,12 @@ export const PktFlag = {
   HAS_L4: 1 << 3,
   LOCAL_SK: 1 << 4,
   FOLLOWED: 1 << 5,
+  /** a fragment (IPv4 MF or offset, an IPv6 fragment header) */
+  FRAG: 1 << 6,
+  /** a fragment after the first: it carries no ports */
+  FRAG_LATER: 1 << 7,
+  /** ttl (IPv4 TTL, IPv6 hop limit) is valid; recordings made before it have 0 */
+  HAS_TTL: 1 << 8,
 } as const;
 
 export const FibFlag = { TIED_FORWARD: 1 << 0, TIED_REVERSE: 1 << 1, TIED_REPLY: 1 << 2 } as const;
@@ -67,7 +73,7 @@ export const TermKind = {
   FAMILY: 9,
 } as const;
 
-export const FilterMode = { ALL: 0, STATIC: 1, FOLLOW: 2 } as const;
+export const FilterMode = { ALL: 0, STATIC: 1, FOLLOW: 2, DROPS: 3 } as const;
 
 export const AF_INET = 2;
 export const AF_INET6 = 10;
@@ -78,13 +84,17 @@ export const LAYOUT = {
   nw_tuple: { size: 40, saddr: 0, daddr: 16, sport: 32, dport: 34, proto: 36, family: 37 },
   nw_pkt: {
     size: 176, skb: 0, netns: 8, ifindex: 12, dev: 16, tuple: 32, ct_orig: 72, ct_reply: 112,
-    ct_status: 152, mark: 156, len: 160, pid: 164, flags: 168, tcp_flags: 170,
+    ct_status: 152, mark: 156, len: 160, pid: 164, flags: 168, tcp_flags: 170, ttl: 171,
   },
   nw_drop: { size: 288, hdr: 0, pkt: 16, location: 192, reason: 200, stack_len: 204, stack: 208 },
   nw_path: { size: 192, hdr: 0, pkt: 16 },
   nw_fib: {
     size: 96, skb: 16, netns: 24, table: 28, iif: 32, oif: 36, saddr: 40, daddr: 44, gw: 48,
     nh_ifindex: 52, err: 56, pid: 60, mark: 64, sport: 68, dport: 70, proto: 72, tos: 73, flags: 74, nh_dev: 76,
+  },
+  nw_fib6: {
+    size: 128, skb: 16, netns: 24, table: 28, iif: 32, oif: 36, saddr: 40, daddr: 56, gw: 72,
+    nh_ifindex: 88, err: 92, pid: 96, mark: 100, sport: 104, dport: 106, proto: 108, tclass: 109, flags: 110, type: 111, nh_dev: 112,
   },
   nw_ipvs_svc: { size: 48, addr: 0, port: 16, af: 18, protocol: 20, fwmark: 24, flags: 28, sched: 32 },
   nw_ipvs_conn: { size: 136, hdr: 0, client: 16, daddr: 56, dport: 72, daf: 74, conn_flags: 76, netns: 80, svc: 88 },
@@ -122,6 +132,8 @@ export interface Pkt {
   pid: number;
   flags: number;
   tcpFlags: number;
+  /** IPv4 TTL or IPv6 hop limit; undefined when not recorded (PktFlag.HAS_TTL) */
+  ttl?: number;
 }
 
 interface RecordBase {
@@ -143,8 +155,10 @@ export interface PathRecord extends RecordBase {
   pkt: Pkt;
 }
 
+/** A route lookup of either family (nw_fib for IPv4, nw_fib6 for IPv6). */
 export interface FibRecord extends RecordBase {
   kind: 'fib';
+  family: typeof AF_INET | typeof AF_INET6;
   skb: number;
   netns: number;
   table: number;
@@ -161,8 +175,11 @@ export interface FibRecord extends RecordBase {
   sport: number;
   dport: number;
   proto: number;
+  /** IPv4 TOS, IPv6 traffic class */
   tos: number;
   flags: number;
+  /** IPv6: the matched route's RTN_* type, 0 when none matched */
+  routeType?: number;
 }
 
 /** A virtual service as `ipvsadm -Ln` names it. */
@@ -380,6 +397,7 @@ function decodePkt(b: Uint8Array, dv: DataView, off: number): Pkt {
     pid: dv.getUint32(off + P.pid, true),
     flags,
     tcpFlags: b[off + P.tcp_flags],
+    ttl: flags & PktFlag.HAS_TTL ? b[off + P.ttl] : undefined,
   };
 }
 
@@ -435,6 +453,7 @@ function decodeOne(b: Uint8Array, dv: DataView, off: number, type: number, size:
       const gw = dv.getUint32(off + F.gw, true);
       return {
         kind: 'fib', ts, cpu, probe,
+        family: AF_INET,
         skb: u48(dv, off + F.skb),
         netns: dv.getUint32(off + F.netns, true),
         table: dv.getUint32(off + F.table, true),
@@ -453,6 +472,35 @@ function decodeOne(b: Uint8Array, dv: DataView, off: number, type: number, size:
         proto: b[off + F.proto],
         tos: b[off + F.tos],
         flags: b[off + F.flags],
+      };
+    }
+    case RecordType.FIB6: {
+      const F = LAYOUT.nw_fib6;
+      need(type, size, F.size);
+      let gwSet = false;
+      for (let i = 0; i < 16; i++) if (b[off + F.gw + i]) gwSet = true;
+      return {
+        kind: 'fib', ts, cpu, probe,
+        family: AF_INET6,
+        skb: u48(dv, off + F.skb),
+        netns: dv.getUint32(off + F.netns, true),
+        table: dv.getUint32(off + F.table, true),
+        iif: dv.getUint32(off + F.iif, true),
+        oif: dv.getUint32(off + F.oif, true),
+        src: formatIPv6(b, off + F.saddr),
+        dst: formatIPv6(b, off + F.daddr),
+        gw: gwSet ? formatIPv6(b, off + F.gw) : null,
+        nhIfindex: dv.getUint32(off + F.nh_ifindex, true),
+        nhDev: devName(b, dv, off + F.nh_dev),
+        err: dv.getInt32(off + F.err, true),
+        pid: dv.getUint32(off + F.pid, true),
+        mark: dv.getUint32(off + F.mark, true),
+        sport: dv.getUint16(off + F.sport, true),
+        dport: dv.getUint16(off + F.dport, true),
+        proto: b[off + F.proto],
+        tos: b[off + F.tclass],
+        flags: b[off + F.flags],
+        routeType: b[off + F.type],
       };
     }
     case RecordType.IPVS_CONN: {

@@ -7,6 +7,7 @@ import { runDoctor } from './commands/doctor.js';
 import { runTrace } from './commands/trace.js';
 import { runExplain } from './commands/explain.js';
 import { runLabList, runLabRun, runLabUpDown } from './commands/lab.js';
+import { DEFAULT_LISTEN, runAgent } from './commands/agent.js';
 import { addNameOptions } from './commands/names.js';
 
 function positiveNumber(v: string): number {
@@ -125,6 +126,37 @@ Examples:
     .option('--vm', 'run it in the microVM (Debian 6.1 kernel with IPVS and kprobes); needed for the ipvs-* scenarios here')
     .action(async (name: string, opts) => {
       process.exitCode = await runLabRun(name, opts);
+    });
+
+  addNameOptions(program
+    .command('agent'))
+    .description('run on every node: trace drops and the path of their flows, explain each failing flow once, count drops by cause for Prometheus')
+    .argument('[filter...]', 'only drops matching this filter (the trace filter language); default: every drop')
+    .option('--listen <addr>', 'serve /metrics, /explanations, /healthz, /readyz here (ADDRESS:PORT, [V6]:PORT, :PORT)', DEFAULT_LISTEN)
+    .option('--log <format>', 'one line per explained failing flow on stdout: json (for kubectl logs, Fluent Bit, Loki) or text', 'json')
+    .option('--recent <n>', 'explanations kept for GET /explanations', (v) => Number(v), 256)
+    .option('--max-series <n>', 'distinct label sets of netwhy_drops_total at most; beyond, drops count in cause="overflow"', (v) => Number(v), 1000)
+    .option('--ring-mb <mb>', 'ring buffer size in MiB (a power of two)', positiveNumber, 8)
+    .addHelpText(
+      'after',
+      `
+Examples:
+  netwhy agent                                   every drop on this node, metrics on ${DEFAULT_LISTEN}
+  netwhy agent --listen :9965 --log text         on every address, explanations as text
+  netwhy agent net 10.244.0.0/16                 only drops of the pod network
+
+A drop seeds its flow in the kernel: the flow's next packets (retransmissions,
+replies) are traced hop by hop with their route lookups, so the verdict has the
+evidence explain would have. Each failing flow is explained once per cause (a
+JSON line on stdout); netwhy_drops_total counts every drop by reason and cause.
+SIGTERM or SIGINT detaches and exits 0 within 2 s; SIGHUP re-reads the
+Kubernetes name sources (pods, Services and NetworkPolicies are named in the
+explanations and pod_namespace). Operational messages go to stderr.`,
+    )
+    .action(async (filter: string[], opts) => {
+      process.exitCode = await runAgent(filter, opts);
+      // Detached and flushed: a state snapshot still running (ip, iptables-save) must not hold the exit past 2 s.
+      setTimeout(() => process.exit(), 300).unref();
     });
 
   addNameOptions(program

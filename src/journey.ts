@@ -1,6 +1,7 @@
 // Journeys: the records of one skb, in order. An skb address is reused once
 // the kernel frees it, so a journey ends at its drop, after an idle gap, or
 // when the same address shows up carrying an unrelated flow.
+import { hostPort } from './model/ip.js';
 import { FibFlag, type FibRecord, type PacketRecord, type Pkt, type SockRecord, type Tuple } from './abi.js';
 
 export interface Journey {
@@ -16,8 +17,8 @@ export interface Journey {
 
 /** Both directions of a flow give one key. */
 export function flowKey(t: Tuple): string {
-  const a = `${t.src}:${t.sport}`;
-  const b = `${t.dst}:${t.dport}`;
+  const a = hostPort(t.src, t.sport);
+  const b = hostPort(t.dst, t.dport);
   return a <= b ? `${t.proto}|${a}|${b}` : `${t.proto}|${b}|${a}`;
 }
 

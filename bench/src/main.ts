@@ -5,6 +5,7 @@
 // is undone at the end, also on Ctrl-C.
 import { cpus, release, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { agentRows } from './agent.js';
 import { decodeRows } from './decode.js';
 import { BenchEnv } from './env.js';
 import { explainRows, memoryRows, startupRows } from './latency.js';
@@ -13,14 +14,14 @@ import { pipelineRows } from './pipeline.js';
 import { profileStorm } from './profile.js';
 import { type Row, renderTable } from './report.js';
 
-const SECTIONS = ['decode', 'pipeline', 'overhead', 'startup', 'memory', 'explain'] as const;
+const SECTIONS = ['decode', 'pipeline', 'overhead', 'startup', 'memory', 'explain', 'agent'] as const;
 type Section = (typeof SECTIONS)[number];
 
 const USAGE = `usage: npm run bench [-- options]   (node bench/build/main.js [options], after tsc -p bench)
 
 Measures netwhy on this machine, side by side with bpftrace where a peer exists,
 inside network namespaces it creates (nwb-a, nwb-b) and removes. Needs root for
-everything but the decoder figures. About 2.5 minutes; --quick about 1.
+everything but the decoder figures. About 4.5 minutes; --quick about 1.5.
 
   --quick             shorter runs, one round each
   --json              print one JSON document instead of the table
@@ -128,6 +129,7 @@ async function main(): Promise<number> {
       await section('startup', () => startupRows(env, { rounds: q ? 2 : 5 }, log));
       await section('memory', () => memoryRows(env, { secs: q ? 4 : 6, eventsPerPacket }, log));
       await section('explain', () => explainRows(env, { rounds: q ? 1 : 3 }, log));
+      await section('agent', () => agentRows(env, { minutes: q ? 0.5 : 2 }, log));
       notes.push(...env.notes);
       if (!env.tools.bpftrace) notes.push('bpftrace not found: no peer figures');
     }
@@ -135,7 +137,7 @@ async function main(): Promise<number> {
     env?.teardown();
   }
 
-  const order = ['decoder', 'pipeline', 'overhead', 'start-up', 'memory', 'explain'];
+  const order = ['decoder', 'pipeline', 'overhead', 'start-up', 'memory', 'explain', 'agent'];
   const rank = (r: Row) => {
     const i = order.findIndex((o) => r.section.startsWith(o));
     return i < 0 ? order.length : i;

@@ -16,6 +16,8 @@ import { HOST, type Snapshot, conntrackInsertFailed, listNetns, takeSnapshot } f
 import { type Capture, RECORDING_VERSION, RecordingError, decodeCapture, encodeCapture } from '../recording.js';
 import { TraceSession } from '../tracer.js';
 import { EVENT_HEADER, type ViewContext, eventLine, eventView } from '../render/events.js';
+import type { K8sFacts } from '../model/k8s.js';
+import { NameResolver } from '../model/names.js';
 import { type NameOptions, gatherNames } from './names.js';
 import type { Io } from './trace.js';
 
@@ -125,7 +127,9 @@ export async function runExplainCaptured(command: string[], opts: ExplainOptions
     session.followMode();
     session.attach();
     conntrackBefore = await conntrackBaseline();
-    const live = opts.live ? liveView(names, await symbols, opts.json ? io.err : io.out) : undefined;
+    // The live view names pods from the start (the sources answer within their deadlines);
+    // the document asks again once the namespaces' rules are snapshotted.
+    const live = opts.live ? liveView(names, await symbols, opts.json ? io.err : io.out, await gatherNames(opts)) : undefined;
     session.start((records, batch) => {
       raw.push(batch);
       seen.push(...records);
@@ -165,10 +169,10 @@ export async function runExplainCaptured(command: string[], opts: ExplainOptions
 }
 
 /** Every event as a trace line, as it arrives (the main job's live view). */
-function liveView(names: NetnsNames, syms: Symbolizer, out: NodeJS.WritableStream): (records: NwRecord[]) => void {
+function liveView(names: NetnsNames, syms: Symbolizer, out: NodeJS.WritableStream, k8s: K8sFacts | undefined): (records: NwRecord[]) => void {
   const reasons = kernelDropReasons();
   const pipeline = new FlowPipeline();
-  const ctx: ViewContext = { t0: -1, netnsName: (i) => names.name(i), reasonName: (v) => reasonName(reasons, v), symbol: (a) => syms.name(a) };
+  const ctx: ViewContext = { t0: -1, netnsName: (i) => names.name(i), reasonName: (v) => reasonName(reasons, v), symbol: (a) => syms.name(a), names: k8s && new NameResolver(k8s) };
   out.write(EVENT_HEADER + '\n');
   return (records) => {
     let text = '';

@@ -29,7 +29,8 @@ export function addNameOptions(cmd: Command): Command {
  */
 export async function gatherNames(opts: NameOptions, snapshots: Snapshot[] = []): Promise<K8sFacts | undefined> {
   if (opts.names === false) return undefined;
-  const saves = snapshots.flatMap((s) => (s.iptablesSave ? [s.iptablesSave] : []));
+  // kube-proxy writes its IPv6 Services' rules with ip6tables: their comments name them too.
+  const saves = snapshots.flatMap((s) => [s.iptablesSave, s.ip6tablesSave].filter((x): x is string => !!x));
   const nft = snapshots.flatMap((s) => (s.nftJson ? [s.nftJson] : []));
   // No snapshot with rules: kube-proxy's source reads this namespace's own.
   const rules = saves.length || nft.length ? { iptablesSave: saves, nftJson: nft } : {};

@@ -12,11 +12,7 @@ import { requireTracing } from '../preflight.js';
 import { EVENT_HEADER, type ViewContext, eventLine, eventView, summarize, summaryText } from '../render/events.js';
 import { TraceSession } from '../tracer.js';
 import { flowText } from '../render/explanation.js';
-import type { ExplainDeps } from '../explain/explain.js';
-import type { Flow } from '../explain/flows.js';
-import { LiveFlows } from '../explain/live.js';
-import { FlowPipeline, judgeFlows } from '../explain/pipeline.js';
-import { LiveStates } from '../explain/state.js';
+import { LiveJudge } from '../explain/live-judge.js';
 
 export interface TraceOptions extends NameOptions {
   json?: boolean;
@@ -92,36 +88,25 @@ export async function runTrace(filterWords: string[], opts: TraceOptions, io: Io
   const finished = new Promise<void>((r) => (done = r));
   const stop = (): Promise<void> => (stopping ??= session.stop());
   const verdicts = opts.verdicts ?? !!filterText;
-  const pipeline = new FlowPipeline();
-  const live = new LiveFlows(undefined, undefined, undefined, (j) => pipeline.flows(j));
-  const states = new LiveStates(netns);
-  const deps: ExplainDeps = {
-    state: (ino) => states.get(ino),
-    netnsName: (i) => netns.name(i),
+  const judge = new LiveJudge({
+    netns,
     reasonName: (v) => reasonName(reasons, v),
     func: (a) => syms.func(a),
     symbol: (a) => syms.name(a),
-    ipvs: pipeline.ipvs,
-    losses: pipeline.losses,
-  };
-  // Events and verdicts name pods and Services from when the sources answer.
-  void names.then((n) => {
-    ctx.names = n;
-    deps.names = n;
-  });
-  let verdictsOut = Promise.resolve();
-  const emitVerdicts = (flows: Flow[]) => {
-    if (!flows.length) return;
-    verdictsOut = verdictsOut.then(async () => {
-      await states.load(flows);
+    onJudged: (judged) => {
       let text = '';
-      for (const { flow, doc } of judgeFlows(flows, deps)) {
+      for (const { flow, doc } of judged) {
         text += opts.json ? JSON.stringify({ type: 'flow', ...doc }) + '\n' : `\n${flowText(doc, flow.id)}\n\n`;
       }
       if (text) io.out.write(text);
-    });
-  };
-  const tick = verdicts ? setInterval(() => emitVerdicts(live.due(Number(process.hrtime.bigint()))), 500) : undefined;
+    },
+  });
+  // Events and verdicts name pods and Services from when the sources answer.
+  void names.then((n) => {
+    ctx.names = n;
+    judge.names = n;
+  });
+  if (verdicts) judge.start();
   try {
     if (filterValue) session.setFilter(filterValue);
     const probes = session.attach();
@@ -136,7 +121,7 @@ export async function runTrace(filterWords: string[], opts: TraceOptions, io: Io
       let text = '';
       for (const r of records) {
         if (ctx.t0 < 0) ctx.t0 = r.ts;
-        const journey = pipeline.add(r);
+        const journey = judge.add(r);
         if (r.kind === 'lost' || r.kind === 'sock') continue; // not events: the summary and the verdicts see them
         const v = eventView(r, journey, ctx);
         events[v.event] = (events[v.event] ?? 0) + 1;
@@ -148,17 +133,9 @@ export async function runTrace(filterWords: string[], opts: TraceOptions, io: Io
           break;
         }
       }
-      const finished = pipeline.takeFinished(records[records.length - 1].ts);
       const waits: Promise<void>[] = [];
-      if (verdicts) {
-        live.add(finished);
-        // A storm: judge the oldest flows now, and take the next batch once they are
-        // out, so held journeys stay bounded (what the ring cannot hold is counted lost).
-        if (live.crowded) {
-          emitVerdicts(live.due(Number(process.hrtime.bigint())));
-          waits.push(verdictsOut);
-        }
-      }
+      const crowded = judge.batchDone(records[records.length - 1].ts, verdicts);
+      if (crowded) waits.push(crowded);
       // Honour back-pressure: the next batch waits until stdout has drained.
       if (text && !io.out.write(text)) waits.push(new Promise<void>((resolve) => io.out.once('drain', resolve)));
       if (waits.length) return Promise.all(waits).then(() => undefined);
@@ -167,17 +144,13 @@ export async function runTrace(filterWords: string[], opts: TraceOptions, io: Io
 
     await untilDone(finished, done, opts.duration, io.out);
     await stop();
-    if (tick) clearInterval(tick);
     if (verdicts) {
       // Ctrl-C must end the trace promptly: judge only the last few open flows.
-      live.add(pipeline.flushJourneys());
-      const open = live.flush();
-      emitVerdicts(open.slice(-EXIT_VERDICTS));
-      if (open.length > EXIT_VERDICTS) io.err.write(`netwhy: ${open.length - EXIT_VERDICTS} flows still open at exit were not judged\n`);
-      await verdictsOut;
+      const unjudged = await judge.finish(EXIT_VERDICTS);
+      if (unjudged.length) io.err.write(`netwhy: ${unjudged.length} flows still open at exit were not judged\n`);
     }
   } finally {
-    if (tick) clearInterval(tick);
+    judge.stop();
     const summary = summarize(session.counters(), events, drops, (Date.now() - started) / 1000);
     session.close();
     io[opts.json ? 'out' : 'err'].write((opts.json ? JSON.stringify(summary) : summaryText(summary)) + '\n');

@@ -13,7 +13,7 @@ export function tupleText(t: Tuple): string {
 }
 
 export function lookupText(f: FibRecord, netns: string): string {
-  const what = isReversePathCheck(f) ? `reverse-path lookup of ${f.dst}` : `route lookup ${f.src === '0.0.0.0' ? '' : `${f.src} > `}${f.dst}`;
+  const what = isReversePathCheck(f) ? `reverse-path lookup of ${f.dst}` : `route lookup ${f.src === '0.0.0.0' || f.src === '::' ? '' : `${f.src} > `}${f.dst}`;
   return `${what} in ${netns} (table ${f.table}): ${routeResult(f.err, f.nhDev, f.gw)}`;
 }
 

@@ -1,5 +1,6 @@
 // From flows to verdicts: outcome, where, cause (first rule that can prove
 // one), evidence and fix. What no rule can prove is 'unknown', with evidence.
+import { hostPort } from '../model/ip.js';
 import { type DropRecord, type IpvsRecord, PktFlag, type Tuple } from '../abi.js';
 import { recordPkt } from '../journey.js';
 import { reasonMeaning } from '../model/drop-reasons.js';
@@ -106,16 +107,28 @@ export interface NatAttribution {
   by: { type: 'iptables-rule' | 'ipvs-service' | 'conntrack'; ref: string };
 }
 
-/** Did the reply reach the sender as the sender expects it (un-NAT-ed)? */
+const TCP_RST = 0x04;
+
+/**
+ * Did the reply reach the sender as the sender expects it (un-NAT-ed)? A TCP
+ * reset is not one: it is the refusal (without a command's exit status to go
+ * by, a live verdict would call a refused connection delivered).
+ */
 export function replyDelivered(flow: Flow): boolean {
   const o = flow.orig;
   const dropped = new Set(flow.drops.map((d) => d.journey));
   return flow.journeys.some(
     (j) => !dropped.has(j) && j.records.some((r) => {
       const p = recordPkt(r);
-      return !!p && r.kind === 'rx' && p.tuple.src === o.dst && p.tuple.dst === o.src && p.tuple.sport === o.dport && p.tuple.dport === o.sport;
+      return !!p && r.kind === 'rx' && p.tuple.src === o.dst && p.tuple.dst === o.src && p.tuple.sport === o.dport && p.tuple.dport === o.sport &&
+        !(p.tuple.proto === 6 && (p.flags & PktFlag.HAS_L4) !== 0 && (p.tcpFlags & TCP_RST) !== 0);
     }),
   );
+}
+
+/** Did a packet of the flow die for a reason that blames something (not a weak free)? */
+export function hasStrongDrop(flow: Flow, reasonName: (v: number) => string): boolean {
+  return flow.drops.some((x) => !WEAK_REASONS.has(reasonName(x.drop.reason)));
 }
 
 /** A flow seen only as weak frees (a purged ICMP error queue) has nothing to explain. */
@@ -200,7 +213,7 @@ export function verdictFor(flow: Flow, deps: ExplainDeps, exitCode?: number): Ve
 }
 
 function judge(flow: Flow, d: Flow['drops'][number] | undefined, delivered: boolean, deps: ExplainDeps, exitCode?: number): Verdict {
-  const strong = flow.drops.some((x) => !WEAK_REASONS.has(deps.reasonName(x.drop.reason)));
+  const strong = hasStrongDrop(flow, deps.reasonName);
   // A command runs many flows: one that got its reply without a real loss is
   // delivered even when another one failed the command.
   const failed = delivered && !strong ? false : exitCode !== undefined ? exitCode !== 0 : !delivered;
@@ -212,7 +225,7 @@ function judge(flow: Flow, d: Flow['drops'][number] | undefined, delivered: bool
   }
   if (!d || !failed) {
     if (delivered || exitCode === 0) {
-      const evidence = [`the reply reached ${flow.orig.src}:${flow.orig.sport} from ${flow.orig.dst}:${flow.orig.dport}`];
+      const evidence = [`the reply reached ${hostPort(flow.orig.src, flow.orig.sport)} from ${hostPort(flow.orig.dst, flow.orig.dport)}`];
       if (!delivered) evidence[0] = `the command succeeded${flow.drops.length ? '' : ' and no packet of this flow was dropped'}`;
       const lost = flow.drops.filter((x) => !WEAK_REASONS.has(deps.reasonName(x.drop.reason)));
       if (lost.length) evidence.push(`${lost.length} packet(s) of this flow were dropped on the way (${[...new Set(lost.map((x) => deps.reasonName(x.drop.reason)))].join(', ')}) and recovered`);
@@ -232,16 +245,21 @@ function judge(flow: Flow, d: Flow['drops'][number] | undefined, delivered: bool
   const input: RuleInput = { flow, drop: d.drop, journey: d.journey, ...deps };
   const reason = deps.reasonName(d.drop.reason);
   const where = whereOf(d.drop, deps);
-  const same = flow.drops.filter((x) => x.drop.reason === d.drop.reason && x.drop.pkt.netns === d.drop.pkt.netns).length;
+  const same = flow.drops.filter((x) => x.drop.reason === d.drop.reason && x.drop.pkt.netns === d.drop.pkt.netns);
   const secondary = secondaryDrops(flow, d, deps);
-  for (const rule of RULES) {
-    if (!rule.reasons.includes(reason)) continue;
-    const f = rule.explain(input);
-    if (f) {
-      if (same > 1) f.evidence.push(`${same} packets of this flow were dropped the same way (retransmissions)`);
-      const how = refusedOrFiltered(f.cause);
-      if (how) f.evidence.push(how);
-      return { outcome: 'dropped', where, cause: f.cause, evidence: [...f.evidence, ...secondary], fix: f.fix };
+  // The deciding drop first; then its retransmissions, whose journeys may hold
+  // more (the agent traces a flow's path only from its first drop on).
+  for (const x of same.includes(d) ? [d, ...same.filter((y) => y !== d)] : [d]) {
+    const at: RuleInput = x === d ? input : { ...input, drop: x.drop, journey: x.journey };
+    for (const rule of RULES) {
+      if (!rule.reasons.includes(reason)) continue;
+      const f = rule.explain(at);
+      if (f) {
+        if (same.length > 1) f.evidence.push(`${same.length} packets of this flow were dropped the same way (retransmissions)`);
+        const how = refusedOrFiltered(f.cause);
+        if (how) f.evidence.push(how);
+        return { outcome: 'dropped', where: x === d ? where : whereOf(x.drop, deps), cause: f.cause, evidence: [...f.evidence, ...secondary], fix: f.fix };
+      }
     }
   }
   return {
@@ -284,6 +302,6 @@ export function attributeNat(flow: Flow, deps: ExplainDeps): NatAttribution[] {
     const hook = firstHook(step, flow);
     const found = nf?.natRules(hook, natPacket(step.orig, hook === 'PREROUTING' ? arrivalDev(flow, step.netns) : undefined))[step.kind];
     if (found) return { step, by: { type: 'iptables-rule', ref: found.rule } };
-    return { step, by: { type: 'conntrack', ref: `${tupleText(step.orig)} → ${step.kind === 'dnat' ? 'dst' : 'src'} ${step.to.addr}:${step.to.port}` } };
+    return { step, by: { type: 'conntrack', ref: `${tupleText(step.orig)} → ${step.kind === 'dnat' ? 'dst' : 'src'} ${hostPort(step.to.addr, step.to.port)}` } };
   });
 }

@@ -5,6 +5,7 @@
 // policy chains, then drop "if no policies passed packet"). The names come
 // from the rules' comments, which both controllers write for people; nothing
 // is guessed: a comment that does not parse names nothing.
+import { hostPort } from '../model/ip.js';
 import type { K8sRef } from '../model/k8s.js';
 import { refText } from '../model/k8s.js';
 import type { Hook, NetfilterEvaluator, NetfilterFinding, NetfilterPacket, RuleStep, RuleView } from '../model/netfilter.js';
@@ -119,8 +120,7 @@ function calico(f: NetfilterFinding, ev: NetfilterEvaluator, hook: Hook, pkt: Ne
 }
 
 function flowText(p: NetfilterPacket): string {
-  const port = (a: string, n?: number) => (n === undefined ? a : `${a}:${n}`);
-  return `${port(p.src, p.sport)} → ${port(p.dst, p.dport)}/${PROTO[p.proto] ?? p.proto}`;
+  return `${hostPort(p.src, p.sport)} → ${hostPort(p.dst, p.dport)}/${PROTO[p.proto] ?? p.proto}`;
 }
 
 /** Why one of a policy's allow rules does not take the packet, in words. */

@@ -22,14 +22,20 @@ export function netnsState(s: Snapshot, netfilter?: NetfilterEvaluator, insertFa
   };
 }
 
-/** Namespace state for live verdicts: snapshots cached for a few seconds. */
+/**
+ * Namespace state for live verdicts: a namespace is read only when a flow to
+ * judge touched it, and at most once per ttlMs (every flow judged meanwhile
+ * shares that snapshot), so a storm of drops costs one snapshot, not one each.
+ */
 export class LiveStates {
-  private readonly cache = new SnapshotCache(3000);
+  private readonly cache: SnapshotCache;
   private readonly states = new Map<number, NetnsState>();
   /** One view per snapshot: the cache hands the same snapshot out for seconds, parse its ruleset once. */
   private readonly views = new WeakMap<Snapshot, NetnsState>();
 
-  constructor(private readonly names: NetnsNames) {}
+  constructor(private readonly names: NetnsNames, ttlMs = 3000) {
+    this.cache = new SnapshotCache(ttlMs);
+  }
 
   /** Capture (or reuse) the state of every named namespace the flows touched. */
   async load(flows: Flow[]): Promise<void> {

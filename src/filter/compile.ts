@@ -93,8 +93,11 @@ export function filterValue(mode: number, dnf: Dnf = [], netns: NetnsResolver = 
   return bytes;
 }
 
-/** Parse and compile a filter; throws FilterError with the column on bad input. `pod`/`svc` terms need names. */
-export function compileFilter(src: string, netns: NetnsResolver, names?: K8sFilterNames): { dnf: Dnf; value: Uint8Array } {
+/**
+ * Parse and compile a filter; throws FilterError with the column on bad input. `pod`/`svc` terms need names.
+ * mode: STATIC (the clauses decide), or DROPS (matching drops seed followed flows: the agent).
+ */
+export function compileFilter(src: string, netns: NetnsResolver, names?: K8sFilterNames, mode: number = FilterMode.STATIC): { dnf: Dnf; value: Uint8Array } {
   const expr = expandK8s(parseFilter(src), names, src);
   let dnf: Dnf;
   try {
@@ -108,5 +111,5 @@ export function compileFilter(src: string, netns: NetnsResolver, names?: K8sFilt
   }
   const wide = dnf.find((c) => c.length > FILTER_TERMS);
   if (wide) throw new FilterError(`filter too complex for the kernel: ${wide.length} terms in one alternative (at most ${FILTER_TERMS})`, src, 0);
-  return { dnf, value: filterValue(FilterMode.STATIC, dnf, netns, src) };
+  return { dnf, value: filterValue(mode, dnf, netns, src) };
 }

@@ -76,7 +76,7 @@ export function errText(r: IpvsErrRecord): string {
 export function ipvsText(r: IpvsRecord): string {
   switch (r.kind) {
     case 'ipvs-conn':
-      return `new connection ${r.client.src}:${r.client.sport} > ${serviceRef(r.svc)} ${destRef(r.daddr, r.dport)}`;
+      return `new connection ${hostPort(r.client.src, r.client.sport)} > ${serviceRef(r.svc)} ${destRef(r.daddr, r.dport)}`;
     case 'ipvs-err':
       return errText(r);
     case 'ipvs-ctl':

@@ -86,6 +86,8 @@ export interface NatFinding {
 
 export interface NetfilterEvaluator {
   backend: string;
+  /** the ruleset a packet of that family is evaluated against (`ip6tables (nf_tables)`) */
+  backendFor?(family: 4 | 6): string;
   evaluate(hook: Hook, pkt: NetfilterPacket): NetfilterFinding;
   /** The rules of a chain, each with the first condition the packet fails; undefined: no such chain. */
   chainRules(table: string, chain: string, hook: Hook, pkt: NetfilterPacket): RuleView[] | undefined;

@@ -1,6 +1,6 @@
 // What a FIB lookup record means: its result in words, and whether it was a
 // reverse-path check rather than a forward lookup.
-import { FibFlag, type FibRecord } from '../abi.js';
+import { AF_INET6, FibFlag, type FibRecord } from '../abi.js';
 
 const ERRNO: Record<number, string> = { 11: 'EAGAIN', 101: 'ENETUNREACH', 113: 'EHOSTUNREACH', 22: 'EINVAL', 3: 'ESRCH', 13: 'EACCES' };
 
@@ -11,7 +11,12 @@ const ERRNO: Record<number, string> = { 11: 'EAGAIN', 101: 'ENETUNREACH', 113: '
  * delivery but the forward route's device when forwarding, so it says nothing.
  */
 export function isReversePathCheck(r: FibRecord): boolean {
-  return (r.flags & FibFlag.TIED_REVERSE) !== 0 && r.oif === 0 && r.proto === 0;
+  if ((r.flags & FibFlag.TIED_REVERSE) === 0) return false;
+  // IPv6 has no rp_filter: the reverse lookup is ip6tables -m rpfilter's (or
+  // nft fib saddr . iif's), from loopback with the packet's protocol, and an
+  // oif when strict (ip6t_rpfilter.c rpfilter_lookup_reverse6).
+  if (r.family === AF_INET6) return r.iif === 1;
+  return r.oif === 0 && r.proto === 0;
 }
 
 export function routeResult(err: number, nhDev: string, gw: string | null): string {

@@ -70,7 +70,7 @@ export function eventView(r: Exclude<NwRecord, LostRecord | SockRecord>, journey
     return {
       type: 'event', t, event: 'route', journey,
       netns: ctx.netnsName(r.netns), dev: r.nhDev || '-', proto: r.proto ? protoName(r.proto) : 'ip',
-      packet: endpoint({ family: 2, proto: r.proto, src: r.src, dst: r.dst, sport: r.sport, dport: r.dport }, hasPorts(r.proto)),
+      packet: endpoint({ family: r.family, proto: r.proto, src: r.src, dst: r.dst, sport: r.sport, dport: r.dport }, hasPorts(r.proto) && (r.sport !== 0 || r.dport !== 0)),
       route: { table: r.table, result: routeResult(r.err, r.nhDev, r.gw), dev: r.nhDev, gw: r.gw, iif: r.iif, reverse: isReversePathCheck(r) },
       pid: r.pid || undefined,
     };

@@ -30,7 +30,7 @@ export function flowText(f: FlowDoc, n: number): string {
   const L = [`flow ${n}: ${f.proto} ${named(o.src, o.sport, o.k8s?.src)} > ${named(o.dst, o.dport, o.k8s?.dst)}`];
   for (const x of f.nat) {
     const [addr, port] = Object.values(x.to) as [string, number];
-    L.push(`  nat       ${x.kind} to ${named(addr, port, x.k8s)} in ${x.netns}, by ${x.by.type === 'iptables-rule' ? `iptables rule: ${x.by.ref}` : `${x.by.type}: ${x.by.ref}`}`);
+    L.push(`  nat       ${x.kind} to ${named(addr, port, x.k8s)} in ${x.netns}, by ${x.by.type === 'iptables-rule' ? `${addr.includes(':') ? 'ip6tables' : 'iptables'} rule: ${x.by.ref}` : `${x.by.type}: ${x.by.ref}`}`);
   }
   L.push(`  path      ${pathText(f.hops)}${f.hopsOmitted ? ` (${f.hopsOmitted} hops not kept)` : ''}`);
   const where = v.where ? ` in ${v.where.k8s ? `${refText(v.where.k8s)} (netns ${v.where.netns})` : v.where.netns} on ${v.where.dev} at ${v.where.function} (${v.where.reason})` : '';

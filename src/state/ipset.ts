@@ -392,6 +392,27 @@ export function parseIcmpType(text: string): { type: number; code: number | null
   return { type: Number(m[1]), code: m[2] === undefined ? null : Number(m[2]) };
 }
 
+const ICMPV6_NAMES: Record<string, [number, number | null]> = {
+  'destination-unreachable': [1, null], 'no-route': [1, 0], 'communication-prohibited': [1, 1],
+  'beyond-scope': [1, 2], 'address-unreachable': [1, 3], 'port-unreachable': [1, 4],
+  'failed-policy': [1, 5], 'reject-route': [1, 6], 'packet-too-big': [2, 0], 'time-exceeded': [3, null],
+  'ttl-exceeded': [3, null], 'ttl-zero-during-transit': [3, 0], 'ttl-zero-during-reassembly': [3, 1],
+  'parameter-problem': [4, null], 'bad-header': [4, 0], 'unknown-header-type': [4, 1], 'unknown-option': [4, 2],
+  'echo-request': [128, 0], ping: [128, 0], 'echo-reply': [129, 0], pong: [129, 0],
+  'router-solicitation': [133, 0], 'router-advertisement': [134, 0], 'neighbour-solicitation': [135, 0],
+  'neighbor-solicitation': [135, 0], 'neighbour-advertisement': [136, 0], 'neighbor-advertisement': [136, 0],
+  redirect: [137, 0],
+};
+
+/** `128`, `1/4`, `echo-request`: an ICMPv6 type (ip6tables --icmpv6-type names) and optional code. */
+export function parseIcmpv6Type(text: string): { type: number; code: number | null } | null {
+  const named = ICMPV6_NAMES[text.toLowerCase()];
+  if (named) return { type: named[0], code: named[1] };
+  const m = /^(\d{1,3})(?:\/(\d{1,3}))?$/.exec(text);
+  if (!m || Number(m[1]) > 255 || (m[2] !== undefined && Number(m[2]) > 255)) return null;
+  return { type: Number(m[1]), code: m[2] === undefined ? null : Number(m[2]) };
+}
+
 function parsePortElem(text: string, bitmap: boolean, fail: Fail): Elem {
   let proto: number | null = bitmap ? null : 6; // hash types default to tcp
   let rest = text;

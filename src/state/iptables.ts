@@ -14,6 +14,7 @@ import {
   type IpSet,
   type SetDirection,
   parseIcmpType,
+  parseIcmpv6Type,
   parseSetFlags,
   parseU32,
   protoNumber,
@@ -124,7 +125,7 @@ export type Condition = (
   | { kind: 'ctstate'; states: string[] }
   | { kind: 'ctproto'; proto: number }
   | { kind: 'mark'; conn: boolean; value: number; mask: number }
-  | { kind: 'icmp'; type: number; code: number | null }
+  | { kind: 'icmp'; type: number; code: number | null; /** ip6tables -m icmp6 */ v6?: boolean }
   | { kind: 'iprange'; dir: 'src' | 'dst'; family: Family; lo: bigint; hi: bigint }
   | { kind: 'statistic' }
   /** -m physdev: the bridge ports of a bridged packet (br_netfilter) */
@@ -361,6 +362,7 @@ const MODULE_OPTS: Record<string, Record<string, number>> = {
   udp: { '--sport': 1, '--dport': 1 },
   sctp: { '--sport': 1, '--dport': 1, '--chunk-types': 2 },
   icmp: { '--icmp-type': 1 },
+  icmp6: { '--icmpv6-type': 1 },
   multiport: { '--dports': 1, '--sports': 1, '--ports': 1 },
   set: {
     '--match-set': 2, '--return-nomatch': 0, '--update-counters': 0, '--update-subcounters': 0,
@@ -430,7 +432,7 @@ const OPAQUE_MODULES: Record<string, string> = {
   policy: 'IPsec policy is not known',
 };
 
-const IMPLICIT_PROTO_MODULE: Record<number, string> = { 6: 'tcp', 17: 'udp', 1: 'icmp', 132: 'sctp' };
+const IMPLICIT_PROTO_MODULE: Record<number, string> = { 6: 'tcp', 17: 'udp', 1: 'icmp', 58: 'icmp6', 132: 'sctp' };
 const PORT_PROTOS_MULTIPORT = [6, 17, 132, 136, 33] as const;
 
 interface ModOpt {
@@ -732,6 +734,12 @@ function buildModule(mod: ModInst): { conditions: Condition[]; comment?: string 
         const t = a0 === 'any' ? { type: 255, code: null } : parseIcmpType(a0);
         if (!t) unknown(`unknown ICMP type ${a0}`, o);
         else conditions.push({ kind: 'icmp', type: t.type, code: t.code, neg: o.neg, text });
+        break;
+      }
+      case '--icmpv6-type': {
+        const t = parseIcmpv6Type(a0);
+        if (!t) unknown(`unknown ICMPv6 type ${a0}`, o);
+        else conditions.push({ kind: 'icmp', type: t.type, code: t.code, v6: true, neg: o.neg, text });
         break;
       }
       case '--match-set': {
@@ -1475,7 +1483,7 @@ function evalCondition(c: Condition, st: State): CondResult {
       return tri(((v & c.mask) >>> 0) === c.value);
     }
     case 'icmp':
-      if (pkt.proto !== 1) return no;
+      if (pkt.proto !== (c.v6 ? 58 : 1)) return no;
       if (c.type === 255) return yes;
       if (pkt.icmpType === undefined) return unknown('the ICMP type is not known');
       if (pkt.icmpType !== c.type) return no;

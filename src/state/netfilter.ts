@@ -1,4 +1,6 @@
-// The iptables ruleset and ipsets of a snapshot as an evaluator the rules can ask.
+// The iptables and ip6tables rulesets and ipsets of a snapshot as an evaluator the rules can ask.
+// A packet is evaluated against the ruleset of its own family.
+import { ipFamily } from '../model/ip.js';
 import type { Hook, NatFinding, NetfilterEvaluator, NetfilterFinding, NetfilterPacket, RuleView } from '../model/netfilter.js';
 import { parseIpsetSave, type IpSet } from './ipset.js';
 import { type HookResult, type Ruleset, type TableName, evaluateHook, parseIptablesSave, ruleMiss } from './iptables.js';
@@ -20,17 +22,11 @@ function setMember(r: HookResult): { name: string; member: string } | undefined 
 /**
  * Build an evaluator from a snapshot; undefined when there is no ruleset. A
  * ruleset or ipset dump that does not parse is noted in the snapshot's
- * errors, so the verdict's evidence says why no rule was named.
+ * errors, so the verdict's evidence says why no rule was named. An IPv6
+ * packet goes to the ip6tables ruleset, an IPv4 one to the iptables ruleset;
+ * a family whose ruleset is missing gets no verdict (the finding says so).
  */
 export function netfilterEvaluator(snap: Snapshot): NetfilterEvaluator | undefined {
-  if (!snap.iptablesSave) return undefined;
-  let rs: Ruleset;
-  try {
-    rs = parseIptablesSave(snap.iptablesSave);
-  } catch (e) {
-    snap.errors.push(`iptables-save of ${snap.netns} could not be read: ${(e as Error).message}`);
-    return undefined;
-  }
   let sets = new Map<string, IpSet>();
   if (snap.ipsetSave) {
     try {
@@ -39,10 +35,38 @@ export function netfilterEvaluator(snap: Snapshot): NetfilterEvaluator | undefin
       snap.errors.push(`ipset save of ${snap.netns} could not be read: ${(e as Error).message}`);
     }
   }
+  const backend = snap.iptablesBackend ?? 'unknown backend';
+  const v4 = familyEvaluator(snap, snap.iptablesSave, 'iptables', sets, `iptables (${backend})`);
+  const v6 = familyEvaluator(snap, snap.ip6tablesSave ?? null, 'ip6tables', sets, `ip6tables (${backend})`);
+  if (!v4 && !v6) return undefined;
+  const pick = (p: NetfilterPacket): NetfilterEvaluator | undefined => (ipFamily(p.src) === 6 ? v6 : v4);
+  const none = (p: NetfilterPacket): NetfilterFinding => ({
+    verdict: 'UNKNOWN', table: '?', chain: '?', rule: `no ${ipFamily(p.src) === 6 ? 'ip6tables' : 'iptables'} ruleset was captured in ${snap.netns}`,
+    uncertain: [], trail: [], steps: [],
+  });
+  return {
+    backend: v4?.backend ?? v6!.backend,
+    backendFor: (family) => (family === 6 ? v6 : v4)?.backend ?? (family === 6 ? 'ip6tables' : 'iptables'),
+    evaluate: (hook, p) => pick(p)?.evaluate(hook, p) ?? none(p),
+    chainRules: (table, chain, hook, p) => pick(p)?.chainRules(table, chain, hook, p),
+    natRules: (first, p) => pick(p)?.natRules(first, p) ?? {},
+  };
+}
+
+/** The evaluator of one family's ruleset (iptables-save or ip6tables-save text). */
+function familyEvaluator(snap: Snapshot, save: string | null, tool: string, sets: Map<string, IpSet>, backend: string): NetfilterEvaluator | undefined {
+  if (!save) return undefined;
+  let rs: Ruleset;
+  try {
+    rs = parseIptablesSave(save);
+  } catch (e) {
+    snap.errors.push(`${tool}-save of ${snap.netns} could not be read: ${(e as Error).message}`);
+    return undefined;
+  }
   const localAddrs = snap.addrs.map((a) => a.address);
   const run = (hook: Hook, p: NetfilterPacket) => evaluateHook(rs, sets, hook, { ...p, localAddrs });
   return {
-    backend: `iptables (${snap.iptablesBackend ?? 'unknown backend'})`,
+    backend,
     evaluate(hook, p) {
       const r = run(hook, p);
       return {

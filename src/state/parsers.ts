@@ -128,6 +128,41 @@ export function confKey(dev: string, name: string): string {
   return `net.ipv4.conf.${dev}.${name}`;
 }
 
+/** The IPv6 twin of confKey: `net.ipv6.conf.<dev>.<name>` (dev may be `all` or `default`). */
+export function confKey6(dev: string, name: string): string {
+  return `net.ipv6.conf.${dev}.${name}`;
+}
+
+/** A neighbour (ARP / NDP) entry: `ip -j neigh show`. */
+export interface Neigh {
+  family: 4 | 6;
+  dst: string;
+  dev: string;
+  lladdr?: string;
+  /** REACHABLE, STALE, FAILED, INCOMPLETE, PERMANENT, NOARP… */
+  state: string[];
+  router?: boolean;
+}
+
+/** `ip -j neigh show` (both families) */
+export function parseIpNeigh(text: string): Neigh[] {
+  const src = 'ip neigh';
+  const out: Neigh[] = [];
+  parseJsonArray(src, text).forEach((o, i) => {
+    const at = `entry [${i}]`;
+    const dst = reqString(src, o, 'dst', at);
+    const family = ipFamily(dst);
+    if (!family) return; // not an IP neighbour (bridge fdb-like entries)
+    const state = Array.isArray(o['state']) ? (o['state'] as unknown[]).filter((x): x is string => typeof x === 'string') : [];
+    const n: Neigh = { family, dst, dev: optString(src, o, 'dev', at) ?? '', state };
+    const ll = optString(src, o, 'lladdr', at);
+    if (ll !== undefined) n.lladdr = ll;
+    if (o['router'] === true || o['router'] === null) n.router = true;
+    out.push(n);
+  });
+  return out;
+}
+
 /**
  * Parse a sysctl dump. Two line forms:
  *  - `path:value` as `grep -H '' FILES` prints it, the path relative to /proc/sys or absolute
@@ -252,27 +287,6 @@ export function parseIpLinks(text: string): Link[] {
     const mtu = optInt(src, o, 'mtu', at);
     if (mtu !== undefined) link.mtu = mtu;
     return link;
-  });
-}
-
-/** A neighbour (ARP/ND) entry: `ip -j neigh show`. */
-export interface Neigh {
-  dst: string;
-  dev: string;
-  lladdr?: string;
-  /** NUD states: REACHABLE, STALE, DELAY, PROBE, INCOMPLETE, FAILED, NOARP, PERMANENT */
-  state: string[];
-}
-
-/** `ip -j neigh show` */
-export function parseIpNeigh(text: string): Neigh[] {
-  const src = 'ip neigh';
-  return parseJsonArray(src, text).map((o, i) => {
-    const at = `neighbour [${i}]`;
-    const n: Neigh = { dst: reqString(src, o, 'dst', at), dev: reqString(src, o, 'dev', at), state: o['state'] === undefined ? [] : strArray(src, o, 'state', at) };
-    const ll = optString(src, o, 'lladdr', at);
-    if (ll) n.lladdr = ll;
-    return n;
   });
 }
 

@@ -14,6 +14,7 @@ import {
   parseIpLinks,
   parseIpRoutes,
   parseIpRules,
+  parseIpNeigh,
   parseIptablesBackend,
   parseNftJson,
   parseProcConntrackStat,
@@ -21,16 +22,15 @@ import {
   type Addr,
   type ConntrackStats,
   type Link,
+  type Neigh,
   type Route,
   type RouteRule,
   type IpvsState,
   parseIpvsDump,
-  type Neigh,
-  parseIpNeigh,
 } from './parsers.js';
 
 export type { Addr, ConntrackStats, IpvsState, Link, Neigh, Nexthop, Route, RouteRule } from './parsers.js';
-export { StateParseError, confKey } from './parsers.js';
+export { StateParseError, confKey, confKey6 } from './parsers.js';
 
 export interface Snapshot {
   /** Name as `ip netns` shows it, or 'host'. */
@@ -39,14 +39,16 @@ export interface Snapshot {
   /** Dotted keys, e.g. 'net.ipv4.ip_forward', 'net.ipv4.conf.eth0.rp_filter' (see confKey). */
   sysctl: Record<string, string>;
   links: Link[];
-  /** Neighbour (ARP/ND) entries; absent in recordings made before netwhy read them. */
-  neigh?: Neigh[];
   addrs: Addr[];
   routes: Route[];
   /** IPv4 and IPv6 policy rules (each has `family`). */
   rules: RouteRule[];
   /** `iptables-save -c` text; null if the tool is missing or failed. */
   iptablesSave: string | null;
+  /** `ip6tables-save -c` text; null if the tool is missing or failed, absent in older recordings. */
+  ip6tablesSave?: string | null;
+  /** `ip -j neigh show`, both families; absent in older recordings. */
+  neigh?: Neigh[];
   iptablesBackend: 'nf_tables' | 'legacy' | null;
   ipsetSave: string | null;
   /** IPVS services and connections; null when this namespace has no IPVS. */
@@ -69,6 +71,12 @@ const MAX_OUTPUT = 512 * 1024 * 1024;
 
 /** Per-interface IPv4 settings read for all, default and every device. */
 export const CONF_SYSCTLS = ['forwarding', 'rp_filter', 'accept_local', 'route_localnet', 'arp_ignore', 'arp_announce'] as const;
+/**
+ * Per-interface IPv6 settings read for all, default and every device. Forwarding is
+ * conf.all.forwarding (ip6_forward reads only that), or force_forwarding on the ingress device
+ * (6.17+); disable_ipv6 drops everything a device receives.
+ */
+export const CONF6_SYSCTLS = ['forwarding', 'force_forwarding', 'disable_ipv6', 'accept_ra', 'hop_limit', 'accept_source_route'] as const;
 /** Single sysctls read when present (paths under /proc/sys). */
 export const GLOBAL_SYSCTLS = [
   'net/ipv4/ip_forward',
@@ -94,6 +102,9 @@ set --
 for f in ${GLOBAL_SYSCTLS.join(' ')}; do [ -f "$f" ] && set -- "$@" "$f"; done
 for d in net/ipv4/conf/*; do
   for k in ${CONF_SYSCTLS.join(' ')}; do [ -f "$d/$k" ] && set -- "$@" "$d/$k"; done
+done
+for d in net/ipv6/conf/*; do
+  for k in ${CONF6_SYSCTLS.join(' ')}; do [ -f "$d/$k" ] && set -- "$@" "$d/$k"; done
 done
 if [ -d net/ipv4/vs ]; then for f in net/ipv4/vs/*; do [ -f "$f" ] && set -- "$@" "$f"; done; fi
 [ $# -gt 0 ] || exit 0
@@ -247,7 +258,7 @@ export async function takeSnapshot(netns: string, opts: SnapshotOptions = {}): P
   const inNs = (...argv: string[]): string[] => (isHost ? argv : ['ip', 'netns', 'exec', netns, ...argv]);
   const go = (argv: string[]): Promise<RunResult> => runCommand(argv, timeoutMs);
 
-  const [sysctlR, linkR, addrR, route4R, route6R, rule4R, rule6R, iptR, iptVerR, ipsetR, nftR, ctR, ipvsR, neighR] = await Promise.all([
+  const [sysctlR, linkR, addrR, route4R, route6R, rule4R, rule6R, iptR, iptVerR, ipsetR, nftR, ctR, ipvsR, ip6tR, neighR] = await Promise.all([
     go(inNs('sh', '-c', SYSCTL_SCRIPT)),
     go(ipArgv('-j', '-d', 'link', 'show')),
     go(ipArgv('-j', 'addr', 'show')),
@@ -263,6 +274,7 @@ export async function takeSnapshot(netns: string, opts: SnapshotOptions = {}): P
     go(inNs('conntrack', '-S')),
     // IPVS is per namespace and only there with the module loaded.
     go(inNs('sh', '-c', '[ -e /proc/net/ip_vs ] || exit 0; ipvsadm -Ln && echo --- && ipvsadm -Lnc')),
+    go(inNs('ip6tables-save', '-c')),
     go(ipArgv('-j', 'neigh', 'show')),
   ]);
 
@@ -285,12 +297,13 @@ export async function takeSnapshot(netns: string, opts: SnapshotOptions = {}): P
   for (const line of sysctlR.stderr.split('\n')) if (line.trim() !== '') errors.push(`sysctl: ${line.trim()}`);
 
   const links = take('links', linkR, parseIpLinks) ?? [];
-  const neigh = take('neighbours', neighR, parseIpNeigh) ?? [];
   const addrs = take('addrs', addrR, parseIpAddrs) ?? [];
   const routes = [...(take('routes (IPv4)', route4R, (s) => parseIpRoutes(s, 4)) ?? []), ...(take('routes (IPv6)', route6R, (s) => parseIpRoutes(s, 6)) ?? [])];
   const rules = [...(take('rules (IPv4)', rule4R, (s) => parseIpRules(s, 4)) ?? []), ...(take('rules (IPv6)', rule6R, (s) => parseIpRules(s, 6)) ?? [])];
 
   const iptablesSave = take('iptables-save', iptR, (s) => s);
+  const ip6tablesSave = take('ip6tables-save', ip6tR, (s) => s);
+  const neigh = take('neigh', neighR, parseIpNeigh) ?? [];
   const iptablesBackend = take('iptables --version', iptVerR, parseIptablesBackend);
   const ipsetSave = take('ipset', ipsetR, (s) => s);
   const nftJson = take('nft', nftR, parseNftJson);
@@ -317,11 +330,12 @@ export async function takeSnapshot(netns: string, opts: SnapshotOptions = {}): P
     takenAt,
     sysctl,
     links,
-    neigh,
     addrs,
     routes,
     rules,
+    neigh,
     iptablesSave,
+    ip6tablesSave,
     iptablesBackend,
     ipsetSave,
     nftJson,

@@ -6,10 +6,10 @@ import { resolve } from 'node:path';
 import { Ajv2020, type ErrorObject, type ValidateFunction } from 'ajv/dist/2020.js';
 import { expect } from 'vitest';
 
-export type SchemaKind = 'explain' | 'trace-line' | 'doctor';
+export type SchemaKind = 'explain' | 'trace-line' | 'doctor' | 'agent-line';
 
 const DIR = resolve(__dirname, '../../docs/schemas');
-const KINDS: SchemaKind[] = ['explain', 'trace-line', 'doctor'];
+const KINDS: SchemaKind[] = ['explain', 'trace-line', 'doctor', 'agent-line'];
 /** The `type`s of a trace line, each a $def of trace-line.schema.json. */
 const LINE_TYPES = ['event', 'flow', 'summary'];
 
@@ -60,4 +60,12 @@ export function expectValid<T>(kind: SchemaKind, value: T): T {
 export function expectValidTraceLines(out: string): Record<string, unknown>[] {
   const complete = out.slice(0, out.lastIndexOf('\n') + 1);
   return complete.split('\n').filter(Boolean).map((l) => expectValid('trace-line', JSON.parse(l) as Record<string, unknown>));
+}
+
+/** Fail unless `value` is one flow of the explain document (explain.schema.json#/$defs/flow). */
+export function expectValidFlow<T>(value: T): T {
+  const validate = schema('explain.schema.json#/$defs/flow');
+  const ok = validate(JSON.parse(JSON.stringify(value)));
+  expect(ok ? '' : describeErrors(validate.errors ?? []), 'not a valid flow (docs/schemas/explain.schema.json#/$defs/flow)').toBe('');
+  return value;
 }

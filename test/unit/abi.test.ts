@@ -4,7 +4,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ABI_VERSION, AF_INET, type DropRecord, FILTER_CLAUSES, FILTER_TERMS, type FibRecord, LAYOUT, PROBES, type PathRecord, RecordType, STACK_DEPTH, decodeBatch, formatIPv4, formatIPv6 } from '../../src/abi.js';
+import { ABI_VERSION, AF_INET, AF_INET6, type DropRecord, FILTER_CLAUSES, FILTER_TERMS, type FibRecord, FilterMode, LAYOUT, PROBES, type PathRecord, RecordType, STACK_DEPTH, decodeBatch, formatIPv4, formatIPv6 } from '../../src/abi.js';
 
 const BPF_DIR = resolve(__dirname, '../../bpf');
 
@@ -25,6 +25,7 @@ function cOffsets(): Record<string, Record<string, number>> {
 #include "netwhy.h"
 int main(void) {
   printf("{\\"consts\\": {\\"abi\\": %d, \\"stack\\": %d, \\"terms\\": %d, \\"clauses\\": %d},\\n", NW_ABI_VERSION, NW_STACK_DEPTH, NW_FILTER_TERMS, NW_FILTER_CLAUSES);
+  printf("\\"modes\\": {\\"ALL\\": %d, \\"STATIC\\": %d, \\"FOLLOW\\": %d, \\"DROPS\\": %d},\\n", NW_FILTER_ALL, NW_FILTER_STATIC, NW_FILTER_FOLLOW, NW_FILTER_DROPS);
   ${lines.join('\n  ')}
   ${probeLines.join('\n  ')}
   printf("\\"end\\": {}}\\n");
@@ -41,6 +42,10 @@ describe('ABI', () => {
 
   it('constants match netwhy.h', () => {
     expect(c.consts).toEqual({ abi: ABI_VERSION, stack: STACK_DEPTH, terms: FILTER_TERMS, clauses: FILTER_CLAUSES });
+  });
+
+  it('the filter modes (FilterMode) have the values of NW_FILTER_*', () => {
+    expect(c.modes).toEqual(FilterMode);
   });
 
   it('the probe table (PROBES) has the ids of enum nw_probe_id, each below NW_PROBE_MAX', () => {
@@ -189,7 +194,38 @@ describe('decodeBatch caches give the bytes\' values', () => {
     dv.setInt32(F.err, -11, true);
     rec.set([101, 116, 104, 48], F.nh_dev);
     const r = decodeBatch(rec).records[0] as FibRecord;
-    expect(r).toMatchObject({ kind: 'fib', ts: 77, cpu: 1, probe: 3, skb: 0x8880_0000_1234, table: 254, src: '192.168.0.10', dst: '192.168.0.11', gw: '192.168.0.1', err: -11, nhDev: 'eth0' });
-    expect(Object.keys(r).slice(0, 5)).toEqual(['kind', 'ts', 'cpu', 'probe', 'skb']);
+    expect(r).toMatchObject({ kind: 'fib', family: AF_INET, ts: 77, cpu: 1, probe: 3, skb: 0x8880_0000_1234, table: 254, src: '192.168.0.10', dst: '192.168.0.11', gw: '192.168.0.1', err: -11, nhDev: 'eth0' });
+    expect(Object.keys(r).slice(0, 6)).toEqual(['kind', 'ts', 'cpu', 'probe', 'family', 'skb']);
+  });
+
+  it('an IPv6 route lookup record (nw_fib6) decodes every field into the same record kind', () => {
+    const F = LAYOUT.nw_fib6;
+    const rec = new Uint8Array(F.size);
+    const dv = new DataView(rec.buffer);
+    rec[0] = ABI_VERSION;
+    rec[1] = RecordType.FIB6;
+    dv.setUint16(2, rec.length, true);
+    dv.setUint16(LAYOUT.nw_hdr.probe, 10, true);
+    dv.setBigUint64(LAYOUT.nw_hdr.ts, 78n, true);
+    dv.setUint32(F.skb, 0x99, true);
+    dv.setUint32(F.table, 254, true);
+    dv.setUint32(F.iif, 3, true);
+    rec.set([0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10], F.saddr);
+    rec.set([0xfd, 0, 0, 0x10, 2, 0x44, 0, 2, 0, 0, 0, 0, 0, 0, 0, 2], F.daddr);
+    rec.set([0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1], F.gw);
+    dv.setInt32(F.err, 0, true);
+    rec[F.proto] = 6;
+    dv.setUint16(F.sport, 40000, true);
+    dv.setUint16(F.dport, 80, true);
+    rec[F.flags] = 1;
+    rec[F.type] = 1;
+    rec.set([101, 116, 104, 49], F.nh_dev);
+    const r = decodeBatch(rec).records[0] as FibRecord;
+    expect(r).toMatchObject({
+      kind: 'fib', family: AF_INET6, probe: 10, skb: 0x99, table: 254, iif: 3, src: 'fd00::10', dst: 'fd00:10:244:2::2',
+      gw: 'fe80::1', err: 0, nhDev: 'eth1', proto: 6, sport: 40000, dport: 80, flags: 1, routeType: 1,
+    });
+    rec.fill(0, F.gw, F.gw + 16);
+    expect((decodeBatch(rec).records[0] as FibRecord).gw).toBeNull();
   });
 });

@@ -49,3 +49,28 @@ describe('model/ip', () => {
     expect(bestRoute(routes, '2001:db8::1')?.dst).toBe('default');
   });
 });
+
+describe('one tuple formatter: IPv6 in brackets everywhere', () => {
+  it('packet lines, IPVS lines, socket and NAT evidence bracket an IPv6 address with a port', async () => {
+    const { ipvsText } = await import('../../src/model/ipvs.js');
+    const { tupleText } = await import('../../src/explain/evidence.js');
+    expect(endpointText({ src: 'fd00::10', sport: 40000, dst: 'fd00::11', dport: 80 })).toBe('[fd00::10]:40000 > [fd00::11]:80');
+    expect(tupleText({ family: 10, proto: 6, src: 'fd00::10', sport: 1, dst: 'fd00::2', dport: 80 })).toBe('tcp [fd00::10]:1 > [fd00::2]:80');
+    expect(tupleText({ family: 10, proto: 58, src: 'fd00::10', sport: 128, dst: 'fd00::2', dport: 0 })).toBe('icmp6 fd00::10 > fd00::2');
+    const svc = { af: 10, protocol: 6, addr: 'fd00:10:96::20', port: 80, fwmark: 0, flags: 0, scheduler: 'rr' };
+    const conn = { kind: 'ipvs-conn' as const, ts: 0, cpu: 0, probe: 5, client: { family: 10, proto: 6, src: 'fd00::10', sport: 5, dst: 'fd00:10:96::20', dport: 80 }, daddr: 'fd00:10:244:2::2', dport: 80, connFlags: 0, netns: 1, svc };
+    expect(ipvsText(conn)).toBe('new connection [fd00::10]:5 > TCP [fd00:10:96::20]:80 rr -> [fd00:10:244:2::2]:80');
+  });
+});
+
+describe('route rule and families', () => {
+  it('a default route of the other family, given without its family, covers nothing', () => {
+    const routes = [
+      { table: 'main', dst: 'default', gateway: 'fe80::1', dev: 'eth0', type: 'unicast' },
+      { table: 'main', dst: 'fe80::/64', dev: 'eth0', type: 'unicast' },
+      { table: 'main', dst: '192.168.0.0/24', dev: 'eth0', type: 'unicast' },
+    ];
+    expect(bestRoute(routes, '10.244.2.2')).toBeUndefined();
+    expect(bestRoute(routes, 'fd00:10:244:2::2')?.gateway).toBe('fe80::1');
+  });
+});

@@ -120,12 +120,13 @@ describe('the schemas accept what netwhy makes', () => {
     expectValid('doctor', doctorReport());
   });
 
-  it('the examples in docs/json.md are valid (explain document, trace lines)', () => {
+  it('the examples in docs/json.md are valid (explain document, trace lines, agent lines)', () => {
     const md = readFileSync(resolve(__dirname, '../../docs/json.md'), 'utf8');
     const [doc, ...lines] = [...md.matchAll(/```json\n([\s\S]*?)```/g)].map((m) => JSON.parse(m[1]));
     expectValid('explain', doc);
     expect(lines.length).toBeGreaterThan(0);
-    for (const l of lines) expectValid('trace-line', l);
+    for (const l of lines) expectValid('time' in l ? 'agent-line' : 'trace-line', l);
+    expect(lines.some((l) => 'time' in l)).toBe(true);
   });
 
   it('every schema pins the version its document is made with', () => {
@@ -138,6 +139,14 @@ describe('the schemas accept what netwhy makes', () => {
 
 describe('the schemas refuse what a script would trip on', () => {
   const doc = (): ExplainDoc => explained('ip-forward-off');
+
+  it('an agent line fails without its time, or with a field the flow does not have', () => {
+    const f = doc().flows[0];
+    expectValid('agent-line', { type: 'flow', ...f, time: '2026-12-05T07:58:01.123Z' });
+    expectInvalid('agent-line', { type: 'flow', ...f }, /must have required property 'time'/);
+    expectInvalid('agent-line', { type: 'flow', ...f, time: 'yesterday' }, /\/time must match pattern/);
+    expectInvalid('agent-line', { type: 'flow', ...f, time: '2026-12-05T07:58:01Z', node: 'n1' }, /must NOT have unevaluated properties/);
+  });
 
   it('explain fails with a field removed (flows[0].verdict.cause)', () => {
     const d = doc();

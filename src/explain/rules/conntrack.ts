@@ -2,6 +2,7 @@
 // queries from one UDP socket) race to confirm their conntrack entry; the
 // loser is dropped by nf_conntrack_confirm (NF_DROP → NETFILTER_DROP) and
 // insert_failed grows. The DNS client then waits for its 5 s timeout.
+import { endpointText } from '../../model/ip.js';
 import { PktFlag } from '../../abi.js';
 import { protoName } from '../../model/protocols.js';
 import { ctStates } from './netfilter.js';
@@ -24,7 +25,7 @@ export const conntrackInsertRule: ExplainRule = {
       cause: { type: 'conntrack', ref: 'insert_failed', value: `+${after - before}`, netns: ns },
       evidence: [
         `conntrack insert_failed in ${ns} grew from ${before} to ${after} while the command ran`,
-        `the dropped ${protoName(t.proto)} packet ${t.src}:${t.sport} > ${t.dst}:${t.dport} was the first of a new conntrack entry (NEW), and no iptables rule of ${ns} drops it`,
+        `the dropped ${protoName(t.proto)} packet ${endpointText(t)} was the first of a new conntrack entry (NEW), and no iptables rule of ${ns} drops it`,
         udp
           ? 'two packets of the same new UDP tuple raced to insert their conntrack entry (a resolver sending A and AAAA queries in parallel from one socket); the loser was dropped'
           : 'two packets of the same new tuple raced to insert their conntrack entry; the loser was dropped',

@@ -6,7 +6,7 @@
 // against the ruleset captured from that namespace, and confirmed by the
 // rule's counter.
 import { isReversePathCheck } from '../../model/route.js';
-import { PktFlag } from '../../abi.js';
+import { AF_INET6, PktFlag } from '../../abi.js';
 import { lookupsBefore, tupleText } from '../evidence.js';
 import { kubeProxyMeaning } from '../kube-proxy.js';
 import { namePolicy } from '../netpol.js';
@@ -23,11 +23,22 @@ const HOOK_OF_CALLER: Record<string, Hook> = {
   ip_local_out: 'OUTPUT',
   ip_output: 'POSTROUTING',
   ip_mc_output: 'POSTROUTING',
+  // IPv6 (net/ipv6/ip6_input.c, ip6_output.c)
+  ipv6_rcv: 'PREROUTING',
+  ipv6_list_rcv: 'PREROUTING',
+  ip6_sublist_rcv: 'PREROUTING',
+  ip6_input: 'INPUT',
+  ip6_forward: 'FORWARD',
+  __ip6_local_out: 'OUTPUT',
+  ip6_local_out: 'OUTPUT',
+  ip6_xmit: 'OUTPUT',
+  ip6_output: 'POSTROUTING',
 };
 
 /** br_netfilter runs the IPv4 hooks for bridged frames (net.bridge.bridge-nf-call-iptables=1). */
 const BRIDGED_HOOK_OF_CALLER: Record<string, Hook> = {
   br_nf_pre_routing: 'PREROUTING',
+  br_nf_pre_routing_ipv6: 'PREROUTING',
   br_nf_forward_ip: 'FORWARD',
   br_nf_forward: 'FORWARD',
   br_nf_post_routing: 'POSTROUTING',
@@ -132,18 +143,18 @@ export function packetAt(site: HookSite, input: RuleInput): NetfilterPacket {
   };
 }
 
-function bridgedText(p: NetfilterPacket): string {
+function bridgedText(p: NetfilterPacket, tool: string): string {
   const ports = p.physIn && p.physOut ? ` from port ${p.physIn} to port ${p.physOut}` : p.physIn ? ` in by port ${p.physIn}` : '';
   const bridge = p.iif ?? p.oif;
-  return `the packet was bridged${bridge ? ` by ${bridge}` : ''}${ports}: br_netfilter (net.bridge.bridge-nf-call-iptables=1) ran iptables for it, where -m physdev sees those ports`;
+  return `the packet was bridged${bridge ? ` by ${bridge}` : ''}${ports}: br_netfilter (net.bridge.bridge-nf-call-${tool}=1) ran ${tool} for it, where -m physdev sees those ports`;
 }
 
-function fixFor(chain: string, rule: string, ipset: { name: string; member: string } | undefined, ns: string): string {
+function fixFor(chain: string, rule: string, ipset: { name: string; member: string } | undefined, ns: string, tool: string): string {
   if (ipset && chain.startsWith('KUBE-ROUTER')) {
     return `${ipset.member} is in kube-router's ipset ${ipset.name} (it holds service/LoadBalancer IPs), so kube-router rejects traffic to it that is not for a service port: give the LoadBalancer service another IP (it must not reuse the API server or a node address), or exclude that address from kube-router's service IPs`;
   }
   if (chain.startsWith('KUBE-')) return `the rule belongs to kube-proxy (chain ${chain}); fix the Service/Endpoints it was generated from rather than the rule`;
-  return `change or delete the rule in ${ns}: ${rule.replace(/^-A /, 'iptables -D ')}`;
+  return `change or delete the rule in ${ns}: ${rule.replace(/^-A /, `${tool} -D `)}`;
 }
 
 export const netfilterRule: ExplainRule = {
@@ -160,11 +171,14 @@ export const netfilterRule: ExplainRule = {
     const pkt = packetAt(site, input);
     const f = st.netfilter.evaluate(hook, pkt);
     if (f.verdict !== 'DROP' && f.verdict !== 'REJECT') return null;
+    const v6 = drop.pkt.tuple.family === AF_INET6;
+    const tool = v6 ? 'ip6tables' : 'iptables';
+    const backend = st.netfilter.backendFor?.(v6 ? 6 : 4) ?? st.netfilter.backend;
     const evidence = [
       `${tupleText(drop.pkt.tuple)} (conntrack ${pkt.ctstate.join(',')}) was dropped at the ${hook} hook in ${ns} (nf_hook_slow called from ${site.caller})`,
-      `evaluating it against the ${st.netfilter.backend} ruleset of ${ns}: ${f.verdict} by table ${f.table}, chain ${f.chain}: ${f.rule}`,
+      `evaluating it against the ${backend} ruleset of ${ns}: ${f.verdict} by table ${f.table}, chain ${f.chain}: ${f.rule}`,
     ];
-    if (site.bridged) evidence.push(bridgedText(pkt));
+    if (site.bridged) evidence.push(bridgedText(pkt, tool));
     if (f.trail.length) evidence.push(`on the way: ${f.trail.join(' → ')}`);
     if (f.ipset) evidence.push(`ipset ${f.ipset.name} contains ${f.ipset.member}, which is what the rule matched`);
     if (f.packets !== undefined) evidence.push(f.packets > 0 ? `the rule's counter shows ${f.packets} packet${f.packets === 1 ? '' : 's'}` : `the rule's counter is 0: the match is not confirmed by the kernel`);
@@ -181,6 +195,6 @@ export const netfilterRule: ExplainRule = {
       cause.k8s = named.refs;
       evidence.push(...named.evidence);
     }
-    return { cause, evidence, fix: named?.fix ?? fixFor(f.chain, f.rule, f.ipset, ns) };
+    return { cause, evidence, fix: named?.fix ?? fixFor(f.chain, f.rule, f.ipset, ns, tool) };
   },
 };

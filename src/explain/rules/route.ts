@@ -5,11 +5,18 @@ import { isReversePathCheck } from '../../model/route.js';
 import { lookupText, lookupsBefore, mainTableText } from '../evidence.js';
 import type { ExplainRule, RouteInfo } from '../types.js';
 
-/** The prefix length by which a route covers addr, or -1 (either family). */
+/** A route's family: as captured (ip -4 / ip -6), else from its destination or gateway. */
+function routeFamily(route: RouteInfo): 4 | 6 | undefined {
+  if (route.family) return route.family;
+  if (route.dst !== 'default') return parseAddrRange(route.dst)?.family;
+  return route.gateway ? parseIp(route.gateway)?.family : undefined;
+}
+
+/** The prefix length by which a route covers addr, or -1. Only a route of addr's family covers it. */
 function covers(route: RouteInfo, addr: string): number {
   const a = parseIp(addr);
   if (!a) return -1;
-  if (route.dst === 'default') return route.family === undefined || route.family === a.family ? 0 : -1;
+  if (route.dst === 'default') return routeFamily(route) === a.family ? 0 : -1;
   const r = parseAddrRange(route.dst);
   return r && rangeContains(r, a) ? r.prefix ?? -1 : -1;
 }
@@ -46,7 +53,7 @@ export const routeRule: ExplainRule = {
       return {
         cause: { type: 'route', ref: `${route.type} ${route.dst}`, value: route.type, netns: ns },
         evidence: [...lookups.map((f) => lookupText(f, ns)), `table main in ${ns} has "${route.type} ${route.dst}" for ${dst}`],
-        fix: `remove or replace the ${route.type} route ${route.dst} in ${ns} (ip route del ${route.type} ${route.dst})`,
+        fix: `remove or replace the ${route.type} route ${route.dst} in ${ns} (ip ${routeFamily(route) === 6 ? '-6 ' : ''}route del ${route.type} ${route.dst})`,
       };
     }
     if (reason !== 'IP_INNOROUTES' && reason !== 'IP_OUTNOROUTES') return null;
@@ -55,9 +62,11 @@ export const routeRule: ExplainRule = {
       ? lookups.map((f) => lookupText(f, ns))
       : [`no route lookup for ${dst} was seen in ${ns}`];
     if (st) {
-      evidence.push(`table main in ${ns}: ${mainTableText(st.routes)} — nothing covers ${dst} and there is no default route`);
+      const family = parseIp(dst)?.family;
+      evidence.push(`table main in ${ns}: ${mainTableText(st.routes.filter((r) => routeFamily(r) === family))} — nothing covers ${dst} and there is no default route`);
     }
-    evidence.push(`dropped with ${reason}${reason === 'IP_INNOROUTES' ? ' (an ICMP network unreachable goes back)' : ''}`);
+    const icmp = parseIp(dst)?.family === 6 ? 'an ICMPv6 no-route' : 'an ICMP network unreachable';
+    evidence.push(`dropped with ${reason}${reason === 'IP_INNOROUTES' ? ` (${icmp} goes back)` : ''}`);
     return {
       cause: { type: 'route', ref: `no route to ${dst}`, value: 'unreachable', netns: ns },
       evidence,

@@ -1,6 +1,7 @@
 // A packet delivered to this host where no socket wants it (NO_SOCKET).
 // Before blaming a missing listener: was it a reply whose DNAT was never
 // undone because it was bridged past iptables (bridge-nf-call-iptables=0)?
+import { hostPort } from '../../model/ip.js';
 import { protoName } from '../../model/protocols.js';
 import { tupleText } from '../evidence.js';
 import type { K8sRef } from '../../model/k8s.js';
@@ -22,7 +23,7 @@ function serviceTarget({ flow, drop, names }: RuleInput): { k8s: K8sRef[]; evide
   const pod = names.endpoint(t.dst);
   const podFact = pod?.kind === 'pod' ? names.pod(pod.namespace ?? '', pod.name) : undefined;
   const where = pod?.kind === 'pod' ? `pod ${pod.namespace}/${pod.name}` : t.dst;
-  const evidence = [`${refText(svc)} (${dnat.orig.dst}:${dnat.orig.dport}) sends its traffic to port ${t.dport} of ${where}, and nothing listens there`];
+  const evidence = [`${refText(svc)} (${hostPort(dnat.orig.dst, dnat.orig.dport)}) sends its traffic to port ${t.dport} of ${where}, and nothing listens there`];
   const declared = podFact?.ports?.filter((p) => p.protocol.toLowerCase() === protoName(t.proto));
   if (declared?.length) evidence.push(`${where} declares containerPort ${declared.map((p) => `${p.port}${p.name ? ` (${p.name})` : ''}`).join(', ')}`);
   const svcName = `${svc.namespace}/${svc.name}`;
@@ -41,12 +42,12 @@ function bridgeNfFinding({ flow, drop, state, netnsName }: RuleInput): Finding |
   const value = st?.sysctl('net.bridge.bridge-nf-call-iptables');
   if (value !== '0') return null;
   const ns = netnsName(dnat.netns);
-  const service = `${dnat.orig.dst}:${dnat.orig.dport}`;
+  const service = hostPort(dnat.orig.dst, dnat.orig.dport);
   return {
     cause: { type: 'sysctl', ref: 'net.bridge.bridge-nf-call-iptables', value: '0', netns: ns },
     evidence: [
-      `the request to ${service} was DNAT-ed in ${ns} to ${dnat.to.addr}:${dnat.to.port}`,
-      `the reply came back from ${t.src}:${t.sport} un-NAT-ed: the client's socket expects ${service}, so no socket took it (NO_SOCKET in ${netnsName(drop.pkt.netns)})`,
+      `the request to ${service} was DNAT-ed in ${ns} to ${hostPort(dnat.to.addr, dnat.to.port)}`,
+      `the reply came back from ${hostPort(t.src, t.sport)} un-NAT-ed: the client's socket expects ${service}, so no socket took it (NO_SOCKET in ${netnsName(drop.pkt.netns)})`,
       `net.bridge.bridge-nf-call-iptables = 0 in ${ns}: the reply was bridged between two pods of one bridge without passing iptables and conntrack, so the DNAT was never reversed`,
     ],
     fix: `modprobe br_netfilter; sysctl -w net.bridge.bridge-nf-call-iptables=1 in ${ns}, and persist both (kube-proxy requires it)`,
@@ -63,9 +64,9 @@ export const socketRule: ExplainRule = {
     const t = drop.pkt.tuple;
     const ns = netnsName(drop.pkt.netns);
     const proto = protoName(t.proto);
-    const ref = `${proto} ${t.dst}:${t.dport}`;
+    const ref = `${proto} ${hostPort(t.dst, t.dport)}`;
     const st = state(drop.pkt.netns);
-    const evidence = [`${tupleText(t)} was delivered to ${ns} and no ${proto} socket is bound to ${t.dst}:${t.dport}`];
+    const evidence = [`${tupleText(t)} was delivered to ${ns} and no ${proto} socket is bound to ${hostPort(t.dst, t.dport)}`];
     if (!st) return { cause: { type: 'socket', ref, value: 'no listener', netns: ns }, evidence };
     const addr = st.addrs.find((a) => a.address === t.dst);
     if (!addr) {
@@ -83,6 +84,6 @@ export const socketRule: ExplainRule = {
       cause.k8s = target.k8s;
       evidence.push(...target.evidence);
     }
-    return { cause, evidence, fix: target?.fix ?? `start a listener on ${t.dst}:${t.dport} (${proto}) in ${ns}, or check the service's bind address (ip netns exec ${ns} ss -lntup)` };
+    return { cause, evidence, fix: target?.fix ?? `start a listener on ${hostPort(t.dst, t.dport)} (${proto}) in ${ns}, or check the service's bind address (ip netns exec ${ns} ss -lntup)` };
   },
 };
