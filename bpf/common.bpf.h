@@ -64,6 +64,18 @@ struct {
 	__type(value, __u8);
 } followed_pids __weak SEC(".maps");
 
+/*
+ * Sockets of followed processes (sk address -> tgid), from connect() on
+ * (sock.bpf.c): a packet of such a socket that dies before it was ever sent
+ * (in the neighbour queue, from a timer) still belongs to the flow.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u64);
+	__type(value, __u32);
+} followed_socks __weak SEC(".maps");
+
 /* The skb this CPU is receiving, so a FIB lookup can be tied to it. */
 struct nw_cur_skb {
 	__u64 skb;     /* 0 when the skb did not pass the filter */
@@ -81,6 +93,20 @@ struct {
 	__type(value, struct nw_cur_skb);
 } cur_skb __weak SEC(".maps");
 
+/* Losses of this CPU not yet reported by an NW_REC_LOST record. */
+struct nw_lost_pending {
+	__u64 count;
+	__u64 first_ts;
+	__u64 last_ts;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct nw_lost_pending);
+} lost_pending __weak SEC(".maps");
+
 static __always_inline struct nw_stats *probe_stats(__u32 probe)
 {
 	return bpf_map_lookup_elem(&stats, &probe);
@@ -94,25 +120,59 @@ static __always_inline void count_filtered(__u32 probe)
 		s->filtered++;
 }
 
-/* Reserve a record; on a full ring buffer count the loss and return NULL. */
-static __always_inline void *reserve(__u32 probe, __u32 size, __u8 type)
+static __always_inline void fill_hdr(struct nw_hdr *h, __u32 probe, __u32 size, __u8 type, __u64 now)
 {
-	struct nw_stats *s = probe_stats(probe);
-	struct nw_hdr *h = bpf_ringbuf_reserve(&events, size, 0);
-
-	if (!h) {
-		if (s)
-			s->lost++;
-		return NULL;
-	}
-	if (s)
-		s->events++;
 	h->version = NW_ABI_VERSION;
 	h->type = type;
 	h->size = size;
 	h->probe = probe;
 	h->cpu = bpf_get_smp_processor_id();
-	h->ts = bpf_ktime_get_ns();
+	h->ts = now;
+}
+
+/*
+ * Reserve a record; on a full ring buffer count the loss and return NULL.
+ * Losses are also remembered per CPU (when, how many) and reported by an
+ * NW_REC_LOST record ahead of the next record that fits: a verdict must know
+ * whether its flow was traced while events were lost.
+ */
+static __always_inline void *reserve(__u32 probe, __u32 size, __u8 type)
+{
+	struct nw_stats *s = probe_stats(probe);
+	__u32 zero = 0;
+	struct nw_lost_pending *lp = bpf_map_lookup_elem(&lost_pending, &zero);
+	__u64 now = bpf_ktime_get_ns();
+	struct nw_hdr *h;
+
+	if (lp && lp->count) {
+		struct nw_lost *l = bpf_ringbuf_reserve(&events, sizeof(*l), 0);
+
+		if (l) {
+			fill_hdr(&l->hdr, probe, sizeof(*l), NW_REC_LOST, now);
+			l->count = lp->count;
+			l->first_ts = lp->first_ts;
+			l->last_ts = lp->last_ts;
+			bpf_ringbuf_submit(l, 0);
+			lp->count = 0;
+			if (s)
+				s->events++;
+		}
+	}
+	h = bpf_ringbuf_reserve(&events, size, 0);
+	if (!h) {
+		if (s)
+			s->lost++;
+		if (lp) {
+			if (!lp->count)
+				lp->first_ts = now;
+			lp->count++;
+			lp->last_ts = now;
+		}
+		return NULL;
+	}
+	if (s)
+		s->events++;
+	fill_hdr(h, probe, size, type, now);
 	return h;
 }
 
@@ -492,6 +552,31 @@ static __always_inline bool drop_filter_pass(struct nw_pkt *p)
 	if (follow_match(p, false))
 		return true;
 	if (f->nclauses && !static_match(f, p))
+		return false;
+	p->flags |= NW_PKT_FOLLOWED;
+	flow_add(&p->tuple);
+	if (p->flags & NW_PKT_HAS_CT) {
+		flow_add(&p->ct_orig);
+		flow_add(&p->ct_reply);
+	}
+	return true;
+}
+
+/*
+ * Follow mode: a packet of a followed process's socket that never left it
+ * (freed from the neighbour queue by a timer, when no followed task runs)
+ * seeds its flow too.
+ */
+static __always_inline bool followed_sock_pass(struct sk_buff *skb, struct nw_pkt *p)
+{
+	__u32 zero = 0;
+	const struct nw_filter *f = bpf_map_lookup_elem(&filter, &zero);
+	__u64 sk;
+
+	if (!f || f->mode != NW_FILTER_FOLLOW || !(p->flags & NW_PKT_LOCAL_SK))
+		return false;
+	sk = (__u64)BPF_CORE_READ(skb, sk);
+	if (!bpf_map_lookup_elem(&followed_socks, &sk))
 		return false;
 	p->flags |= NW_PKT_FOLLOWED;
 	flow_add(&p->tuple);

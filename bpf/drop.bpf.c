@@ -9,7 +9,7 @@ static __always_inline int on_drop(void *ctx, struct sk_buff *skb, void *locatio
 	long n;
 
 	read_pkt(skb, &p, false);
-	if (!drop_filter_pass(&p)) {
+	if (!drop_filter_pass(&p) && !followed_sock_pass(skb, &p)) {
 		count_filtered(NW_PROBE_KFREE_SKB);
 		return 0;
 	}

@@ -44,8 +44,9 @@ static __always_inline int on_fib(__u32 tb_id, const struct flowi4 *flp,
 	 * The entry stays until the next receive on this CPU, so other lookups
 	 * meet it too. An input lookup for the skb comes in on its device with
 	 * its source; a reverse-path check looks that source up with no oif and
-	 * no protocol. A socket's own output lookup (iif = loopback, protocol
-	 * set) is neither.
+	 * no protocol; the answer to it (a SYN-ACK, a reset, an ICMP error) looks
+	 * that source up with its protocol set. A process's own output lookup
+	 * meets the entry only by chance; user space checks the tie.
 	 */
 	cur = bpf_map_lookup_elem(&cur_skb, &zero);
 	if (cur && cur->skb && cur->family == AF_INET) {
@@ -56,6 +57,8 @@ static __always_inline int on_fib(__u32 tb_id, const struct flowi4 *flp,
 			f.flags = NW_FIB_TIED_FORWARD;
 		else if (csaddr == f.daddr && !f.oif && !f.proto)
 			f.flags = NW_FIB_TIED_REVERSE;
+		else if (csaddr == f.daddr && f.proto)
+			f.flags = NW_FIB_TIED_REPLY; /* SYN-ACK, RST, ICMP error back to it */
 		if (f.flags) {
 			tied = true;
 			f.skb = cur->skb;

@@ -31,6 +31,8 @@ enum nw_record_type {
 	NW_REC_IPVS_ERR = 6,  /* IPVS refused: no destination, hook NF_DROP, NAT transmit error */
 	NW_REC_IPVS_CTL = 7,  /* a virtual service or destination added, edited or deleted */
 	NW_REC_FIB6 = 8,   /* fib6:fib6_table_lookup */
+	NW_REC_LOST = 9,      /* records a CPU could not write (ring buffer full), reported once one fits */
+	NW_REC_SOCK = 10,     /* a followed TCP socket changed state (connect() on: no packet needed) */
 };
 
 /*
@@ -50,6 +52,8 @@ enum nw_probe_id {
 	NW_PROBE_IPVS_NAT_XMIT = 8,
 	NW_PROBE_IPVS_CONTROL = 9, /* all control-plane probes */
 	NW_PROBE_FIB6_LOOKUP = 10,
+	NW_PROBE_SOCK_STATE = 11,  /* sock:inet_sock_set_state */
+	NW_PROBE_SOCK_SEND = 12,   /* sock:sock_send_length: a followed process's sending sockets */
 	NW_PROBE_MAX = 16,
 };
 
@@ -151,6 +155,8 @@ struct nw_fib {
 /* nw_fib.flags, nw_fib6.flags: how the lookup was tied to the skb being received */
 #define NW_FIB_TIED_FORWARD (1u << 0) /* lookup source = the packet's source */
 #define NW_FIB_TIED_REVERSE (1u << 1) /* lookup destination = the packet's source */
+#define NW_FIB_TIED_REPLY   (1u << 2) /* an output lookup to the packet's source made while
+				       * receiving it: its answer (SYN-ACK, RST, ICMP error) */
 
 /*
  * An IPv6 route lookup (fib6_table_lookup, one per table tried). Its own
@@ -308,6 +314,39 @@ struct nw_flow_key {
 	__u16 bport;
 	__u8 proto;
 	__u8 pad[3];
+};
+
+/*
+ * Records this CPU could not write because the ring buffer was full, between
+ * first_ts and last_ts (bpf_ktime_get_ns). Written ahead of the next record
+ * that fits, so user space knows when events were lost, not only how many;
+ * losses still pending when the trace ends show only in the stats map.
+ */
+struct nw_lost {
+	struct nw_hdr hdr;
+	__u64 count;
+	__u64 first_ts;
+	__u64 last_ts;
+};
+
+/*
+ * A TCP socket of a followed process changed state (NW_REC_SOCK): from
+ * connect() on, before any packet exists. The tuple's source port is 0 until
+ * the port is chosen (SYN_SENT is set just before); `sk` ties the records of
+ * one socket together.
+ */
+struct nw_sock {
+	struct nw_hdr hdr;
+	__u64 sk;
+	__u32 netns;
+	__u32 pid;          /* tgid of the current task (0 in softirq) */
+	struct nw_tuple tuple;
+	__u8 oldstate;      /* TCP_* of include/net/tcp_states.h */
+	__u8 newstate;
+	__u16 pad;
+	__s32 err;          /* sk_err: the error connect() or the next call returns, 0 = none */
+	__s32 err_soft;     /* sk_err_soft: the last soft error (an ICMP unreachable) */
+	__u32 pad2;
 };
 
 /* Per probe, per CPU counters (map "stats"). */

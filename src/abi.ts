@@ -7,7 +7,7 @@ export const STACK_DEPTH = 10;
 export const FILTER_TERMS = 16;
 export const FILTER_CLAUSES = 8;
 
-export const RecordType = { DROP: 1, RX: 2, TX: 3, FIB: 4, IPVS_CONN: 5, IPVS_ERR: 6, IPVS_CTL: 7, FIB6: 8 } as const;
+export const RecordType = { DROP: 1, RX: 2, TX: 3, FIB: 4, IPVS_CONN: 5, IPVS_ERR: 6, IPVS_CTL: 7, FIB6: 8, LOST: 9, SOCK: 10 } as const;
 
 /**
  * enum nw_probe_id: one entry per attach point, the stats map's key, with the
@@ -27,6 +27,8 @@ export const PROBES = [
   { id: 8, c: 'NW_PROBE_IPVS_NAT_XMIT', name: 'ip_vs_nat_xmit', event: 'ipvs' },
   { id: 9, c: 'NW_PROBE_IPVS_CONTROL', name: 'ipvs control plane', event: 'ipvs' },
   { id: 10, c: 'NW_PROBE_FIB6_LOOKUP', name: 'fib6_table_lookup', event: 'route' },
+  { id: 11, c: 'NW_PROBE_SOCK_STATE', name: 'inet_sock_set_state', event: null },
+  { id: 12, c: 'NW_PROBE_SOCK_SEND', name: 'sock_send_length', event: null },
 ] as const;
 
 export type ProbeName = (typeof PROBES)[number]['name'];
@@ -56,7 +58,7 @@ export const PktFlag = {
   HAS_TTL: 1 << 8,
 } as const;
 
-export const FibFlag = { TIED_FORWARD: 1 << 0, TIED_REVERSE: 1 << 1 } as const;
+export const FibFlag = { TIED_FORWARD: 1 << 0, TIED_REVERSE: 1 << 1, TIED_REPLY: 1 << 2 } as const;
 
 export const TermKind = {
   NONE: 0,
@@ -98,6 +100,8 @@ export const LAYOUT = {
   nw_ipvs_conn: { size: 136, hdr: 0, client: 16, daddr: 56, dport: 72, daf: 74, conn_flags: 76, netns: 80, svc: 88 },
   nw_ipvs_err: { size: 352, hdr: 0, kind: 16, ret: 20, netns: 24, pkt: 32, conn: 208, daddr: 248, dport: 264, svc: 272, msg: 320 },
   nw_ipvs_ctl: { size: 120, hdr: 0, op: 16, ret: 20, pid: 24, netns: 28, comm: 32, svc: 48, daddr: 96, dport: 112, weight: 116 },
+  nw_lost: { size: 40, hdr: 0, count: 16, first_ts: 24, last_ts: 32 },
+  nw_sock: { size: 88, hdr: 0, sk: 16, netns: 24, pid: 28, tuple: 32, oldstate: 72, newstate: 73, err: 76, err_soft: 80 },
   nw_term: { size: 48, kind: 0, negate: 1, family: 2, lo: 4, hi: 8, addr: 16, mask: 32 },
   nw_clause: { size: 776, nterms: 0, terms: 8 },
   nw_filter: { size: 6216, mode: 0, nclauses: 4, clauses: 8 },
@@ -225,9 +229,31 @@ export interface IpvsCtlRecord extends RecordBase {
   weight: number;
 }
 
+/** Records a CPU could not write (ring buffer full) between first and last (ns since boot). */
+export interface LostRecord extends RecordBase {
+  kind: 'lost';
+  count: number;
+  first: number;
+  last: number;
+}
+
+/** A followed TCP socket changed state (TCP_* numbers of include/net/tcp_states.h). */
+export interface SockRecord extends RecordBase {
+  kind: 'sock';
+  sk: number; // socket address (low 48 bits)
+  netns: number;
+  pid: number;
+  tuple: Tuple;
+  oldstate: number;
+  newstate: number;
+  /** sk_err and sk_err_soft: positive errno values, 0 = none */
+  err: number;
+  errSoft: number;
+}
+
 export type IpvsRecord = IpvsConnRecord | IpvsErrRecord | IpvsCtlRecord;
-export type PacketRecord = DropRecord | PathRecord | FibRecord;
-export type NwRecord = PacketRecord | IpvsRecord;
+export type PacketRecord = DropRecord | PathRecord | FibRecord | SockRecord;
+export type NwRecord = PacketRecord | IpvsRecord | LostRecord;
 
 export function isIpvs(r: NwRecord): r is IpvsRecord {
   return r.kind === 'ipvs-conn' || r.kind === 'ipvs-err' || r.kind === 'ipvs-ctl';
@@ -505,6 +531,26 @@ function decodeOne(b: Uint8Array, dv: DataView, off: number, type: number, size:
         dport: dv.getUint16(off + C.dport, true),
         weight: dv.getInt32(off + C.weight, true),
       };
+    }
+    case RecordType.SOCK: {
+      const S = LAYOUT.nw_sock;
+      need(type, size, S.size);
+      return {
+        kind: 'sock', ts, cpu, probe,
+        sk: u48(dv, off + S.sk),
+        netns: dv.getUint32(off + S.netns, true),
+        pid: dv.getUint32(off + S.pid, true),
+        tuple: decodeTuple(b, dv, off + S.tuple),
+        oldstate: b[off + S.oldstate],
+        newstate: b[off + S.newstate],
+        err: dv.getInt32(off + S.err, true),
+        errSoft: dv.getInt32(off + S.err_soft, true),
+      };
+    }
+    case RecordType.LOST: {
+      const L = LAYOUT.nw_lost;
+      need(type, size, L.size);
+      return { kind: 'lost', ts, cpu, probe, count: u64Number(dv, off + L.count), first: u64Number(dv, off + L.first_ts), last: u64Number(dv, off + L.last_ts) };
     }
     default:
       throw new AbiError(`unknown record type ${type}`);

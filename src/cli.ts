@@ -168,7 +168,8 @@ explanations and pod_namespace). Operational messages go to stderr.`,
     .command('doctor')
     .description('check this kernel and these privileges: which probes attach, in which mode, and why not; and which Kubernetes name sources answer')
     .option('--json', 'print the report as JSON')
-    .option('--ipvs', 'also fail on what kube-proxy\'s IPVS mode needs of this node (modules, ip_forward, bridge-nf-call-iptables, rp_filter, vs.conntrack)'))
+    .option('--ipvs', 'also fail on what kube-proxy\'s IPVS mode needs of this node (modules, ip_forward, bridge-nf-call-iptables, rp_filter, vs.conntrack)')
+    .option('--reasons', 'also list every drop reason this kernel defines, what it means, and which rule of netwhy explains it'))
     .addHelpText(
       'after',
       `

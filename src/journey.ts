@@ -2,7 +2,7 @@
 // the kernel frees it, so a journey ends at its drop, after an idle gap, or
 // when the same address shows up carrying an unrelated flow.
 import { hostPort } from './model/ip.js';
-import { FibFlag, type FibRecord, type PacketRecord, type Pkt, type Tuple } from './abi.js';
+import { FibFlag, type FibRecord, type PacketRecord, type Pkt, type SockRecord, type Tuple } from './abi.js';
 
 export interface Journey {
   id: number;
@@ -31,7 +31,22 @@ export function pktKeys(p: Pkt): string[] {
 }
 
 export function recordPkt(r: PacketRecord): Pkt | undefined {
-  return r.kind === 'fib' ? undefined : r.pkt;
+  return r.kind === 'fib' || r.kind === 'sock' ? undefined : r.pkt;
+}
+
+/** The namespace a record happened in. */
+export function recordNetns(r: PacketRecord): number {
+  return r.kind === 'fib' || r.kind === 'sock' ? r.netns : r.pkt.netns;
+}
+
+/**
+ * A socket's state change joins its flow by the socket (every record of one
+ * socket shares `sk:<address>`) and, once both ports are chosen, by its tuple.
+ */
+export function sockKeys(r: SockRecord): string[] {
+  const keys = [`sk:${r.sk.toString(16)}`];
+  if (r.tuple.sport && r.tuple.dport && r.tuple.src !== '0.0.0.0') keys.push(flowKey(r.tuple));
+  return keys;
 }
 
 /**
@@ -41,7 +56,8 @@ export function recordPkt(r: PacketRecord): Pkt | undefined {
  * be DNAT-ed, so it cannot be compared with what the journey saw on receive.
  */
 function fibFits(f: FibRecord, j: Journey): boolean {
-  const src = f.flags & FibFlag.TIED_FORWARD ? f.src : f.flags & FibFlag.TIED_REVERSE ? f.dst : undefined;
+  // forward: the lookup's source is the packet's; reverse-path check and reply (SYN-ACK, ICMP error): its destination
+  const src = f.flags & FibFlag.TIED_FORWARD ? f.src : f.flags & (FibFlag.TIED_REVERSE | FibFlag.TIED_REPLY) ? f.dst : undefined;
   if (src === undefined) return false;
   return j.records.some((r) => {
     const p = recordPkt(r);
@@ -90,6 +106,15 @@ export class JourneyBuilder {
       alone.records.push(r);
       this.done.push(alone);
       alone.ended = true;
+      return alone;
+    }
+    if (r.kind === 'sock') {
+      // No skb: a journey of its own, tied to its flow by the socket and its tuple.
+      const alone = this.open(0, r.ts);
+      alone.records.push(r);
+      for (const k of sockKeys(r)) alone.keys.add(k);
+      alone.ended = true;
+      this.done.push(alone);
       return alone;
     }
     const keys = pktKeys(r.pkt);

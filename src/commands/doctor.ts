@@ -9,6 +9,7 @@ import { currentPrivileges, type Privileges } from '../kernel/privileges.js';
 import { type KernelFeature, loadBinding } from '../native.js';
 import { type ProbeReport, TraceSession } from '../tracer.js';
 import type { Io } from './trace.js';
+import { type ReasonCoverage, coverageCounts, reasonCoverage } from '../explain/coverage.js';
 
 export interface PreflightCheck {
   name: string;
@@ -68,10 +69,20 @@ export interface DoctorReport {
   /** where Kubernetes names come from on this node (additive in version 1: older reports lack it) */
   nameSources?: NameSourceReport[];
   problems: string[];
+  /** With --reasons: every drop reason this kernel's BTF defines, and which rule explains it. */
+  reasonCoverage?: { explained: number; defined: number; reasons: ReasonCoverage[] };
+}
+
+/** The drop reasons of this kernel, with the rules that explain them. Pure. */
+export function reasonReport(reasons: Map<number, string>): NonNullable<DoctorReport['reasonCoverage']> {
+  const list = reasonCoverage(reasons);
+  return { ...coverageCounts(list), reasons: list };
 }
 
 export interface DoctorOptions extends NameOptions {
   ipvs?: boolean;
+  /** list every drop reason of this kernel and the rule that explains it */
+  reasons?: boolean;
 }
 
 /** One line per name source: status, source, what it found or why not, and its counts. Pure. */
@@ -84,6 +95,8 @@ export function nameSourceLines(reports: NameSourceReport[]): string[] {
 
 /** IPVS probes are there only with the ip_vs module: their absence is no problem of netwhy's. */
 const isIpvsProbe = (name: string) => name.startsWith('ip_vs_');
+/** sock:sock_send_length came in 6.3: older kernels explain less (a UDP packet that never left), nothing stops netwhy. */
+const isOptionalProbe = (name: string) => isIpvsProbe(name) || name === 'sock_send_length';
 
 /** What netwhy can explain given which probes attach. Pure: unit-tested. */
 export function supportedExplanations(probes: ProbeReport[]): DoctorReport['explanations'] {
@@ -93,6 +106,8 @@ export function supportedExplanations(probes: ProbeReport[]): DoctorReport['expl
     { name: 'every hop: receive and transmit per namespace and device', supported: on('netif_receive_skb') && on('net_dev_queue'), needs: 'netif_receive_skb, net_dev_queue' },
     { name: 'route decisions, reverse-path checks (rp_filter)', supported: on('fib_table_lookup'), needs: 'fib_table_lookup' },
     { name: 'following a command and its children (explain)', supported: on('sched_process_fork'), needs: 'sched_process_fork' },
+    { name: 'flows known from connect() on: a first packet that never left (neighbour failures)', supported: on('inet_sock_set_state'), needs: 'inet_sock_set_state' },
+    { name: 'a UDP or ICMP packet that never left (neighbour failures of any socket)', supported: on('sock_send_length'), needs: 'sock_send_length (kernel 6.3 or later)' },
     { name: 'IPVS connections: virtual service → real server', supported: on('ip_vs_conn_new'), needs: 'ip_vs_conn_new (the ip_vs module, kprobes or fexit)' },
     { name: 'IPVS control plane: who added or deleted a service', supported: on('ip_vs_unlink_service') && on('ip_vs_add_service'), needs: 'ip_vs_unlink_service, ip_vs_add_service' },
     { name: 'IPVS errors: no destination, hook drops, NAT transmit', supported: on('ip_vs_scheduler_err'), needs: 'ip_vs_scheduler_err, ip_vs_in_hook, ip_vs_nat_xmit' },
@@ -160,12 +175,12 @@ export async function collectDoctor(opts: DoctorOptions = {}): Promise<DoctorRep
     }
   }
   for (const p of probes) {
-    if (!p.mode && !isIpvsProbe(p.probe)) problems.push(`probe ${p.probe} cannot attach: ${p.skipped.map((s) => `${s.mode}: ${s.reason}`).join('; ')}`);
+    if (!p.mode && !isOptionalProbe(p.probe)) problems.push(`probe ${p.probe} cannot attach: ${p.skipped.map((s) => `${s.mode}: ${s.reason}`).join('; ')}`);
   }
   const keys = ['net.ipv4.ip_forward', 'net.bridge.bridge-nf-call-iptables', 'net.ipv4.conf.all.rp_filter', 'net.ipv4.conf.default.rp_filter', 'net.ipv4.vs.conntrack'];
   const preflight = ipvsPreflight({ modules: loadedModules(), sysctl: Object.fromEntries(keys.map((k) => [k, readSysctl(k)])) });
   if (opts.ipvs) for (const c of preflight) if (!c.ok) problems.push(`IPVS mode: ${c.name} is ${c.found}, needs ${c.want}: ${c.fix}`);
-  return {
+  const report: DoctorReport = {
     version: DOCTOR_VERSION,
     kernel: { release: release(), machine: machine() },
     btf: { path: KERNEL_BTF, present: btfPresent, dropReasons },
@@ -178,6 +193,16 @@ export async function collectDoctor(opts: DoctorOptions = {}): Promise<DoctorRep
     nameSources: (await names)?.sources,
     problems,
   };
+  if (opts.reasons) {
+    let reasons = new Map<number, string>();
+    try {
+      if (btfPresent) reasons = kernelDropReasons();
+    } catch {
+      // reported above as a problem
+    }
+    report.reasonCoverage = reasonReport(reasons);
+  }
+  return report;
 }
 
 const yes = (b: boolean) => (b ? 'yes' : 'no');
@@ -204,8 +229,20 @@ export function doctorText(r: DoctorReport): string {
   if (r.nameSources) L.push('', 'Kubernetes name sources', ...nameSourceLines(r.nameSources));
   L.push('', 'explanations');
   for (const e of r.explanations) L.push(`  ${e.supported ? 'yes' : 'no '}  ${e.name}${e.supported ? '' : ` (needs ${e.needs})`}`);
+  if (r.reasonCoverage) L.push('', ...reasonsText(r.reasonCoverage));
   L.push('', r.problems.length ? `problems\n${r.problems.map((x) => `  - ${x}`).join('\n')}` : 'no problems found');
   return L.join('\n');
+}
+
+export function reasonsText(c: NonNullable<DoctorReport['reasonCoverage']>): string[] {
+  const L = [`drop reasons: this kernel's BTF defines ${c.defined}, netwhy has a rule for ${c.explained}`];
+  const w = Math.max(4, ...c.reasons.map((r) => r.name.length));
+  for (const r of c.reasons) {
+    const rules = r.rules.length ? r.rules.join(', ') : r.weak ? 'not blamed alone (not a loss, or too vague)' : 'no rule yet';
+    L.push(`  ${String(r.value).padStart(5)} ${r.name.padEnd(w)}  ${rules}`);
+    if (r.meaning) L.push(`  ${''.padStart(5)} ${''.padEnd(w)}    ${r.meaning}`);
+  }
+  return L;
 }
 
 export async function runDoctor(opts: DoctorOptions & { json?: boolean }, io: Io = { out: process.stdout, err: process.stderr }): Promise<number> {

@@ -186,7 +186,8 @@ function liveView(names: NetnsNames, syms: Symbolizer, out: NodeJS.WritableStrea
     let text = '';
     for (const r of records) {
       if (ctx.t0 < 0) ctx.t0 = r.ts;
-      text += eventLine(eventView(r, pipeline.add(r), ctx)) + '\n';
+      const journey = pipeline.add(r);
+      if (r.kind !== 'lost' && r.kind !== 'sock') text += eventLine(eventView(r, journey, ctx)) + '\n';
     }
     out.write(text);
   };

@@ -66,7 +66,7 @@ export async function runTrace(filterWords: string[], opts: TraceOptions, io: Io
   if (opts.duration !== undefined && !(opts.duration > 0)) throw new UsageError('--duration must be a positive number of seconds');
   requireTracing();
 
-  const disable = [...Object.entries(PROBE_OF).filter(([k]) => !kinds.includes(k as EventKind)).map(([, p]) => p), 'sched_process_fork' satisfies ProbeName];
+  const disable = [...Object.entries(PROBE_OF).filter(([k]) => !kinds.includes(k as EventKind)).map(([, p]) => p), 'sched_process_fork' satisfies ProbeName, 'inet_sock_set_state' satisfies ProbeName, 'sock_send_length' satisfies ProbeName];
   const symbols = kernelSymbols(); // read on a worker thread while the BPF object loads
   const session = TraceSession.open({ ringBytes: opts.ringMb * 1024 * 1024, disable });
   const reasons = kernelDropReasons();
@@ -121,7 +121,9 @@ export async function runTrace(filterWords: string[], opts: TraceOptions, io: Io
       let text = '';
       for (const r of records) {
         if (ctx.t0 < 0) ctx.t0 = r.ts;
-        const v = eventView(r, judge.add(r), ctx);
+        const journey = judge.add(r);
+        if (r.kind === 'lost' || r.kind === 'sock') continue; // not events: the summary and the verdicts see them
+        const v = eventView(r, journey, ctx);
         events[v.event] = (events[v.event] ?? 0) + 1;
         if (v.drop) drops[v.drop.reason] = (drops[v.drop.reason] ?? 0) + 1;
         text += (opts.json ? JSON.stringify(v) : eventLine(v)) + '\n';

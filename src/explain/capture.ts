@@ -1,14 +1,15 @@
 // The pure core of `explain`: a capture (records, names, state) in, the
 // explanation document out. The same for a live run and a replayed recording;
 // no IO, so the rules are tested on recordings without privileges.
-import { type NwRecord, PktFlag, decodeBatch, isIpvs } from '../abi.js';
+import { FibFlag, type LostRecord, type NwRecord, PktFlag, decodeBatch, isIpvs } from '../abi.js';
 import { reasonName } from '../kernel/symbols.js';
 import type { NetnsState } from '../model/netns.js';
 import { NameResolver } from '../model/names.js';
 import type { Capture } from '../recording.js';
 import { netfilterEvaluator } from '../state/netfilter.js';
+import { recordNetns } from '../journey.js';
 import { DOCUMENT_VERSION, type ExplainDoc } from './document.js';
-import type { ExplainDeps } from './explain.js';
+import type { ExplainDeps, LossWindow } from './explain.js';
 import { FlowPipeline, judgeFlows } from './pipeline.js';
 import { netnsState } from './state.js';
 
@@ -28,8 +29,16 @@ export function netnsToSnapshot(records: NwRecord[]): Set<number> {
     return e;
   };
   for (const r of records) {
+    if (r.kind === 'lost') continue;
     if (isIpvs(r)) out.add(r.netns);
-    else if (r.kind === 'fib') at(r.netns).fib.add(r.skb);
+    else if (r.kind === 'sock') continue;
+    else if (r.kind === 'fib') {
+      at(r.netns).fib.add(r.skb);
+      // a socket's failed lookup (connect() refused before any packet): its routes are the evidence
+      if (!r.skb && r.err < 0 && r.proto) out.add(r.netns);
+      // an answer (SYN-ACK, ICMP error) that found no route back: the receiver's routes are the evidence
+      if (r.err < 0 && r.flags & FibFlag.TIED_REPLY) out.add(r.netns);
+    }
     else {
       const p = r.pkt;
       if (r.kind === 'drop' || p.flags & (PktFlag.CT_DNAT | PktFlag.CT_SNAT)) out.add(p.netns);
@@ -66,6 +75,7 @@ export function explainCapture(c: Capture): ExplainDoc {
     symbol: (a) => syms.get(a.toString(16))?.name ?? `0x${a.toString(16)}`,
     ipvs: pipeline.ipvs,
     names: c.k8s ? new NameResolver(c.k8s) : undefined,
+    losses: lossWindows(pipeline.losses, c.lost),
   };
   return {
     version: DOCUMENT_VERSION,
@@ -76,10 +86,22 @@ export function explainCapture(c: Capture): ExplainDoc {
   };
 }
 
+/**
+ * When events were lost: each NW_REC_LOST record is a window; what the
+ * counters lost beyond them (losses still pending on a CPU when the trace
+ * ended) cannot be placed and counts for the whole trace.
+ */
+export function lossWindows(records: LostRecord[], total: number): LossWindow[] {
+  const out: LossWindow[] = records.map((r) => ({ count: r.count, first: r.first, last: r.last }));
+  const placed = out.reduce((n, w) => n + w.count, 0);
+  if (total > placed) out.push({ count: total - placed, first: -Infinity, last: Infinity });
+  return out;
+}
+
 /** Every namespace a record names. */
 export function allNetns(records: NwRecord[]): Set<number> {
   const out = new Set<number>();
-  for (const r of records) out.add(isIpvs(r) || r.kind === 'fib' ? r.netns : r.pkt.netns);
+  for (const r of records) if (r.kind !== 'lost') out.add(isIpvs(r) ? r.netns : recordNetns(r));
   out.delete(0);
   return out;
 }

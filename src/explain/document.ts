@@ -60,8 +60,8 @@ export interface ExplainDoc {
 
 function hopOf(r: PacketRecord, t0: number, deps: ExplainDeps): Hop | undefined {
   const t = Math.round((r.ts - t0) / 1e3) / 1e6;
-  if (r.kind === 'fib') return undefined;
-  const p = recordPkt(r)!;
+  const p = recordPkt(r);
+  if (!p) return undefined; // route lookups and socket states are evidence, not hops
   const what = r.kind === 'drop' ? `drop ${deps.reasonName(r.reason)}` : r.kind;
   const hop: Hop = { t, netns: deps.netnsName(p.netns), dev: p.dev || '?', what };
   const pod = deps.names?.netns(p.netns);
@@ -94,7 +94,7 @@ function origDoc(o: Flow['orig'], names: NameLookup | undefined): OrigDoc {
 }
 
 export function flowDoc(flow: Flow, deps: ExplainDeps, exitCode?: number): FlowDoc {
-  const records = flow.journeys.flatMap((j) => j.records).filter((r) => r.kind !== 'fib').sort((a, b) => a.ts - b.ts);
+  const records = flow.journeys.flatMap((j) => j.records).filter((r) => r.kind !== 'fib' && r.kind !== 'sock').sort((a, b) => a.ts - b.ts);
   const kept = records.length > MAX_HOPS ? [...records.slice(0, MAX_HOPS - 1), records[records.length - 1]] : records;
   const doc: FlowDoc = {
     proto: protoName(flow.orig.proto),

@@ -3,7 +3,7 @@
 // conntrack tuple (original or reply). After DNAT the request's conntrack
 // entry carries both the original and the rewritten tuple, which is what ties
 // the client's packet to the pod's reply.
-import { type DropRecord, type IpvsConnRecord, type IpvsRecord, type Pkt, PktFlag, type Tuple } from '../abi.js';
+import { AF_INET, type DropRecord, type FibRecord, type IpvsConnRecord, type IpvsRecord, type Pkt, PktFlag, type Tuple } from '../abi.js';
 import { serviceRef } from '../model/ipvs.js';
 import { type Journey, flowKey, recordPkt } from '../journey.js';
 
@@ -74,8 +74,18 @@ function sameNat(a: NatStep, b: NatStep): boolean {
   return a.kind === b.kind && a.netns === b.netns && a.to.addr === b.to.addr && a.to.port === b.to.port;
 }
 
-/** The tuple the sender wrote: a local socket's first packet, else the earliest packet. */
+/** The tuple the sender wrote: a local socket's first packet, else the earliest packet, else its socket's. */
 function originalTuple(journeys: Journey[]): Tuple | undefined {
+  return packetTuple(journeys) ?? socketTuple(journeys);
+}
+
+/** A flow that never sent a packet: the tuple of its socket, once both ports were known. */
+function socketTuple(journeys: Journey[]): Tuple | undefined {
+  const socks = journeys.flatMap((j) => j.records).filter((r) => r.kind === 'sock');
+  return (socks.find((r) => r.tuple.sport && r.tuple.dport) ?? socks[0])?.tuple;
+}
+
+function packetTuple(journeys: Journey[]): Tuple | undefined {
   let best: { ts: number; t: Tuple; local: boolean } | undefined;
   for (const j of journeys) {
     for (const r of j.records) {
@@ -87,6 +97,49 @@ function originalTuple(journeys: Journey[]): Tuple | undefined {
     }
   }
   return best?.t;
+}
+
+/** An output route lookup a process made for its socket (connect(), sendmsg()): no skb yet, loopback as iif, a protocol. */
+export function isSocketLookup(f: FibRecord): boolean {
+  return !f.skb && f.iif === 1 && f.proto !== 0;
+}
+
+/**
+ * Sockets whose route lookups all failed: connect() or sendmsg() returned an
+ * error (ENETUNREACH, EHOSTUNREACH, ...) before any packet existed. Each is a
+ * flow of its own, made of those lookups (one per process, protocol and
+ * destination); a later lookup that succeeded means the packet left after all.
+ */
+function failedConnects(journeys: Journey[]): Journey[][] {
+  const lookups = journeys.filter((j) => j.keys.size === 0).flatMap((j) => j.records.filter((r): r is FibRecord => r.kind === 'fib' && isSocketLookup(r)).map((f) => ({ f, j })));
+  const key = (f: FibRecord) => `${f.netns}|${f.pid}|${f.proto}|${f.dst}|${f.dport}`;
+  const ok = new Set(lookups.filter(({ f }) => f.err === 0).map(({ f }) => key(f)));
+  const failed = new Map<string, Journey[]>();
+  for (const { f, j } of lookups) {
+    if (f.err >= 0 || ok.has(key(f))) continue;
+    const g = failed.get(key(f));
+    if (g) g.push(j);
+    else failed.set(key(f), [j]);
+  }
+  return [...failed.values()];
+}
+
+/**
+ * The sender's own route lookups for a flow (connect(), sendmsg(): no skb,
+ * so the kernel could not tie them): same protocol and destination, a source
+ * and port not yet chosen or the flow's own, in the namespace the flow was
+ * sent from. They say where the first packet was routed, even when it never
+ * left.
+ */
+function senderLookups(journeys: Journey[], orig: Tuple, flow: Journey[]): Journey[] {
+  const from = new Set(flow.flatMap((j) => j.records.flatMap((r) => (r.kind === 'sock' ? [r.netns] : r.kind === 'fib' ? [] : r.pkt.flags & PktFlag.LOCAL_SK && r.pkt.tuple.src === orig.src ? [r.pkt.netns] : []))));
+  return journeys.filter((j) => j.keys.size === 0 && j.records.every((r) => r.kind === 'fib' && isSocketLookup(r) && r.err === 0 && from.has(r.netns) && r.proto === orig.proto
+    && r.dst === orig.dst && r.dport === orig.dport && (r.sport === 0 || r.sport === orig.sport) && (r.src === '0.0.0.0' || r.src === orig.src)));
+}
+
+/** The tuple of a socket's lookup, as its connect() asked for it (source 0.0.0.0 and port 0 until chosen). */
+export function lookupTuple(f: FibRecord): Tuple {
+  return { family: AF_INET, proto: f.proto, src: f.src, dst: f.dst, sport: f.sport, dport: f.dport };
 }
 
 export function buildFlows(journeys: Journey[], ipvs: IpvsRecord[] = []): Flow[] {
@@ -107,16 +160,17 @@ export function buildFlows(journeys: Journey[], ipvs: IpvsRecord[] = []): Flow[]
   }
   const groups = new Map<number, Journey[]>();
   journeys.forEach((j, i) => {
-    if (j.keys.size === 0) return; // route lookups without a packet: see attachLookups
+    if (j.keys.size === 0) return; // route lookups without a packet: see senderLookups
     const root = uf.find(idx[i]);
     const g = groups.get(root);
     if (g) g.push(j);
     else groups.set(root, [j]);
   });
   const flows: Flow[] = [];
-  for (const js of groups.values()) {
+  for (const js of [...groups.values(), ...failedConnects(journeys)]) {
     js.sort((a, b) => a.start - b.start);
-    const orig = originalTuple(js);
+    const first = js[0].records[0];
+    const orig = originalTuple(js) ?? (first?.kind === 'fib' ? lookupTuple(first) : undefined);
     if (!orig) continue;
     const nat: NatStep[] = [];
     const drops: Flow['drops'] = [];
@@ -128,6 +182,7 @@ export function buildFlows(journeys: Journey[], ipvs: IpvsRecord[] = []): Flow[]
         for (const n of natOf(p)) if (!nat.some((m) => sameNat(m, n))) nat.push(n);
       }
     }
+    if (js.some((j) => j.keys.size > 0)) js.push(...senderLookups(journeys, orig, js));
     const keys = new Set(js.flatMap((j) => [...j.keys]));
     for (const c of conns) {
       if (!ipvsKeys(c).some((k) => keys.has(k))) continue;

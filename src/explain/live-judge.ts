@@ -56,6 +56,7 @@ export class LiveJudge {
       func: opts.func,
       symbol: opts.symbol,
       ipvs: this.pipeline.ipvs,
+      losses: this.pipeline.losses,
     };
   }
 

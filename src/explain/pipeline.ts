@@ -2,7 +2,7 @@
 // skb's path) → flows (journeys joined by conntrack and IPVS tuples) → flow
 // documents with their verdicts. `trace` feeds it live, `explain` (and so
 // `lab run`) with a whole capture; both judge flows the same way.
-import type { IpvsRecord, NwRecord } from '../abi.js';
+import type { IpvsRecord, LostRecord, NwRecord } from '../abi.js';
 import { isIpvs } from '../abi.js';
 import { type Journey, JourneyBuilder } from '../journey.js';
 import { type FlowDoc, flowDoc } from './document.js';
@@ -13,6 +13,8 @@ export class FlowPipeline {
   private readonly journeys: JourneyBuilder;
   /** IPVS events seen: new connections tie a client's journeys to the real server's. */
   readonly ipvs: IpvsRecord[] = [];
+  /** When events were lost (ring buffer full): a verdict must know whether its flow was traced meanwhile. */
+  readonly losses: LostRecord[] = [];
 
   /** idleNs: a journey idle this long is finished (a whole capture: generous; live: short). */
   constructor(idleNs?: number) {
@@ -21,6 +23,10 @@ export class FlowPipeline {
 
   /** Feed one record; returns the journey number it joined (0 for IPVS records). */
   add(r: NwRecord): number {
+    if (r.kind === 'lost') {
+      this.losses.push(r);
+      return 0;
+    }
     if (isIpvs(r)) {
       this.ipvs.push(r);
       return 0;

@@ -12,9 +12,11 @@ export function netnsState(s: Snapshot, netfilter?: NetfilterEvaluator, insertFa
     name: s.netns,
     sysctl: (key) => s.sysctl[key],
     addrs: s.addrs.map((a) => ({ dev: a.dev, address: a.address, prefixlen: a.prefixlen, secondary: a.secondary })),
-    links: s.links.map((l) => ({ name: l.name, kind: l.kind, master: l.master })),
+    links: s.links.map((l) => ({ name: l.name, kind: l.kind, master: l.master, mtu: l.mtu, up: l.up })),
     routes: s.routes.map((r) => ({ table: r.table, dst: r.dst, family: r.family, dev: r.dev, gateway: r.gateway, type: r.type })),
+    neigh: s.neigh?.map((n) => ({ dst: n.dst, dev: n.dev, lladdr: n.lladdr, state: n.state })),
     netfilter,
+    conntrack: s.conntrack ? { invalid: s.conntrack.invalid, drop: s.conntrack.drop, earlyDrop: s.conntrack.earlyDrop } : undefined,
     ipvs: s.ipvs ?? null,
     errors: s.errors,
   };

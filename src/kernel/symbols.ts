@@ -9,7 +9,8 @@ export const KERNEL_BTF = process.env.NETWHY_KERNEL_BTF ?? '/sys/kernel/btf/vmli
 export function dropReasonNames(enumValues: Map<string, number>): Map<number, string> {
   const out = new Map<number, string>();
   for (const [name, value] of enumValues) {
-    if (name === 'SKB_DROP_REASON_MAX') continue;
+    // Not reasons: the end marker and the subsystem mask (6.5+).
+    if (name === 'SKB_DROP_REASON_MAX' || name === 'SKB_DROP_REASON_SUBSYS_MASK') continue;
     out.set(value, name.replace(/^SKB_DROP_REASON_/, '').replace(/^SKB_/, ''));
   }
   return out;

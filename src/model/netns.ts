@@ -26,6 +26,15 @@ export interface LinkInfo {
   kind?: string;
   /** the bridge (or bond) it is a port of */
   master?: string;
+  mtu?: number;
+  up?: boolean;
+}
+
+export interface NeighInfo {
+  dst: string;
+  dev: string;
+  lladdr?: string;
+  state: string[];
 }
 
 /** What the rules may know of one network namespace. */
@@ -33,13 +42,17 @@ export interface NetnsState {
   name: string;
   sysctl(key: string): string | undefined;
   addrs: AddrInfo[];
-  /** absent when not captured (so whether a device is a bridge port is not known) */
+  /** absent when not captured (so whether a device is a bridge port, or its MTU, is not known) */
   links?: LinkInfo[];
   routes: RouteInfo[];
+  /** Neighbour (ARP/ND) entries; absent when not captured. */
+  neigh?: NeighInfo[];
   /** Evaluate a packet through a netfilter hook; undefined when no ruleset could be read. */
   netfilter?: NetfilterEvaluator;
   /** IPVS services and connections; null when the namespace has no IPVS. */
   ipvs: IpvsState | null;
+  /** conntrack counters after the command (conntrack -S), summed over CPUs; absent when not read. */
+  conntrack?: { invalid: number; drop: number; earlyDrop: number };
   /** conntrack insert_failed before the traced command and after it. */
   insertFailed?: { before?: number; after?: number };
   errors: string[];

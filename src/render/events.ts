@@ -1,5 +1,5 @@
 // Records as people and scripts read them: one line per event, or JSON lines.
-import { type NwRecord, PktFlag, isIpvs, type Tuple } from '../abi.js';
+import { type LostRecord, type NwRecord, PktFlag, type SockRecord, isIpvs, type Tuple } from '../abi.js';
 import { endpointText } from '../model/ip.js';
 import { type K8sRef, type NameLookup, refText } from '../model/k8s.js';
 import { hasPorts, protoName } from '../model/protocols.js';
@@ -48,7 +48,12 @@ function endpoint(t: Tuple, ports: boolean): Endpoint {
   return ports ? { src: t.src, sport: t.sport, dst: t.dst, dport: t.dport } : { src: t.src, dst: t.dst };
 }
 
-export function eventView(r: NwRecord, journey: number, ctx: ViewContext): EventView {
+/**
+ * A record as an event line. 'lost' records are not events (the summary and
+ * the verdicts report them), nor are 'sock' records (explain's evidence; trace
+ * does not load that probe).
+ */
+export function eventView(r: Exclude<NwRecord, LostRecord | SockRecord>, journey: number, ctx: ViewContext): EventView {
   const t = (r.ts - ctx.t0) / 1e9;
   if (isIpvs(r)) {
     const p = r.kind === 'ipvs-err' ? r.pkt : undefined;

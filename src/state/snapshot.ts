@@ -85,6 +85,8 @@ export const GLOBAL_SYSCTLS = [
   'net/netfilter/nf_conntrack_max',
   'net/netfilter/nf_conntrack_count',
   'net/netfilter/nf_conntrack_udp_timeout',
+  'net/netfilter/nf_conntrack_tcp_be_liberal',
+  'net/netfilter/nf_conntrack_tcp_loose',
 ] as const;
 
 /**

@@ -124,6 +124,11 @@ describe.skipIf(!isRoot())('trace on this kernel', () => {
     // what was delivered plus what was lost is what the probes saw
     const submitted = counters.probes.reduce((n, p) => n + p.events, 0);
     expect(recs.length).toBe(submitted);
+    // and the losses are placed in time: NW_REC_LOST records, ahead of the next record that fit
+    // (a loss still pending when the flood ended has no record: only the counters know it)
+    const placed = recs.flatMap((r) => (r.kind === 'lost' ? [r] : []));
+    expect(placed.reduce((n, r) => n + r.count, 0)).toBeLessThanOrEqual(counters.lost);
+    for (const r of placed) expect(r.first).toBeLessThanOrEqual(r.last);
   });
 
   it('close() leaves no netwhy program or link behind', async () => {

@@ -237,3 +237,114 @@ describe('recordings', () => {
   });
 });
 
+
+describe('the drop that ended the flow', () => {
+  it('a PMTU black hole: the ICMP error died first, the full-size segment last; the segment decides, the ICMP is secondary', () => {
+    const doc = explain('mtu-blackhole');
+    expect(doc.flows).toHaveLength(1);
+    const v = doc.flows[0].verdict;
+    expect(v.where).toMatchObject({ netns: 'nwr-router', dev: 'eth0', function: 'ip_forward', reason: 'PKT_TOO_BIG' });
+    const secondary = v.evidence.filter((e) => e.startsWith('secondary drop'));
+    expect(secondary).toHaveLength(1);
+    expect(secondary[0]).toMatch(/^secondary drop \(not the one that ended the flow\): icmp 10\.199\.1\.2 > 10\.199\.1\.1 dropped in nwr-router on \? with NETFILTER_DROP at nft_do_chain/);
+    expect(v.evidence.join('\n')).not.toContain("netfilter's FORWARD hook");
+  });
+
+  it('the PMTU black hole\'s cause is the rule that dropped the ICMP error, with the MTU that made the packet too big', () => {
+    const v = explain('mtu-blackhole').flows[0].verdict;
+    expect(v.cause).toMatchObject({ type: 'iptables-rule', ref: '-A OUTPUT -p icmp -m icmp --icmp-type 3/4 -j DROP', value: 'DROP', netns: 'nwr-router' });
+    expect(v.evidence[0]).toMatch(/^tcp 10\.199\.1\.1:\d+ > 10\.199\.2\.2:80: a \d+-byte packet.* to be forwarded by eth1 in nwr-router, whose MTU is 1000$/);
+    expect(v.evidence[1]).toContain('DF set');
+    expect(v.evidence[2]).toMatch(/^that ICMP error \(icmp 10\.199\.1\.2 > 10\.199\.1\.1\) was dropped in nwr-router with NETFILTER_DROP: .*a PMTU black hole/);
+    expect(v.fix).toContain('--clamp-mss-to-pmtu');
+  });
+});
+
+describe('flows known before their first packet', () => {
+  it('the next hop never answers ARP: the flow is reported (not "0 flows"), the SYN died in the neighbour queue', () => {
+    const doc = explain('neigh-failed');
+    expect(doc.flows).toHaveLength(1);
+    const [f] = doc.flows;
+    expect(f.orig).toMatchObject({ src: '10.199.1.1', dst: '10.199.7.7', dport: 80 });
+    expect(f.orig.sport).toBeGreaterThan(0);
+    expect(f.hops.every((h) => h.netns === 'nwr-client' && h.what === 'drop NEIGH_FAILED')).toBe(true);
+    expect(f.verdict).toMatchObject({
+      outcome: 'dropped',
+      where: { netns: 'nwr-client', dev: 'eth0', reason: 'NEIGH_FAILED' },
+      cause: { type: 'address', ref: '10.199.1.7 dev eth0', value: 'neighbour FAILED', netns: 'nwr-client' },
+    });
+    const ev = f.verdict.evidence;
+    expect(ev[0]).toBe('nobody answers ARP for 10.199.1.7 on eth0 in nwr-client');
+    expect(ev).toContain('the next hop of 10.199.7.7 in nwr-client is 10.199.1.7 (route 10.199.7.0/24 via 10.199.1.7 dev eth0)');
+    // the sender's own lookup (connect(): no skb yet) is tied to the flow in user space
+    expect(ev.find((e) => e.startsWith("the sender's route lookup"))).toMatch(/^the sender's route lookup 10\.199\.1\.1 > 10\.199\.7\.7 in nwr-client \(table 254\): via 10\.199\.1\.7 dev eth0$/);
+    expect(ev).toContain('the neighbour entry of 10.199.1.7 on eth0 in nwr-client is FAILED (no link-layer address)');
+    expect(ev).toContain('connect() failed with EHOSTUNREACH (No route to host)');
+    expect(ev.find((e) => e.startsWith('the socket went'))).toMatch(/SYN_SENT → CLOSE/);
+  });
+
+  it('connect() fails before any packet: the failed lookup is the evidence, ENETUNREACH, the route cause', () => {
+    const doc = explain('connect-no-route');
+    expect(doc.flows).toHaveLength(1);
+    const [f] = doc.flows;
+    expect(f.hops).toEqual([]);
+    expect(f.orig).toMatchObject({ dst: '10.199.9.9', dport: 80 });
+    expect(f.verdict).toMatchObject({ outcome: 'dropped', cause: { type: 'route', ref: 'no route to 10.199.9.9', value: 'unreachable', netns: 'nwr-client' } });
+    expect(f.verdict.where).toBeUndefined();
+    const ev = f.verdict.evidence;
+    expect(ev[0]).toBe('connect() to 10.199.9.9:80 failed before any packet existed: no device saw one');
+    expect(ev).toContain('route lookup 10.199.9.9 in nwr-client (table 254): no match in this table');
+    expect(ev.find((e) => e.startsWith('the kernel returned'))).toMatch(/^the kernel returned ENETUNREACH \(Network is unreachable\) to the process/);
+    expect(ev.at(-1)).toBe('table main in nwr-client: 10.199.1.0/24 dev eth0 — nothing covers 10.199.9.9 and there is no default route');
+  });
+});
+
+describe('output route lookups tied to their flow', () => {
+  it('no route back: the SYN arrived, the SYN-ACK\'s lookup failed in the receiver\'s namespace: a route cause with table and netns', () => {
+    const doc = explain('no-route-back');
+    expect(doc.flows).toHaveLength(1);
+    const v = doc.flows[0].verdict;
+    expect(v).toMatchObject({ outcome: 'dropped', cause: { type: 'route', ref: 'no route back to 10.199.1.1 (table main)', value: 'unreachable', netns: 'nwr-server' } });
+    expect(v.evidence[0]).toMatch(/^the request tcp 10\.199\.1\.1:\d+ > 10\.199\.2\.2:80 reached nwr-server on eth0$/);
+    expect(v.evidence[1]).toBe('its answer (SYN-ACK or reply) needs a route from nwr-server back to 10.199.1.1: route lookup 10.199.2.2 > 10.199.1.1 in nwr-server (table 254): no match in this table');
+    expect(v.evidence).toContain('table main in nwr-server: 10.199.2.0/24 dev eth0 — nothing covers 10.199.1.1');
+    expect(v.fix).toContain('add a route back to 10.199.1.1 in nwr-server');
+  });
+
+  it('a delivered request\'s SYN-ACK lookup joins its journey (tied as a reply in the kernel), a failed one is not invented', () => {
+    const doc = explain('delivered');
+    expect(doc.flows[0].verdict.outcome).toBe('delivered');
+  });
+});
+
+describe('conntrack\'s own verdicts, refused or filtered', () => {
+  it('conntrack INVALID (a flushed entry, nf_conntrack_tcp_loose=0): the INVALID rule, the sysctls and the counter', () => {
+    const v = explain('ct-invalid').flows[0].verdict;
+    expect(v).toMatchObject({ outcome: 'dropped', where: { netns: 'nwr-router', reason: 'NETFILTER_DROP' }, cause: { type: 'iptables-rule', ref: '-A FORWARD -m conntrack --ctstate INVALID -j DROP', value: 'DROP', netns: 'nwr-router' } });
+    const ev = v.evidence;
+    expect(ev[0]).toMatch(/\(no conntrack entry: INVALID\) was dropped at the FORWARD hook in nwr-router/);
+    expect(ev).toContain('net.netfilter.nf_conntrack_tcp_be_liberal = 0 in nwr-router: out-of-window TCP segments are INVALID (1 would let them pass)');
+    expect(ev).toContain('net.netfilter.nf_conntrack_tcp_loose = 0 in nwr-router: a connection whose entry was lost is not picked up mid-stream: its packets are INVALID');
+    expect(ev.find((e) => e.startsWith("conntrack's invalid counter in nwr-router: "))).toBeDefined();
+    expect(ev).toContain('filtered, not refused: the rule drops silently, so the sender hears nothing and times out');
+    expect(v.fix).toContain('nf_conntrack_tcp_be_liberal=1');
+  });
+
+  it('a full conntrack table: no rule dropped the new packet, count is at max: cause conntrack nf_conntrack_max with both values', () => {
+    const c = load('ct-invalid');
+    // the same drop, as if no INVALID rule existed and the router's table were full
+    const snapshots = c.snapshots.map((s) => (s.netns !== 'nwr-router' ? s : {
+      ...s,
+      iptablesSave: s.iptablesSave!.split('\n').filter((l) => !l.includes('INVALID')).join('\n'),
+      sysctl: { ...s.sysctl, 'net.netfilter.nf_conntrack_max': '65536', 'net.netfilter.nf_conntrack_count': '65536' },
+    }));
+    const v = explainCapture({ ...c, snapshots }).flows[0].verdict;
+    expect(v.cause).toEqual({ type: 'conntrack', ref: 'nf_conntrack_max', value: '65536/65536', netns: 'nwr-router' });
+    expect(v.evidence[0]).toBe('net.netfilter.nf_conntrack_count = 65536 and net.netfilter.nf_conntrack_max = 65536 in nwr-router: the conntrack table is full');
+  });
+
+  it('a REJECT is refused, not filtered', () => {
+    const v = explain('iptables-reject').flows[0].verdict;
+    expect(v.evidence).toContain('refused, not filtered: the rule answers with an ICMP error or a TCP reset, so the sender fails at once ("connection refused", "host unreachable")');
+  });
+});

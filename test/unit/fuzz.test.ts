@@ -55,7 +55,7 @@ function expectOnly(cases: Iterable<unknown>, fn: (c: never) => void, allowed: (
 }
 
 describe('fuzz: decodeBatch (ring buffer bytes)', () => {
-  const KINDS = new Set(['drop', 'rx', 'tx', 'fib', 'ipvs-conn', 'ipvs-err', 'ipvs-ctl']);
+  const KINDS = new Set(['drop', 'rx', 'tx', 'fib', 'ipvs-conn', 'ipvs-err', 'ipvs-ctl', 'lost', 'sock']);
   const check = (buf: Uint8Array) => {
     const { records, bad } = decodeBatch(buf);
     expect(bad).toBeGreaterThanOrEqual(0);

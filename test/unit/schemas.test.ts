@@ -31,9 +31,11 @@ function eventLines(c: Capture): EventView[] {
   const netns = new Map(c.netns);
   const ctx = { t0: -1, netnsName: (i: number) => netns.get(i) ?? String(i), reasonName: (v: number) => reasonName(reasons, v), symbol: (a: bigint) => syms.get(a.toString(16)) ?? `0x${a.toString(16)}` };
   const pipeline = new FlowPipeline();
-  return decodeBatch(c.records).records.map((r: NwRecord) => {
+  return decodeBatch(c.records).records.flatMap((r: NwRecord) => {
     if (ctx.t0 < 0) ctx.t0 = r.ts;
-    return asJson(eventView(r, pipeline.add(r), ctx));
+    const journey = pipeline.add(r);
+    // socket states and loss reports are no event lines (trace skips them too)
+    return r.kind === 'sock' || r.kind === 'lost' ? [] : [asJson(eventView(r, journey, ctx))];
   });
 }
 

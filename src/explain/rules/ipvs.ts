@@ -16,7 +16,7 @@ function ipvsNamespaces(input: FlowRuleInput): { ino: number; st: NetnsState }[]
   const out: { ino: number; st: NetnsState }[] = [];
   for (const j of input.flow.journeys) {
     for (const r of j.records) {
-      const ino = r.kind === 'fib' ? r.netns : r.pkt.netns;
+      const ino = r.kind === 'fib' || r.kind === 'sock' ? r.netns : r.pkt.netns;
       if (seen.has(ino)) continue;
       seen.add(ino);
       const st = input.state(ino);

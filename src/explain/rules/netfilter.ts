@@ -119,7 +119,7 @@ export function bridgePorts(site: HookSite, { drop, journey, state }: RuleInput)
   return { physIn, physOut, bridge };
 }
 
-function packetAt(site: HookSite, input: RuleInput): NetfilterPacket {
+export function packetAt(site: HookSite, input: RuleInput): NetfilterPacket {
   const { drop, journey } = input;
   const { hook } = site;
   const p = drop.pkt;

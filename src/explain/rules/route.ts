@@ -2,7 +2,7 @@
 // the route that matched is unreachable/blackhole/prohibit.
 import { parseAddrRange, parseIp, rangeContains } from '../../model/ip.js';
 import { isReversePathCheck } from '../../model/route.js';
-import { lookupText, lookupsBefore } from '../evidence.js';
+import { lookupText, lookupsBefore, mainTableText } from '../evidence.js';
 import type { ExplainRule, RouteInfo } from '../types.js';
 
 /** A route's family: as captured (ip -4 / ip -6), else from its destination or gateway. */
@@ -63,8 +63,7 @@ export const routeRule: ExplainRule = {
       : [`no route lookup for ${dst} was seen in ${ns}`];
     if (st) {
       const family = parseIp(dst)?.family;
-      const main = st.routes.filter((r) => r.table === 'main' && routeFamily(r) === family).map((r) => `${r.type === 'unicast' ? '' : `${r.type} `}${r.dst}${r.gateway ? ` via ${r.gateway}` : ''}${r.dev ? ` dev ${r.dev}` : ''}`);
-      evidence.push(`table main in ${ns}: ${main.length ? main.join('; ') : '(empty)'} — nothing covers ${dst} and there is no default route`);
+      evidence.push(`table main in ${ns}: ${mainTableText(st.routes.filter((r) => routeFamily(r) === family))} — nothing covers ${dst} and there is no default route`);
     }
     const icmp = parseIp(dst)?.family === 6 ? 'an ICMPv6 no-route' : 'an ICMP network unreachable';
     evidence.push(`dropped with ${reason}${reason === 'IP_INNOROUTES' ? ` (${icmp} goes back)` : ''}`);
