@@ -169,7 +169,8 @@ explanations and pod_namespace). Operational messages go to stderr.`,
     .description('check this kernel and these privileges: which probes attach, in which mode, and why not; and which Kubernetes name sources answer')
     .option('--json', 'print the report as JSON')
     .option('--ipvs', 'also fail on what kube-proxy\'s IPVS mode needs of this node (modules, ip_forward, bridge-nf-call-iptables, rp_filter, vs.conntrack)')
-    .option('--reasons', 'also list every drop reason this kernel defines, what it means, and which rule of netwhy explains it'))
+    .option('--reasons', 'also list every drop reason this kernel defines, what it means, and which rule of netwhy explains it')
+    .option('--netns <names>', 'also report the netfilter front-ends of these network namespaces (comma-separated, as ip netns lists them)', (v: string) => v.split(',').map((x) => x.trim()).filter(Boolean)))
     .addHelpText(
       'after',
       `

@@ -9,6 +9,8 @@ import { currentPrivileges, type Privileges } from '../kernel/privileges.js';
 import { type KernelFeature, loadBinding } from '../native.js';
 import { type ProbeReport, TraceSession } from '../tracer.js';
 import type { Io } from './trace.js';
+import { type NetfilterBackends, backendsText, netfilterBackends } from '../state/netfilter/backends.js';
+import { HOST, takeSnapshot } from '../state/snapshot.js';
 import { type ReasonCoverage, coverageCounts, reasonCoverage } from '../explain/coverage.js';
 
 export interface PreflightCheck {
@@ -68,6 +70,8 @@ export interface DoctorReport {
   ipvsPreflight: PreflightCheck[];
   /** where Kubernetes names come from on this node (additive in version 1: older reports lack it) */
   nameSources?: NameSourceReport[];
+  /** the netfilter front-ends live in the host namespace (and each --netns), and the kube-proxy mode their rules show */
+  netfilter?: NetfilterBackends[];
   problems: string[];
   /** With --reasons: every drop reason this kernel's BTF defines, and which rule explains it. */
   reasonCoverage?: { explained: number; defined: number; reasons: ReasonCoverage[] };
@@ -83,6 +87,8 @@ export interface DoctorOptions extends NameOptions {
   ipvs?: boolean;
   /** list every drop reason of this kernel and the rule that explains it */
   reasons?: boolean;
+  /** network namespaces (as `ip netns` names them) whose netfilter front-ends to report besides the host's */
+  netns?: string[];
 }
 
 /** One line per name source: status, source, what it found or why not, and its counts. Pure. */
@@ -146,6 +152,7 @@ function readSysctl(key: string): string | undefined {
 export async function collectDoctor(opts: DoctorOptions = {}): Promise<DoctorReport> {
   // Name sources are IO with their own deadlines: started first, they overlap the BPF load.
   const names = gatherNames(opts);
+  const backends = Promise.all([HOST, ...(opts.netns ?? [])].map(async (ns) => netfilterBackends(await takeSnapshot(ns))));
   const problems: string[] = [];
   const privileges = currentPrivileges();
   const btfPresent = existsSync(KERNEL_BTF);
@@ -191,6 +198,7 @@ export async function collectDoctor(opts: DoctorOptions = {}): Promise<DoctorRep
     ipvsPreflight: preflight,
     // Not problems: a machine outside Kubernetes has no names to give, and netwhy traces without them.
     nameSources: (await names)?.sources,
+    netfilter: await backends,
     problems,
   };
   if (opts.reasons) {
@@ -227,6 +235,7 @@ export function doctorText(r: DoctorReport): string {
   L.push('', 'IPVS-mode node preflight (kube-proxy --proxy-mode=ipvs)');
   for (const c of r.ipvsPreflight) L.push(`  ${c.ok ? 'ok ' : 'NO '}  ${c.name.padEnd(38)} ${c.found}${c.ok ? '' : ` (want ${c.want})`}`);
   if (r.nameSources) L.push('', 'Kubernetes name sources', ...nameSourceLines(r.nameSources));
+  if (r.netfilter) L.push('', 'netfilter (each rule is evaluated by one front-end: an iptables-nft table by its iptables-save form)', ...r.netfilter.map((b) => `  ${backendsText(b)}`));
   L.push('', 'explanations');
   for (const e of r.explanations) L.push(`  ${e.supported ? 'yes' : 'no '}  ${e.name}${e.supported ? '' : ` (needs ${e.needs})`}`);
   if (r.reasonCoverage) L.push('', ...reasonsText(r.reasonCoverage));
