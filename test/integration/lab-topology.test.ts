@@ -108,8 +108,10 @@ describe.skipIf(!isRoot)('lab topology and scenarios', () => {
     expect(scenarios.map((s) => s.name).sort()).toEqual(files);
   });
 
-  // the ipvs-* scenarios need a kernel with IPVS: test/vm/ipvs-lab.test.ts runs them
-  for (const s of scenarios.filter((x) => !(x as { ipvs?: boolean }).ipvs)) {
+  // This lab is up in iptables mode. The ipvs-* scenarios need a kernel with IPVS
+  // (test/vm/ipvs-lab.test.ts runs them); the nft-* ones the nftables mode, which
+  // lab run brings up for them (test/integration/lab-explain.test.ts).
+  for (const s of scenarios.filter((x) => !(x as { ipvs?: boolean }).ipvs && !(x as { nft?: boolean }).nft)) {
     it(`${s.name}: ${s.expect.outcome}`, async () => {
       const before = s.expect.counter && s.expect.verdictNetns
         ? await counter(s.expect.verdictNetns, s.expect.counter)
