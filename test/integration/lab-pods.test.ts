@@ -156,7 +156,7 @@ describe.skipIf(!isRoot() || !existsSync(`${realCni}/bridge`))('lab pods: CNI pl
     }
   });
 
-  it('the CNI result cache has a libcni cniCacheV1 file <network>-<containerID>-eth0 per pod with K8S_POD_NAMESPACE, K8S_POD_NAME and the pod's IPv4 and IPv6 addresses', () => {
+  it('the CNI result cache has a libcni cniCacheV1 file <network>-<containerID>-eth0 per pod with K8S_POD_NAMESPACE, K8S_POD_NAME and the pod IPv4 and IPv6 addresses', () => {
     for (const p of pods) {
       const file = path.join(cacheDir, `cbr0-${p.id}-eth0`);
       const cache = JSON.parse(readFileSync(file, 'utf8')) as CniCache;
