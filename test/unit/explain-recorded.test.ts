@@ -12,6 +12,7 @@ import { PktFlag } from '../../src/abi.js';
 import { RecordingError, decodeCapture, encodeCapture } from '../../src/recording.js';
 import { netfilterEvaluator } from '../../src/state/netfilter.js';
 import { expectValid } from '../helpers/schema.js';
+import { documentText } from '../../src/render/explanation.js';
 
 const DIR = resolve(__dirname, '../fixtures/recordings');
 const load = (name: string) => decodeCapture(readFileSync(`${DIR}/${name}.nwrec`));
@@ -108,6 +109,81 @@ describe('explain on recorded captures', () => {
       by: { type: 'iptables-rule', ref: '-A PREROUTING -d 10.199.1.2/32 -p tcp -m tcp --dport 8080 -j DNAT --to-destination 10.199.2.2:80' },
     });
     expect(f.verdict.outcome).toBe('delivered');
+  });
+});
+
+// The IPv6 twins, recorded on the same topology's IPv6 plan by `make.sh v6`:
+// client fd00:199:1::1, router fd00:199:1::2 | fd00:199:2::1, server fd00:199:2::2.
+describe('explain on recorded IPv6 captures', () => {
+  const text = (name: string) => documentText(explain(name));
+
+  it('a delivered request: one flow through all three namespaces, bracketed in text', () => {
+    const doc = explain('delivered-v6');
+    expect(doc.exitCode).toBe(0);
+    expect(doc.flows).toHaveLength(1);
+    const [f] = doc.flows;
+    expect(f.verdict.outcome).toBe('delivered');
+    expect(f.orig).toMatchObject({ src: 'fd00:199:1::1', dst: 'fd00:199:2::2', dport: 80 });
+    expect([...new Set(f.hops.map((h) => h.netns))].sort()).toEqual(['nwr-client', 'nwr-router', 'nwr-server']);
+    expect(text('delivered-v6')).toMatch(/flow 1: tcp \[fd00:199:1::1\]:\d+ > \[fd00:199:2::2\]:80\n/);
+    expect(text('delivered-v6')).toMatch(/the reply reached \[fd00:199:1::1\]:\d+ from \[fd00:199:2::2\]:80/);
+  });
+
+  it('no listener: the socket cause at tcp_v6_rcv, with the bracketed address:port', () => {
+    const [f] = explain('no-socket-v6').flows;
+    expect(f.verdict).toMatchObject({
+      outcome: 'dropped',
+      where: { netns: 'nwr-server', dev: 'eth0', function: 'tcp_v6_rcv', reason: 'NO_SOCKET' },
+      cause: { type: 'socket', ref: 'tcp [fd00:199:2::2]:81', value: 'no listener', netns: 'nwr-server' },
+    });
+    expect(f.verdict.evidence.join('\n')).toMatch(/no tcp socket is bound to \[fd00:199:2::2\]:81/);
+    expect(f.verdict.fix).toContain('start a listener on [fd00:199:2::2]:81 (tcp) in nwr-server');
+    expect(text('no-socket-v6')).toContain('cause     socket tcp [fd00:199:2::2]:81 = no listener (netns nwr-server)');
+  });
+
+  it('IPv6 forwarding off on the router: net.ipv6.conf.all.forwarding, dropped in ip6_forward', () => {
+    const [f] = explain('ip-forward-off-v6').flows;
+    expect(f.verdict).toMatchObject({
+      outcome: 'dropped',
+      where: { netns: 'nwr-router', dev: 'eth0', function: 'ip6_forward', reason: 'IP_INADDRERRORS' },
+      cause: { type: 'sysctl', ref: 'net.ipv6.conf.all.forwarding', value: '0', netns: 'nwr-router' },
+    });
+    expect(f.verdict.evidence[0]).toBe('route lookup fd00:199:1::1 > fd00:199:2::2 in nwr-router (table 254): dev eth1: the packet is not for this host, it must be forwarded');
+    expect(f.verdict.evidence.join('\n')).toContain('ip6_forward forwards nothing that arrives on eth0');
+    expect(f.verdict.fix).toContain('sysctl -w net.ipv6.conf.all.forwarding=1 in nwr-router');
+    expect(text('ip-forward-off-v6')).toContain('cause     sysctl net.ipv6.conf.all.forwarding = 0 (netns nwr-router)');
+  });
+
+  it('no IPv6 route on the router: the route cause lists only IPv6 routes', () => {
+    const doc = explain('no-route-v6');
+    expect(doc.flows).toHaveLength(1);
+    const [f] = doc.flows;
+    expect(f.verdict).toMatchObject({
+      outcome: 'dropped',
+      where: { netns: 'nwr-router', dev: 'eth0', reason: 'IP_INNOROUTES' },
+      cause: { type: 'route', ref: 'no route to fd00:199:9::9', netns: 'nwr-router' },
+    });
+    const ev = f.verdict.evidence.join('\n');
+    expect(ev).toContain('nothing covers fd00:199:9::9 and there is no default route');
+    expect(ev).toContain('fd00:199:2::/64 dev eth1');
+    expect(ev).not.toContain('10.199.'); // the router's IPv4 routes are no evidence for an IPv6 drop
+    expect(text('no-route-v6')).toMatch(/flow 1: tcp \[fd00:199:1::1\]:\d+ > \[fd00:199:9::9\]:80/);
+  });
+
+  it('an ip6tables REJECT: the IPv6 ruleset, the hook from ip6_forward, the rule line and its counter', () => {
+    const [f] = explain('ip6tables-reject-v6').flows;
+    const rule = '-A FORWARD -d fd00:199:2::2/128 -p tcp -m tcp --dport 80 -m comment --comment "block web" -j REJECT --reject-with icmp6-port-unreachable';
+    expect(f.verdict).toMatchObject({
+      outcome: 'dropped',
+      where: { netns: 'nwr-router', reason: 'NETFILTER_DROP' },
+      cause: { type: 'iptables-rule', ref: rule, value: 'REJECT', netns: 'nwr-router' },
+    });
+    const ev = f.verdict.evidence.join('\n');
+    expect(ev).toContain('at the FORWARD hook in nwr-router (nf_hook_slow called from ip6_forward)');
+    expect(ev).toContain('evaluating it against the ip6tables (nf_tables) ruleset of nwr-router');
+    expect(ev).toContain("the rule's counter shows 1 packet");
+    expect(ev).not.toContain('not certain');
+    expect(f.verdict.fix).toBe(`change or delete the rule in nwr-router: ip6tables -D ${rule.slice(3)}`);
   });
 });
 
