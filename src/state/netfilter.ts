@@ -1,6 +1,7 @@
 // The iptables and ip6tables rulesets and ipsets of a snapshot as an evaluator the rules can ask.
 // A packet is evaluated against the ruleset of its own family.
 import { ipFamily } from '../model/ip.js';
+import { ipv6ReversePath, type ReversePathQuery } from '../model/route.js';
 import type { Hook, NatFinding, NetfilterEvaluator, NetfilterFinding, NetfilterPacket, RuleView } from '../model/netfilter.js';
 import { parseIpsetSave, type IpSet } from './ipset.js';
 import { type HookResult, type Ruleset, type TableName, evaluateHook, parseIptablesSave, ruleMiss } from './iptables.js';
@@ -64,12 +65,21 @@ function familyEvaluator(snap: Snapshot, save: string | null, tool: string, sets
     return undefined;
   }
   const localAddrs = snap.addrs.map((a) => a.address);
-  const run = (hook: Hook, p: NetfilterPacket) => evaluateHook(rs, sets, hook, { ...p, localAddrs });
+  // -m rpfilter is decided from the captured IPv6 routes; IPv4's (ipt_rpfilter) is not modelled.
+  const reverse = tool === 'ip6tables' ? (q: ReversePathQuery) => ipv6ReversePath(q, snap.routes, localAddrs, snap.rules.filter((r) => r.family === 6)) : undefined;
+  const run = (hook: Hook, p: NetfilterPacket, notes?: string[]) =>
+    evaluateHook(rs, sets, hook, {
+      ...p,
+      localAddrs,
+      ...(reverse && { reversePath: (q: ReversePathQuery) => { const r = reverse(q); if ('why' in r) notes?.push(`-m rpfilter: ${r.why}`); return r; } }),
+    });
   return {
     backend,
     evaluate(hook, p) {
-      const r = run(hook, p);
+      const notes: string[] = [];
+      const r = run(hook, p, notes);
       return {
+        ...(notes.length ? { notes: [...new Set(notes)] } : {}),
         verdict: r.verdict,
         ...decision(r),
         ipset: setMember(r),
@@ -89,7 +99,7 @@ function familyEvaluator(snap: Snapshot, save: string | null, tool: string, sets
       const c = rs.tables.get(table as TableName)?.chains.get(chain);
       if (!c) return undefined;
       return c.rules.map((rule): RuleView => {
-        const m = ruleMiss(rule, sets, hook, { ...p, localAddrs });
+        const m = ruleMiss(rule, sets, hook, { ...p, localAddrs, ...(reverse && { reversePath: reverse }) });
         const miss = m.miss && { text: m.miss.text, ...(m.miss.kind === 'set' ? { set: { name: m.miss.set, dirs: m.miss.flags, negated: m.miss.neg } } : {}) };
         return {
           rule: rule.text,

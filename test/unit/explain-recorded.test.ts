@@ -8,6 +8,7 @@ import { explainCapture } from '../../src/explain/capture.js';
 import { effectiveRpFilter } from '../../src/explain/rules/rpfilter.js';
 import { bridgePorts, hookFromStack, hookSiteFromStack, ctStates } from '../../src/explain/rules/netfilter.js';
 import { bestRoute } from '../../src/explain/rules/route.js';
+import { ipv6ReversePath } from '../../src/model/route.js';
 import { PktFlag } from '../../src/abi.js';
 import { RecordingError, decodeCapture, encodeCapture } from '../../src/recording.js';
 import { netfilterEvaluator } from '../../src/state/netfilter.js';
@@ -185,6 +186,57 @@ describe('explain on recorded IPv6 captures', () => {
     expect(ev).not.toContain('not certain');
     expect(f.verdict.fix).toBe(`change or delete the rule in nwr-router: ip6tables -D ${rule.slice(3)}`);
   });
+  it('ip6tables -m rpfilter --invert -j DROP in raw PREROUTING: decided from the IPv6 routes, with the route back and a path fix', () => {
+    const [f] = explain('rpfilter-v6').flows;
+    expect(f.verdict).toMatchObject({
+      outcome: 'dropped',
+      where: { netns: 'nwr-router', dev: 'eth0', reason: 'NETFILTER_DROP' },
+      cause: { type: 'iptables-rule', ref: '-A PREROUTING -m rpfilter --invert -j DROP', value: 'DROP', netns: 'nwr-router' },
+    });
+    const ev = f.verdict.evidence.join('\n');
+    expect(ev).toContain('at the PREROUTING hook in nwr-router (nf_hook_slow called from ipv6_rcv)');
+    expect(ev).toContain('DROP by table raw, chain PREROUTING');
+    expect(ev).toContain('-m rpfilter: the route back to fd00:199:2::77 is fd00:199:2::/64 dev eth1 (table main): it leaves by eth1, not by eth0 where the packet came in');
+    expect(ev).not.toContain('not certain');
+    expect(f.verdict.fix).toContain('make the path symmetric in nwr-router: the route back to fd00:199:2::77 should leave by eth0');
+  });
+
+  it('the recorded rpfilter rule lets a symmetric source through, and stays uncertain where it cannot be decided', () => {
+    const snap = load('rpfilter-v6').snapshots.find((x) => x.netns === 'nwr-router')!;
+    const ev = netfilterEvaluator(snap)!;
+    const pkt = { proto: 6, src: 'fd00:199:1::1', sport: 40000, dst: 'fd00:199:2::2', dport: 80, mark: 0, ctstate: ['NEW'], iif: 'eth0' };
+    expect(ev.evaluate('PREROUTING', pkt)).toMatchObject({ verdict: 'ACCEPT', uncertain: [] });
+    expect(ev.evaluate('PREROUTING', { ...pkt, src: 'fd00:199:2::77' })).toMatchObject({ verdict: 'DROP', uncertain: [] });
+    // no route back at all (only the /64s, no default): strict or loose, it fails
+    expect(ev.evaluate('PREROUTING', { ...pkt, src: 'fd00:199:7::7' })).toMatchObject({ verdict: 'DROP', notes: ['-m rpfilter: there is no route back to fd00:199:7::7'] });
+    // the arrival device not known: uncertain
+    expect(ev.evaluate('PREROUTING', { ...pkt, iif: undefined }).uncertain.join()).toContain('-m rpfilter: the input interface is not known');
+  });
+
+  it('the IPv6 reverse-path model: loose, local sources, link-local, reject routes, policy routing', () => {
+    const routes = [
+      { table: 'main', dst: 'fd00:1::/64', family: 6 as const, dev: 'eth0', type: 'unicast' },
+      { table: 'main', dst: 'fd00:2::/64', family: 6 as const, dev: 'eth1', type: 'unicast' },
+      { table: 'main', dst: 'fd00:9::/64', family: 6 as const, type: 'unreachable' },
+      { table: 'main', dst: 'fe80::/64', family: 6 as const, dev: 'eth0', type: 'unicast' },
+      { table: 'main', dst: 'fe80::/64', family: 6 as const, dev: 'eth1', type: 'unicast' },
+      { table: 'main', dst: '10.0.0.0/8', family: 4 as const, dev: 'eth0', type: 'unicast' },
+    ];
+    const rules = [{ priority: 0, table: 'local' }, { priority: 32766, table: 'main' }];
+    const q = (src: string, o: Partial<{ iif: string; loose: boolean; acceptLocal: boolean }> = {}) =>
+      ipv6ReversePath({ src, iif: 'eth0', loose: false, acceptLocal: false, ...o }, routes, ['fd00:1::1'], rules);
+    expect(q('fd00:2::5')).toMatchObject({ ok: false });
+    expect(q('fd00:2::5', { loose: true })).toMatchObject({ ok: true });
+    expect(q('fd00:1::5')).toMatchObject({ ok: true });
+    expect(q('fd00:9::5', { loose: true })).toMatchObject({ ok: false, why: expect.stringContaining('unreachable fd00:9::/64') });
+    expect(q('fd00:1::1')).toMatchObject({ ok: false, why: expect.stringContaining('is an address of this host') });
+    expect(q('fd00:1::1', { acceptLocal: true })).toMatchObject({ ok: true });
+    expect(q('fe80::1', { iif: 'eth1' })).toMatchObject({ ok: true }); // link-local: looked up on the arrival device
+    expect(q('fd00:2::5', { iif: 'lo' })).toMatchObject({ ok: true });
+    expect(ipv6ReversePath({ src: 'fd00:2::5', iif: 'eth0', loose: false, acceptLocal: false }, routes, [], [...rules, { priority: 100, table: '7', fwmark: '0x1' }])).toEqual({ unknown: 'policy routing (ip -6 rule priority 100) is not modelled' });
+    expect(ipv6ReversePath({ src: 'fd00:2::5', iif: 'eth0', loose: false, acceptLocal: false }, routes, [], [])).toMatchObject({ unknown: expect.stringContaining('not captured') });
+  });
+
 });
 
 describe('NetworkPolicy drops recorded in the lab (kube-router on nw-node2)', () => {

@@ -10,7 +10,7 @@ import { AF_INET6, PktFlag } from '../../abi.js';
 import { lookupsBefore, tupleText } from '../evidence.js';
 import { kubeProxyMeaning } from '../kube-proxy.js';
 import { namePolicy } from '../netpol.js';
-import type { Cause, ExplainRule, Hook, NetfilterPacket, RuleInput } from '../types.js';
+import type { Cause, ExplainRule, Hook, NetfilterFinding, NetfilterPacket, RuleInput } from '../types.js';
 
 const HOOK_OF_CALLER: Record<string, Hook> = {
   ip_rcv: 'PREROUTING',
@@ -157,6 +157,12 @@ function fixFor(chain: string, rule: string, ipset: { name: string; member: stri
   return `change or delete the rule in ${ns}: ${rule.replace(/^-A /, `${tool} -D `)}`;
 }
 
+/** A reverse-path DROP that was decided: the path is what to fix, not the rule. */
+function rpfilterFix(f: NetfilterFinding, pkt: NetfilterPacket, ns: string): string | undefined {
+  if (!/(^| )-m rpfilter( |$)/.test(f.rule) || !f.notes?.some((n) => n.startsWith('-m rpfilter: the route back'))) return undefined;
+  return `make the path symmetric in ${ns}: the route back to ${pkt.src} should leave by ${pkt.iif}, where its packets arrive (ip -6 route get ${pkt.src}); or add --loose to this rule if the asymmetry is intended (deleting the rule turns reverse-path filtering off)`;
+}
+
 export const netfilterRule: ExplainRule = {
   name: 'netfilter',
   reasons: ['NETFILTER_DROP'],
@@ -182,6 +188,7 @@ export const netfilterRule: ExplainRule = {
     if (f.trail.length) evidence.push(`on the way: ${f.trail.join(' → ')}`);
     if (f.ipset) evidence.push(`ipset ${f.ipset.name} contains ${f.ipset.member}, which is what the rule matched`);
     if (f.packets !== undefined) evidence.push(f.packets > 0 ? `the rule's counter shows ${f.packets} packet${f.packets === 1 ? '' : 's'}` : `the rule's counter is 0: the match is not confirmed by the kernel`);
+    if (f.notes) evidence.push(...f.notes);
     if (f.uncertain.length) evidence.push(`not certain: ${f.uncertain.join('; ')}`);
     const confirmed = f.packets === undefined || f.packets > 0;
     if (!confirmed) return null;
@@ -195,6 +202,6 @@ export const netfilterRule: ExplainRule = {
       cause.k8s = named.refs;
       evidence.push(...named.evidence);
     }
-    return { cause, evidence, fix: named?.fix ?? fixFor(f.chain, f.rule, f.ipset, ns, tool) };
+    return { cause, evidence, fix: named?.fix ?? rpfilterFix(f, pkt, ns) ?? fixFor(f.chain, f.rule, f.ipset, ns, tool) };
   },
 };
