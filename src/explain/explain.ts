@@ -8,6 +8,8 @@ import { lookupText, tupleText } from './evidence.js';
 import type { Flow, NatStep } from './flows.js';
 import { conntrackInsertRule } from './rules/conntrack.js';
 import { forwardingRule } from './rules/forwarding.js';
+import { hopLimitRule } from './rules/hop-limit.js';
+import { ipv6DisabledRule } from './rules/ipv6-disabled.js';
 import { netfilterRule, hookFromStack } from './rules/netfilter.js';
 import { routeRule } from './rules/route.js';
 import { rpFilterRule } from './rules/rpfilter.js';
@@ -15,7 +17,7 @@ import { socketRule } from './rules/socket.js';
 import type { ExplainRule, FlowRule, Hook, NetfilterPacket, NetnsState, RuleInput, Verdict, Where } from './types.js';
 import { ipvsFlapRule, ipvsMissingServiceRule, ipvsNoDestRule, ipvsStaleDestRule } from './rules/ipvs.js';
 
-export const RULES: ExplainRule[] = [forwardingRule, routeRule, rpFilterRule, netfilterRule, conntrackInsertRule, ipvsMissingServiceRule, socketRule];
+export const RULES: ExplainRule[] = [forwardingRule, routeRule, ipv6DisabledRule, hopLimitRule, rpFilterRule, netfilterRule, conntrackInsertRule, ipvsMissingServiceRule, socketRule];
 
 /** Rules about a failed flow as a whole; they go first, drop or not. */
 export const FLOW_RULES: FlowRule[] = [ipvsFlapRule, ipvsNoDestRule, ipvsStaleDestRule];

@@ -237,6 +237,35 @@ describe('explain on recorded IPv6 captures', () => {
     expect(ipv6ReversePath({ src: 'fd00:2::5', iif: 'eth0', loose: false, acceptLocal: false }, routes, [], [])).toMatchObject({ unknown: expect.stringContaining('not captured') });
   });
 
+  it('hop limit exceeded on the router: the packet\'s hop limit, the sender that set it, the fix at the sender', () => {
+    const [f] = explain('hop-limit-v6').flows;
+    expect(f.verdict).toMatchObject({
+      outcome: 'dropped',
+      where: { netns: 'nwr-router', dev: 'eth0', function: 'ip6_forward', reason: 'IP_INHDR' },
+      cause: { type: 'hop-limit', ref: 'hop limit 1', value: 'exceeded', netns: 'nwr-router' },
+    });
+    const ev = f.verdict.evidence.join('\n');
+    expect(ev).toMatch(/tcp \[fd00:199:1::1\]:\d+ > \[fd00:199:2::2\]:80 arrived on eth0 in nwr-router with hop limit 1, to be forwarded/);
+    expect(ev).toContain('its sender in nwr-client put it out on eth0 with hop limit 1');
+    expect(ev).toContain('an ICMPv6 time exceeded goes back to fd00:199:1::1');
+    expect(f.verdict.fix).toContain("raise the sender's hop limit in nwr-client: net.ipv6.conf.eth0.hop_limit");
+    expect(text('hop-limit-v6')).toContain('cause     hop-limit hop limit 1 = exceeded (netns nwr-router)');
+  });
+
+  it('disable_ipv6 on the router\'s ingress device: IPV6DISABLED in ip6_rcv_core, the device\'s key', () => {
+    const [f] = explain('disable-ipv6-v6').flows;
+    expect(f.verdict).toMatchObject({
+      outcome: 'dropped',
+      where: { netns: 'nwr-router', dev: 'eth0', function: 'ip6_rcv_core', reason: 'IPV6DISABLED' },
+      cause: { type: 'sysctl', ref: 'net.ipv6.conf.eth0.disable_ipv6', value: '1', netns: 'nwr-router' },
+    });
+    const ev = f.verdict.evidence.join('\n');
+    expect(ev).toContain('net.ipv6.conf.eth0.disable_ipv6 = 1 in nwr-router: IPv6 is off on eth0, the kernel drops every IPv6 packet the device receives');
+    expect(ev).toContain('eth0 has no IPv6 address: disabling IPv6 removed them');
+    expect(ev).not.toContain('netfilter');
+    expect(f.verdict.fix).toMatch(/^sysctl -w net\.ipv6\.conf\.eth0\.disable_ipv6=0 in nwr-router, then add eth0's IPv6 addresses/);
+  });
+
 });
 
 describe('NetworkPolicy drops recorded in the lab (kube-router on nw-node2)', () => {

@@ -48,7 +48,7 @@ const BRIDGED_HOOK_OF_CALLER: Record<string, Hook> = {
 const BRIDGE_FAMILY_CALLERS = new Set(['__br_forward', 'br_forward_finish', 'br_handle_frame', 'br_handle_frame_finish', 'br_pass_frame_up', 'br_dev_queue_push_xmit', 'br_forward']);
 
 /** `br_nf_forward_ip.part.0` → `br_nf_forward_ip`: the compiler's clone suffixes. */
-const baseName = (f: string): string => f.replace(/\.(part|isra|constprop|cold|llvm)(\.\d+)?/g, '');
+export const baseName = (f: string): string => f.replace(/\.(part|isra|constprop|cold|llvm)(\.\d+)?/g, '');
 
 export interface HookSite {
   hook: Hook;
