@@ -78,7 +78,9 @@ function deciding(flow: Flow, reasonName: (v: number) => string): Flow['drops'][
 function genericEvidence(d: DropRecord, input: RuleInput, deps: ExplainDeps): string[] {
   const ns = deps.netnsName(d.pkt.netns);
   const ev = [`${tupleText(d.pkt.tuple)} dropped in ${ns} on ${d.pkt.dev || '?'} with ${deps.reasonName(d.reason)} at ${deps.symbol(d.location)}`];
-  const hook = hookFromStack([deps.func(d.location), ...d.stack.map((a) => deps.func(a))]);
+  const funcs = [deps.func(d.location), ...d.stack.map((a) => deps.func(a))];
+  // only a drop under nf_hook_slow is netfilter's (ip6_forward's own drops are not)
+  const hook = funcs.includes('nf_hook_slow') ? hookFromStack(funcs) : undefined;
   if (hook) ev.push(`the drop happened in netfilter's ${hook} hook`);
   for (const f of input.journey.records) if (f.kind === 'fib' && f.ts <= d.ts) ev.push(lookupText(f, deps.netnsName(f.netns)));
   const st = deps.state(d.pkt.netns);
