@@ -9,6 +9,8 @@ import { lookupText, tupleText } from './evidence.js';
 import type { Flow, NatStep } from './flows.js';
 import { conntrackInsertRule } from './rules/conntrack.js';
 import { forwardingRule } from './rules/forwarding.js';
+import { hopLimitRule } from './rules/hop-limit.js';
+import { ipv6DisabledRule } from './rules/ipv6-disabled.js';
 import { netfilterRule, hookFromStack } from './rules/netfilter.js';
 import { routeRule } from './rules/route.js';
 import { rpFilterRule } from './rules/rpfilter.js';
@@ -21,7 +23,7 @@ import { conntrackFullRule, conntrackInvalidRule } from './rules/conntrack-state
 import type { ExplainRule, FlowRule, Hook, NetfilterPacket, NetnsState, RuleInput, Verdict, Where } from './types.js';
 import { ipvsFlapRule, ipvsMissingServiceRule, ipvsNoDestRule, ipvsStaleDestRule } from './rules/ipvs.js';
 
-export const RULES: ExplainRule[] = [forwardingRule, routeRule, rpFilterRule, conntrackInvalidRule, netfilterRule, conntrackInsertRule, conntrackFullRule, ipvsMissingServiceRule, socketRule, neighbourRule, mtuRule];
+export const RULES: ExplainRule[] = [forwardingRule, routeRule, ipv6DisabledRule, hopLimitRule, rpFilterRule, conntrackInvalidRule, netfilterRule, conntrackInsertRule, conntrackFullRule, ipvsMissingServiceRule, socketRule, neighbourRule, mtuRule];
 
 /** Rules about a failed flow as a whole; they go first, drop or not. */
 export const FLOW_RULES: FlowRule[] = [ipvsFlapRule, ipvsNoDestRule, ipvsStaleDestRule, connectFailedRule, noRouteBackRule];
@@ -184,7 +186,8 @@ function genericEvidence(d: DropRecord, input: RuleInput, deps: ExplainDeps): st
   const meaning = reasonMeaning(reason);
   if (meaning) ev.push(`${reason}, as the kernel means it: ${meaning}`);
   const funcs = [deps.func(d.location), ...d.stack.map((a) => deps.func(a))];
-  // A hook only when netfilter dropped it: ip_forward on the stack of an MTU drop is no FORWARD hook.
+  // A hook only when netfilter dropped it (its reason, or nf_hook_slow on the stack): ip_forward's and ip6_forward's own drops
+  // (an MTU drop, hop limit) are no FORWARD hook drops.
   const hook = reason === 'NETFILTER_DROP' || funcs.includes('nf_hook_slow') ? hookFromStack(funcs) : undefined;
   if (hook) ev.push(`the drop happened in netfilter's ${hook} hook`);
   for (const f of input.journey.records) if (f.kind === 'fib' && f.ts <= d.ts) ev.push(lookupText(f, deps.netnsName(f.netns)));

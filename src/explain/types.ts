@@ -11,7 +11,7 @@ export type { AddrInfo, NetnsState, RouteInfo } from '../model/netns.js';
 
 export type CauseType =
   | 'sysctl' | 'route' | 'address' | 'iptables-rule' | 'nft-rule' | 'ipset'
-  | 'ipvs-service' | 'ipvs-dest' | 'conntrack' | 'socket' | 'unknown';
+  | 'ipvs-service' | 'ipvs-dest' | 'conntrack' | 'socket' | 'hop-limit' | 'unknown';
 
 export interface Cause {
   type: CauseType;

@@ -4,6 +4,8 @@
 
 export type Hook = 'PREROUTING' | 'INPUT' | 'FORWARD' | 'OUTPUT' | 'POSTROUTING';
 
+import type { ReversePath, ReversePathQuery } from './route.js';
+
 export interface PacketContext {
   proto: number; // 6 tcp, 17 udp, 1 icmp
   src: string;
@@ -32,6 +34,8 @@ export interface PacketContext {
   /** The bridge port a bridged packet leaves by (FORWARD, POSTROUTING), null when the packet is
    * not bridged out (routed, or not yet switched); absent = unknown. */
   physOut?: string | null;
+  /** -m rpfilter's reverse-path lookup on the namespace's routes (set by the evaluator; absent: not modelled) */
+  reversePath?: (q: ReversePathQuery) => ReversePath;
   /** set by the evaluator when a rule made the mark unknowable (CONNMARK --restore-mark without ctmark) */
   markUnknown?: boolean;
 }
@@ -48,6 +52,8 @@ export interface NetfilterFinding {
   packets?: number;
   ipset?: { name: string; member: string };
   uncertain: string[];
+  /** what the evaluator decided on the way that a rule line does not show (-m rpfilter's route back) */
+  notes?: string[];
   trail: string[];
   /** every rule that matched on the way, in order (the trail, as data) */
   steps: RuleStep[];

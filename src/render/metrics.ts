@@ -37,6 +37,9 @@ export function causeLabel(c: Cause): string {
       return 'no listener';
     case 'ipvs-dest':
       return 'stale real server';
+    case 'hop-limit':
+      return 'hop limit exceeded'; // the ref holds the packet's hop limit: no label of its own
+
     default:
       return 'other';
   }

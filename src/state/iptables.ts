@@ -130,6 +130,8 @@ export type Condition = (
   | { kind: 'statistic' }
   /** -m physdev: the bridge ports of a bridged packet (br_netfilter) */
   | { kind: 'physdev'; op: PhysdevOp; name?: string }
+  /** -m rpfilter (neg is --invert): the reverse-path lookup, decided from the namespace's routes */
+  | { kind: 'rpfilter'; loose: boolean; acceptLocal: boolean; validmark: boolean }
   /** understood, but needs information a PacketContext does not carry */
   | { kind: 'opaque'; why: string }
   /** not understood: the rule is unevaluable */
@@ -421,7 +423,6 @@ const OPAQUE_MODULES: Record<string, string> = {
   length: 'the packet length is not known',
   ttl: 'the TTL is not known',
   socket: 'socket lookup is not modelled',
-  rpfilter: 'the reverse-path route lookup is not modelled',
   connlimit: 'connection counts are not known',
   recent: 'the recent-list state is not known',
   dscp: 'the DSCP field is not known',
@@ -689,6 +690,11 @@ function buildModule(mod: ModInst): { conditions: Condition[]; comment?: string 
   const opaque = OPAQUE_MODULES[mod.name];
   if (opaque) {
     conditions.push({ kind: 'opaque', why: `${prefix}: ${opaque}`, neg: false, text: [prefix, ...mod.opts.map(optText)].join(' ') });
+    return { conditions };
+  }
+  if (mod.name === 'rpfilter') {
+    const has = (n: string) => mod.opts.some((o) => o.name === n);
+    conditions.push({ kind: 'rpfilter', loose: has('--loose'), acceptLocal: has('--accept-local'), validmark: has('--validmark'), neg: has('--invert'), text: [prefix, ...mod.opts.map(optText)].join(' ') });
     return { conditions };
   }
   if (mod.name === 'statistic') {
@@ -1501,6 +1507,11 @@ function evalCondition(c: Condition, st: State): CondResult {
       return yes;
     case 'physdev':
       return evalPhysdev(c, pkt);
+    case 'rpfilter': {
+      if (!pkt.reversePath) return unknown('-m rpfilter: the reverse-path route lookup is not modelled');
+      const r = pkt.reversePath({ src: pkt.src, iif: pkt.iif, loose: c.loose, acceptLocal: c.acceptLocal });
+      return 'unknown' in r ? unknown(`-m rpfilter: ${r.unknown}`) : tri(r.ok);
+    }
     case 'opaque':
       return unknown(c.why);
     case 'unknown':

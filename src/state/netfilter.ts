@@ -5,6 +5,7 @@
 // form, never twice. A packet meets the ruleset of its own family: iptables or
 // ip6tables (nft's ip/ip6/inet tables sort themselves by family in the walker).
 import { ipFamily } from '../model/ip.js';
+import { ipv6ReversePath, type ReversePathQuery } from '../model/route.js';
 import type { Hook, NatFinding, NetfilterEvaluator, NetfilterFinding, NetfilterPacket, PacketContext, RuleView } from '../model/netfilter.js';
 import { type NftChainResult, baseChainsAt, walkBaseChain } from '../model/netfilter/nft-walk.js';
 import { policyRef, ruleRef } from '../model/netfilter/nft-text.js';
@@ -197,8 +198,9 @@ function combined(ipt: IptablesEvaluator | undefined, nft: NftRuleset, skip: (t:
     for (const st of stagesAt(ipt, nft, skip, hook, packet)) {
       let f: NetfilterFinding;
       if (st.iptables) {
-        const r = evaluateHook(ipt!.rs, ipt!.sets, hook, packet, { tables: [st.iptables] });
-        f = ipt!.finding(r);
+        const notes: string[] = [];
+        const r = evaluateHook(ipt!.rs, ipt!.sets, hook, ipt!.context(packet, notes), { tables: [st.iptables] });
+        f = ipt!.finding(r, notes);
         packet = { ...r.packet, localAddrs };
         for (const n of r.nat) nat.push({ kind: n.kind, rule: n.rule.text, table: n.table, chain: n.chain, to: n.to ?? undefined, source: 'iptables' });
       } else {
@@ -217,7 +219,8 @@ function combined(ipt: IptablesEvaluator | undefined, nft: NftRuleset, skip: (t:
     return { finding: { ...base, uncertain, trail, steps }, packet, nat };
   };
   return {
-    backend: ipt ? `${ipt.backend} and nftables` : 'nftables',
+    // "and nftables" only when a native table is there besides the ones iptables-nft made
+    backend: !ipt ? 'nftables' : nft.tables.some((t) => t.chains.size && !skip(t)) ? `${ipt.backend} and nftables` : ipt.backend,
     evaluate: (hook, p) => run(hook, p).finding,
     chainRules: (table, chain, hook, p) => ipt?.chainRules(table, chain, hook, p),
     natRules(first, p) {
@@ -238,7 +241,8 @@ function combined(ipt: IptablesEvaluator | undefined, nft: NftRuleset, skip: (t:
 interface IptablesEvaluator extends NetfilterEvaluator {
   rs: Ruleset;
   sets: Map<string, IpSet>;
-  finding(r: HookResult): NetfilterFinding;
+  context(p: NetfilterPacket, notes: string[]): PacketContext;
+  finding(r: HookResult, notes: string[]): NetfilterFinding;
 }
 
 /** The evaluator of one family's ruleset (iptables-save or ip6tables-save text). */
@@ -252,8 +256,17 @@ function iptablesEvaluator(snap: Snapshot, save: string | null, tool: 'iptables'
     return undefined;
   }
   const localAddrs = snap.addrs.map((a) => a.address);
-  const run = (hook: Hook, p: NetfilterPacket) => evaluateHook(rs, sets, hook, { ...p, localAddrs });
-  const finding = (r: HookResult): NetfilterFinding => ({
+  // -m rpfilter is decided from the captured IPv6 routes; IPv4's (ipt_rpfilter) is not modelled.
+  const reverse = tool === 'ip6tables' ? (q: ReversePathQuery) => ipv6ReversePath(q, snap.routes, localAddrs, snap.rules.filter((r) => r.family === 6)) : undefined;
+  /** The packet as the evaluator needs it; what -m rpfilter decided is noted in notes. */
+  const context = (p: NetfilterPacket, notes: string[]): PacketContext => ({
+    ...p,
+    localAddrs,
+    ...(reverse && { reversePath: (q: ReversePathQuery) => { const r = reverse(q); if ('why' in r) notes.push(`-m rpfilter: ${r.why}`); return r; } }),
+  });
+  const run = (hook: Hook, p: NetfilterPacket, notes: string[] = []) => evaluateHook(rs, sets, hook, context(p, notes));
+  const finding = (r: HookResult, notes: string[]): NetfilterFinding => ({
+    ...(notes.length ? { notes: [...new Set(notes)] } : {}),
     verdict: r.verdict,
     ...decision(r),
     ipset: setMember(r),
@@ -271,14 +284,18 @@ function iptablesEvaluator(snap: Snapshot, save: string | null, tool: 'iptables'
   return {
     rs,
     sets,
+    context,
     finding,
     backend: `${tool} (${snap.iptablesBackend ?? 'unknown backend'})`,
-    evaluate: (hook, p) => finding(run(hook, p)),
+    evaluate(hook, p) {
+      const notes: string[] = [];
+      return finding(run(hook, p, notes), notes);
+    },
     chainRules(table, chain, hook, p) {
       const c = rs.tables.get(table as TableName)?.chains.get(chain);
       if (!c) return undefined;
       return c.rules.map((rule): RuleView => {
-        const m = ruleMiss(rule, sets, hook, { ...p, localAddrs });
+        const m = ruleMiss(rule, sets, hook, { ...p, localAddrs, ...(reverse && { reversePath: reverse }) });
         const miss = m.miss && { text: m.miss.text, ...(m.miss.kind === 'set' ? { set: { name: m.miss.set, dirs: m.miss.flags, negated: m.miss.neg } } : {}) };
         return {
           rule: rule.text,

@@ -7,11 +7,13 @@ import { describe, expect, it } from 'vitest';
 import { explainCapture } from '../../src/explain/capture.js';
 import { effectiveRpFilter } from '../../src/explain/rules/rpfilter.js';
 import { bridgePorts, hookFromStack, hookSiteFromStack, ctStates } from '../../src/explain/rules/netfilter.js';
-import { bestRoute } from '../../src/explain/rules/route.js';
+import { bestRoute } from '../../src/model/route.js';
+import { ipv6ReversePath } from '../../src/model/route.js';
 import { PktFlag } from '../../src/abi.js';
 import { RecordingError, decodeCapture, encodeCapture } from '../../src/recording.js';
 import { netfilterEvaluator } from '../../src/state/netfilter.js';
 import { expectValid } from '../helpers/schema.js';
+import { documentText } from '../../src/render/explanation.js';
 
 const DIR = resolve(__dirname, '../fixtures/recordings');
 const load = (name: string) => decodeCapture(readFileSync(`${DIR}/${name}.nwrec`));
@@ -109,6 +111,161 @@ describe('explain on recorded captures', () => {
     });
     expect(f.verdict.outcome).toBe('delivered');
   });
+});
+
+// The IPv6 twins, recorded on the same topology's IPv6 plan by `make.sh v6`:
+// client fd00:199:1::1, router fd00:199:1::2 | fd00:199:2::1, server fd00:199:2::2.
+describe('explain on recorded IPv6 captures', () => {
+  const text = (name: string) => documentText(explain(name));
+
+  it('a delivered request: one flow through all three namespaces, bracketed in text', () => {
+    const doc = explain('delivered-v6');
+    expect(doc.exitCode).toBe(0);
+    expect(doc.flows).toHaveLength(1);
+    const [f] = doc.flows;
+    expect(f.verdict.outcome).toBe('delivered');
+    expect(f.orig).toMatchObject({ src: 'fd00:199:1::1', dst: 'fd00:199:2::2', dport: 80 });
+    expect([...new Set(f.hops.map((h) => h.netns))].sort()).toEqual(['nwr-client', 'nwr-router', 'nwr-server']);
+    expect(text('delivered-v6')).toMatch(/flow 1: tcp \[fd00:199:1::1\]:\d+ > \[fd00:199:2::2\]:80\n/);
+    expect(text('delivered-v6')).toMatch(/the reply reached \[fd00:199:1::1\]:\d+ from \[fd00:199:2::2\]:80/);
+  });
+
+  it('no listener: the socket cause at tcp_v6_rcv, with the bracketed address:port', () => {
+    const [f] = explain('no-socket-v6').flows;
+    expect(f.verdict).toMatchObject({
+      outcome: 'dropped',
+      where: { netns: 'nwr-server', dev: 'eth0', function: 'tcp_v6_rcv', reason: 'NO_SOCKET' },
+      cause: { type: 'socket', ref: 'tcp [fd00:199:2::2]:81', value: 'no listener', netns: 'nwr-server' },
+    });
+    expect(f.verdict.evidence.join('\n')).toMatch(/no tcp socket is bound to \[fd00:199:2::2\]:81/);
+    expect(f.verdict.fix).toContain('start a listener on [fd00:199:2::2]:81 (tcp) in nwr-server');
+    expect(text('no-socket-v6')).toContain('cause     socket tcp [fd00:199:2::2]:81 = no listener (netns nwr-server)');
+  });
+
+  it('IPv6 forwarding off on the router: net.ipv6.conf.all.forwarding, dropped in ip6_forward', () => {
+    const [f] = explain('ip-forward-off-v6').flows;
+    expect(f.verdict).toMatchObject({
+      outcome: 'dropped',
+      where: { netns: 'nwr-router', dev: 'eth0', function: 'ip6_forward', reason: 'IP_INADDRERRORS' },
+      cause: { type: 'sysctl', ref: 'net.ipv6.conf.all.forwarding', value: '0', netns: 'nwr-router' },
+    });
+    expect(f.verdict.evidence[0]).toBe('route lookup fd00:199:1::1 > fd00:199:2::2 in nwr-router (table 254): dev eth1: the packet is not for this host, it must be forwarded');
+    expect(f.verdict.evidence.join('\n')).toContain('ip6_forward forwards nothing that arrives on eth0');
+    expect(f.verdict.fix).toContain('sysctl -w net.ipv6.conf.all.forwarding=1 in nwr-router');
+    expect(text('ip-forward-off-v6')).toContain('cause     sysctl net.ipv6.conf.all.forwarding = 0 (netns nwr-router)');
+  });
+
+  it('no IPv6 route on the router: the route cause lists only IPv6 routes', () => {
+    const doc = explain('no-route-v6');
+    expect(doc.flows).toHaveLength(1);
+    const [f] = doc.flows;
+    expect(f.verdict).toMatchObject({
+      outcome: 'dropped',
+      where: { netns: 'nwr-router', dev: 'eth0', reason: 'IP_INNOROUTES' },
+      cause: { type: 'route', ref: 'no route to fd00:199:9::9', netns: 'nwr-router' },
+    });
+    const ev = f.verdict.evidence.join('\n');
+    expect(ev).toContain('nothing covers fd00:199:9::9 and there is no default route');
+    expect(ev).toContain('fd00:199:2::/64 dev eth1');
+    expect(ev).not.toContain('10.199.'); // the router's IPv4 routes are no evidence for an IPv6 drop
+    expect(text('no-route-v6')).toMatch(/flow 1: tcp \[fd00:199:1::1\]:\d+ > \[fd00:199:9::9\]:80/);
+  });
+
+  it('an ip6tables REJECT: the IPv6 ruleset, the hook from ip6_forward, the rule line and its counter', () => {
+    const [f] = explain('ip6tables-reject-v6').flows;
+    const rule = '-A FORWARD -d fd00:199:2::2/128 -p tcp -m tcp --dport 80 -m comment --comment "block web" -j REJECT --reject-with icmp6-port-unreachable';
+    expect(f.verdict).toMatchObject({
+      outcome: 'dropped',
+      where: { netns: 'nwr-router', reason: 'NETFILTER_DROP' },
+      cause: { type: 'iptables-rule', ref: rule, value: 'REJECT', netns: 'nwr-router' },
+    });
+    const ev = f.verdict.evidence.join('\n');
+    expect(ev).toContain('at the FORWARD hook in nwr-router (nf_hook_slow called from ip6_forward)');
+    expect(ev).toContain('evaluating it against the ip6tables (nf_tables) ruleset of nwr-router');
+    expect(ev).toContain("the rule's counter shows 1 packet");
+    expect(ev).not.toContain('not certain');
+    expect(f.verdict.fix).toBe(`change or delete the rule in nwr-router: ip6tables -D ${rule.slice(3)}`);
+  });
+  it('ip6tables -m rpfilter --invert -j DROP in raw PREROUTING: decided from the IPv6 routes, with the route back and a path fix', () => {
+    const [f] = explain('rpfilter-v6').flows;
+    expect(f.verdict).toMatchObject({
+      outcome: 'dropped',
+      where: { netns: 'nwr-router', dev: 'eth0', reason: 'NETFILTER_DROP' },
+      cause: { type: 'iptables-rule', ref: '-A PREROUTING -m rpfilter --invert -j DROP', value: 'DROP', netns: 'nwr-router' },
+    });
+    const ev = f.verdict.evidence.join('\n');
+    expect(ev).toContain('at the PREROUTING hook in nwr-router (nf_hook_slow called from ipv6_rcv)');
+    expect(ev).toContain('DROP by table raw, chain PREROUTING');
+    expect(ev).toContain('-m rpfilter: the route back to fd00:199:2::77 is fd00:199:2::/64 dev eth1 (table main): it leaves by eth1, not by eth0 where the packet came in');
+    expect(ev).not.toContain('not certain');
+    expect(f.verdict.fix).toContain('make the path symmetric in nwr-router: the route back to fd00:199:2::77 should leave by eth0');
+  });
+
+  it('the recorded rpfilter rule lets a symmetric source through, and stays uncertain where it cannot be decided', () => {
+    const snap = load('rpfilter-v6').snapshots.find((x) => x.netns === 'nwr-router')!;
+    const ev = netfilterEvaluator(snap)!;
+    const pkt = { proto: 6, src: 'fd00:199:1::1', sport: 40000, dst: 'fd00:199:2::2', dport: 80, mark: 0, ctstate: ['NEW'], iif: 'eth0' };
+    expect(ev.evaluate('PREROUTING', pkt)).toMatchObject({ verdict: 'ACCEPT', uncertain: [] });
+    expect(ev.evaluate('PREROUTING', { ...pkt, src: 'fd00:199:2::77' })).toMatchObject({ verdict: 'DROP', uncertain: [] });
+    // no route back at all (only the /64s, no default): strict or loose, it fails
+    expect(ev.evaluate('PREROUTING', { ...pkt, src: 'fd00:199:7::7' })).toMatchObject({ verdict: 'DROP', notes: ['-m rpfilter: there is no route back to fd00:199:7::7'] });
+    // the arrival device not known: uncertain
+    expect(ev.evaluate('PREROUTING', { ...pkt, iif: undefined }).uncertain.join()).toContain('-m rpfilter: the input interface is not known');
+  });
+
+  it('the IPv6 reverse-path model: loose, local sources, link-local, reject routes, policy routing', () => {
+    const routes = [
+      { table: 'main', dst: 'fd00:1::/64', family: 6 as const, dev: 'eth0', type: 'unicast' },
+      { table: 'main', dst: 'fd00:2::/64', family: 6 as const, dev: 'eth1', type: 'unicast' },
+      { table: 'main', dst: 'fd00:9::/64', family: 6 as const, type: 'unreachable' },
+      { table: 'main', dst: 'fe80::/64', family: 6 as const, dev: 'eth0', type: 'unicast' },
+      { table: 'main', dst: 'fe80::/64', family: 6 as const, dev: 'eth1', type: 'unicast' },
+      { table: 'main', dst: '10.0.0.0/8', family: 4 as const, dev: 'eth0', type: 'unicast' },
+    ];
+    const rules = [{ priority: 0, table: 'local' }, { priority: 32766, table: 'main' }];
+    const q = (src: string, o: Partial<{ iif: string; loose: boolean; acceptLocal: boolean }> = {}) =>
+      ipv6ReversePath({ src, iif: 'eth0', loose: false, acceptLocal: false, ...o }, routes, ['fd00:1::1'], rules);
+    expect(q('fd00:2::5')).toMatchObject({ ok: false });
+    expect(q('fd00:2::5', { loose: true })).toMatchObject({ ok: true });
+    expect(q('fd00:1::5')).toMatchObject({ ok: true });
+    expect(q('fd00:9::5', { loose: true })).toMatchObject({ ok: false, why: expect.stringContaining('unreachable fd00:9::/64') });
+    expect(q('fd00:1::1')).toMatchObject({ ok: false, why: expect.stringContaining('is an address of this host') });
+    expect(q('fd00:1::1', { acceptLocal: true })).toMatchObject({ ok: true });
+    expect(q('fe80::1', { iif: 'eth1' })).toMatchObject({ ok: true }); // link-local: looked up on the arrival device
+    expect(q('fd00:2::5', { iif: 'lo' })).toMatchObject({ ok: true });
+    expect(ipv6ReversePath({ src: 'fd00:2::5', iif: 'eth0', loose: false, acceptLocal: false }, routes, [], [...rules, { priority: 100, table: '7', fwmark: '0x1' }])).toEqual({ unknown: 'policy routing (ip -6 rule priority 100) is not modelled' });
+    expect(ipv6ReversePath({ src: 'fd00:2::5', iif: 'eth0', loose: false, acceptLocal: false }, routes, [], [])).toMatchObject({ unknown: expect.stringContaining('not captured') });
+  });
+
+  it('hop limit exceeded on the router: the packet\'s hop limit, the sender that set it, the fix at the sender', () => {
+    const [f] = explain('hop-limit-v6').flows;
+    expect(f.verdict).toMatchObject({
+      outcome: 'dropped',
+      where: { netns: 'nwr-router', dev: 'eth0', function: 'ip6_forward', reason: 'IP_INHDR' },
+      cause: { type: 'hop-limit', ref: 'hop limit 1', value: 'exceeded', netns: 'nwr-router' },
+    });
+    const ev = f.verdict.evidence.join('\n');
+    expect(ev).toMatch(/tcp \[fd00:199:1::1\]:\d+ > \[fd00:199:2::2\]:80 arrived on eth0 in nwr-router with hop limit 1, to be forwarded/);
+    expect(ev).toContain('its sender in nwr-client put it out on eth0 with hop limit 1');
+    expect(ev).toContain('an ICMPv6 time exceeded goes back to fd00:199:1::1');
+    expect(f.verdict.fix).toContain("raise the sender's hop limit in nwr-client: net.ipv6.conf.eth0.hop_limit");
+    expect(text('hop-limit-v6')).toContain('cause     hop-limit hop limit 1 = exceeded (netns nwr-router)');
+  });
+
+  it('disable_ipv6 on the router\'s ingress device: IPV6DISABLED in ip6_rcv_core, the device\'s key', () => {
+    const [f] = explain('disable-ipv6-v6').flows;
+    expect(f.verdict).toMatchObject({
+      outcome: 'dropped',
+      where: { netns: 'nwr-router', dev: 'eth0', function: 'ip6_rcv_core', reason: 'IPV6DISABLED' },
+      cause: { type: 'sysctl', ref: 'net.ipv6.conf.eth0.disable_ipv6', value: '1', netns: 'nwr-router' },
+    });
+    const ev = f.verdict.evidence.join('\n');
+    expect(ev).toContain('net.ipv6.conf.eth0.disable_ipv6 = 1 in nwr-router: IPv6 is off on eth0, the kernel drops every IPv6 packet the device receives');
+    expect(ev).toContain('eth0 has no IPv6 address: disabling IPv6 removed them');
+    expect(ev).not.toContain('netfilter');
+    expect(f.verdict.fix).toMatch(/^sysctl -w net\.ipv6\.conf\.eth0\.disable_ipv6=0 in nwr-router, then add eth0's IPv6 addresses/);
+  });
+
 });
 
 describe('NetworkPolicy drops recorded in the lab (kube-router on nw-node2)', () => {

@@ -2,7 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { formatIPv6 } from '../../src/abi.js';
 import { endpointText, formatIp, hostPort, ipBytes, parseAddrRange, parseIp, rangeContains } from '../../src/model/ip.js';
-import { bestRoute } from '../../src/explain/rules/route.js';
+import { bestRoute } from '../../src/model/route.js';
 
 describe('model/ip', () => {
   it('parses dotted quads and IPv6 (with an embedded IPv4), and refuses what the kernel tools never print', () => {

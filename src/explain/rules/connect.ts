@@ -8,7 +8,7 @@ import { lookupText, mainTableText } from '../evidence.js';
 import { recordPkt } from '../../journey.js';
 import { errnoText, lookupErrno } from '../../model/socket.js';
 import type { FlowRule } from '../types.js';
-import { bestRoute } from './route.js';
+import { bestRoute } from '../../model/route.js';
 
 export const connectFailedRule: FlowRule = {
   name: 'connect-failed',

@@ -6,7 +6,7 @@ import type { FibRecord } from '../../abi.js';
 import { isSocketLookup } from '../flows.js';
 import { lookupText, socketEvidence } from '../evidence.js';
 import type { ExplainRule } from '../types.js';
-import { bestRoute } from './route.js';
+import { bestRoute } from '../../model/route.js';
 
 const WHY: Record<string, string> = {
   NEIGH_FAILED: 'nobody answered the address resolution, so the packets waiting for it were dropped',

@@ -49,7 +49,7 @@ const BRIDGED_HOOK_OF_CALLER: Record<string, Hook> = {
 const BRIDGE_FAMILY_CALLERS = new Set(['__br_forward', 'br_forward_finish', 'br_handle_frame', 'br_handle_frame_finish', 'br_pass_frame_up', 'br_dev_queue_push_xmit', 'br_forward']);
 
 /** `br_nf_forward_ip.part.0` → `br_nf_forward_ip`: the compiler's clone suffixes. */
-const baseName = (f: string): string => f.replace(/\.(part|isra|constprop|cold|llvm)(\.\d+)?/g, '');
+export const baseName = (f: string): string => f.replace(/\.(part|isra|constprop|cold|llvm)(\.\d+)?/g, '');
 
 export interface HookSite {
   hook: Hook;
@@ -200,6 +200,12 @@ function nftFinding(f: NetfilterFinding, site: HookSite, pkt: NetfilterPacket, n
   return { cause, evidence, fix };
 }
 
+/** A reverse-path DROP that was decided: the path is what to fix, not the rule. */
+function rpfilterFix(f: NetfilterFinding, pkt: NetfilterPacket, ns: string): string | undefined {
+  if (!/(^| )-m rpfilter( |$)/.test(f.rule) || !f.notes?.some((n) => n.startsWith('-m rpfilter: the route back'))) return undefined;
+  return `make the path symmetric in ${ns}: the route back to ${pkt.src} should leave by ${pkt.iif}, where its packets arrive (ip -6 route get ${pkt.src}); or add --loose to this rule if the asymmetry is intended (deleting the rule turns reverse-path filtering off)`;
+}
+
 export const netfilterRule: ExplainRule = {
   name: 'netfilter',
   reasons: ['NETFILTER_DROP'],
@@ -227,6 +233,7 @@ export const netfilterRule: ExplainRule = {
     if (f.ipset) evidence.push(`ipset ${f.ipset.name} contains ${f.ipset.member}, which is what the rule matched`);
     const counted = counterEvidence(f);
     if (counted.text) evidence.push(counted.text);
+    if (f.notes) evidence.push(...f.notes);
     if (f.uncertain.length) evidence.push(`not certain: ${f.uncertain.join('; ')}`);
     if (!counted.confirmed) return null;
     const cause: Cause = { type: 'iptables-rule', ref: f.rule, value: f.verdict, netns: ns, ipset: f.ipset };
@@ -239,6 +246,6 @@ export const netfilterRule: ExplainRule = {
       cause.k8s = named.refs;
       evidence.push(...named.evidence);
     }
-    return { cause, evidence, fix: named?.fix ?? fixFor(f.chain, f.rule, f.ipset, ns, tool) };
+    return { cause, evidence, fix: named?.fix ?? rpfilterFix(f, pkt, ns) ?? fixFor(f.chain, f.rule, f.ipset, ns, tool) };
   },
 };

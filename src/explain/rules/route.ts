@@ -1,40 +1,10 @@
 // No route: every table the lookup tried came back empty (IP_INNOROUTES), or
 // the route that matched is unreachable/blackhole/prohibit.
-import { parseAddrRange, parseIp, rangeContains } from '../../model/ip.js';
-import { isReversePathCheck } from '../../model/route.js';
+import { parseIp } from '../../model/ip.js';
+import { bestRoute, isReversePathCheck, routeFamily } from '../../model/route.js';
 import { lookupText, lookupsBefore, mainTableText } from '../evidence.js';
-import type { ExplainRule, RouteInfo } from '../types.js';
+import type { ExplainRule } from '../types.js';
 
-/** A route's family: as captured (ip -4 / ip -6), else from its destination or gateway. */
-function routeFamily(route: RouteInfo): 4 | 6 | undefined {
-  if (route.family) return route.family;
-  if (route.dst !== 'default') return parseAddrRange(route.dst)?.family;
-  return route.gateway ? parseIp(route.gateway)?.family : undefined;
-}
-
-/** The prefix length by which a route covers addr, or -1. Only a route of addr's family covers it. */
-function covers(route: RouteInfo, addr: string): number {
-  const a = parseIp(addr);
-  if (!a) return -1;
-  if (route.dst === 'default') return routeFamily(route) === a.family ? 0 : -1;
-  const r = parseAddrRange(route.dst);
-  return r && rangeContains(r, a) ? r.prefix ?? -1 : -1;
-}
-
-/** The most specific route of a table that covers addr. */
-export function bestRoute(routes: RouteInfo[], addr: string, table = 'main'): RouteInfo | undefined {
-  let best: RouteInfo | undefined;
-  let bestLen = -1;
-  for (const r of routes) {
-    if (r.table !== table) continue;
-    const len = covers(r, addr);
-    if (len > bestLen) {
-      best = r;
-      bestLen = len;
-    }
-  }
-  return best;
-}
 
 const REFUSING = new Set(['unreachable', 'blackhole', 'prohibit', 'throw']);
 
