@@ -58,7 +58,6 @@ export function bestRoute(routes: RouteInfo[], addr: string, table = 'main'): Ro
   return best;
 }
 
-
 const REJECT_TYPES = new Set(['unreachable', 'blackhole', 'prohibit', 'throw']);
 
 /** What a reverse-path check decided: ok or not and why, or why it cannot be decided. */
@@ -93,7 +92,7 @@ export function ipv6ReversePath(q: ReversePathQuery, routes: RouteInfo[], localA
   if (!rules?.length) return { unknown: 'the IPv6 policy rules (ip -6 rule) were not captured' };
   const odd = rules.find((r) => !standard(r));
   if (odd) return { unknown: `policy routing (ip -6 rule priority ${odd.priority}) is not modelled` };
-  if (localAddrs.some((a) => parseIp(a)?.value === src.value && parseIp(a)?.family === 6)) {
+  if (localAddrs.some((a) => { const l = parseIp(a); return l?.family === 6 && l.value === src.value; })) {
     return { ok: q.acceptLocal, why: `${q.src} is an address of this host${q.acceptLocal ? ' (--accept-local)' : ': rpfilter refuses a local source without --accept-local'}` };
   }
   const linkLocal = (src.value >> 118n) === 0x3fan; // fe80::/10

@@ -39,7 +39,6 @@ export function causeLabel(c: Cause): string {
       return 'stale real server';
     case 'hop-limit':
       return 'hop limit exceeded'; // the ref holds the packet's hop limit: no label of its own
-
     default:
       return 'other';
   }

@@ -15,11 +15,12 @@ export const ipv6DisabledRule: ExplainRule = {
     const st = state(drop.pkt.netns);
     if (!st) return null;
     const dev = drop.pkt.dev;
-    const devKey = `net.ipv6.conf.${dev}.disable_ipv6`;
-    if (st.sysctl(confKey6(dev, 'disable_ipv6')) !== '1') return null; // on again now: cannot confirm
+    const devKey = confKey6(dev, 'disable_ipv6');
+    if (st.sysctl(devKey) !== '1') return null; // on again now: cannot confirm
     const ns = netnsName(drop.pkt.netns);
-    const all = st.sysctl(confKey6('all', 'disable_ipv6'));
-    const key = all === '1' ? 'net.ipv6.conf.all.disable_ipv6' : devKey;
+    const allKey = confKey6('all', 'disable_ipv6');
+    const all = st.sysctl(allKey);
+    const key = all === '1' ? allKey : devKey;
     const fn = func(drop.location) ?? 'the IPv6 stack';
     const received = !/output|xmit/.test(fn);
     const addrs = st.addrs.filter((a) => a.dev === dev && ipFamily(a.address) === 6).map((a) => `${a.address}/${a.prefixlen}`);
@@ -27,7 +28,7 @@ export const ipv6DisabledRule: ExplainRule = {
       cause: { type: 'sysctl', ref: key, value: '1', netns: ns },
       evidence: [
         `${tupleText(drop.pkt.tuple)} ${received ? 'arrived on' : 'was to leave by'} ${dev} in ${ns}`,
-        `${devKey} = 1 in ${ns}${all === '1' ? ' (net.ipv6.conf.all.disable_ipv6 = 1 sets it on every device)' : ''}: IPv6 is off on ${dev}, the kernel ${received ? 'drops every IPv6 packet the device receives' : 'sends no IPv6 packet out of it'}`,
+        `${devKey} = 1 in ${ns}${all === '1' ? ` (${allKey} = 1 sets it on every device)` : ''}: IPv6 is off on ${dev}, the kernel ${received ? 'drops every IPv6 packet the device receives' : 'sends no IPv6 packet out of it'}`,
         addrs.length ? `${dev} still lists ${addrs.join(', ')}` : `${dev} has no IPv6 address: disabling IPv6 removed them`,
         `dropped in ${fn} with IPV6DISABLED (nothing goes back to the sender)`,
       ],
