@@ -76,6 +76,18 @@ struct {
 	__type(value, __u32);
 } followed_socks __weak SEC(".maps");
 
+/*
+ * Read-only configuration, set by user space before load (the addon writes
+ * .rodata by name): the verifier sees constants and drops the dead branches.
+ * __weak like the maps, so every probe family's object shares one copy.
+ */
+/* Wake the reader only once this many bytes wait (0: on every record, the
+ * kernel's default); the reader also polls on a timer, so a quiet ring is
+ * still drained promptly. */
+const volatile __u64 nw_wakeup_bytes __weak = 0;
+/* Take the kernel stack on every drop, not only where it is evidence. */
+const volatile bool nw_stack_always __weak = false;
+
 /* The skb this CPU is receiving, so a FIB lookup can be tied to it. */
 struct nw_cur_skb {
 	__u64 skb;     /* 0 when the skb did not pass the filter */
@@ -106,6 +118,21 @@ struct {
 	__type(key, __u32);
 	__type(value, struct nw_lost_pending);
 } lost_pending __weak SEC(".maps");
+
+/*
+ * Commit a record. Below the threshold without a wake-up: under load the
+ * reader wakes once per nw_wakeup_bytes (or per poll period), not once per
+ * record, which costs the traced CPUs an irq_work and the reader a context
+ * switch each.
+ */
+static __always_inline void submit(void *rec)
+{
+	__u64 flags = 0;
+
+	if (nw_wakeup_bytes)
+		flags = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= nw_wakeup_bytes ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
+	bpf_ringbuf_submit(rec, flags);
+}
 
 static __always_inline struct nw_stats *probe_stats(__u32 probe)
 {
@@ -152,7 +179,7 @@ static __always_inline void *reserve(__u32 probe, __u32 size, __u8 type)
 			l->count = lp->count;
 			l->first_ts = lp->first_ts;
 			l->last_ts = lp->last_ts;
-			bpf_ringbuf_submit(l, 0);
+			submit(l);
 			lp->count = 0;
 			if (s)
 				s->events++;

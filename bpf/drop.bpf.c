@@ -1,6 +1,22 @@
 // SPDX-License-Identifier: GPL-2.0 OR MIT
-/* Drops: skb:kfree_skb with its reason, location and the kernel stack. */
+/* Drops: skb:kfree_skb with its reason, location and, where it is evidence, the kernel stack. */
 #include "common.bpf.h"
+
+/*
+ * The stack is the costliest part of a drop record (an unwind of the kernel
+ * stack), and evidence only where the reason does not say enough: a
+ * netfilter drop (nf_hook_slow's caller names the hook), a drop with no
+ * specific reason, and every drop on a kernel without reasons.
+ */
+static __always_inline bool stack_is_evidence(__u32 reason)
+{
+	if (nw_stack_always)
+		return true;
+	if (!bpf_core_enum_value_exists(enum skb_drop_reason, SKB_DROP_REASON_NETFILTER_DROP))
+		return true;
+	return reason <= bpf_core_enum_value(enum skb_drop_reason, SKB_DROP_REASON_NOT_SPECIFIED) ||
+	       reason == bpf_core_enum_value(enum skb_drop_reason, SKB_DROP_REASON_NETFILTER_DROP);
+}
 
 static __always_inline int on_drop(void *ctx, struct sk_buff *skb, void *location, __u32 reason)
 {
@@ -19,10 +35,12 @@ static __always_inline int on_drop(void *ctx, struct sk_buff *skb, void *locatio
 	r->pkt = p;
 	r->location = (__u64)location;
 	r->reason = reason;
-	/* The caller chain names the netfilter hook (nf_hook_slow's caller). */
-	n = bpf_get_stack(ctx, r->stack, sizeof(r->stack), 0);
-	r->stack_len = n > 0 ? n / sizeof(__u64) : 0;
-	bpf_ringbuf_submit(r, 0);
+	r->stack_len = 0;
+	if (stack_is_evidence(reason)) {
+		n = bpf_get_stack(ctx, r->stack, sizeof(r->stack), 0);
+		r->stack_len = n > 0 ? n / sizeof(__u64) : 0;
+	}
+	submit(r);
 	return 0;
 }
 

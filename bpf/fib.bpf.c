@@ -101,7 +101,7 @@ static __always_inline int on_fib(__u32 tb_id, const struct flowi4 *flp,
 		return 0;
 	__builtin_memcpy((char *)r + sizeof(r->hdr), (char *)&f + sizeof(f.hdr),
 			 sizeof(f) - sizeof(f.hdr));
-	bpf_ringbuf_submit(r, 0);
+	submit(r);
 	return 0;
 }
 
@@ -232,7 +232,7 @@ static __always_inline int on_fib6(const struct net *net, const struct fib6_resu
 		return 0;
 	__builtin_memcpy((char *)r + sizeof(r->hdr), (char *)&f + sizeof(f.hdr),
 			 sizeof(f) - sizeof(f.hdr));
-	bpf_ringbuf_submit(r, 0);
+	submit(r);
 	return 0;
 }
 

@@ -127,7 +127,7 @@ static __always_inline int on_conn_new(struct ip_vs_conn *cp)
 	r->conn_flags = BPF_CORE_READ(cp, flags);
 	__builtin_memset(&r->svc, 0, sizeof(r->svc));
 	read_svc(&r->svc, BPF_CORE_READ(cp, dest, svc));
-	bpf_ringbuf_submit(r, 0);
+	submit(r);
 	return 0;
 }
 
@@ -165,7 +165,7 @@ static __always_inline int on_sched_err(struct ip_vs_service *svc, const char *m
 	read_svc(&r->svc, svc);
 	r->netns = ipvs_netns(BPF_CORE_READ(svc, ipvs));
 	bpf_probe_read_kernel_str(r->msg, sizeof(r->msg), msg);
-	bpf_ringbuf_submit(r, 0);
+	submit(r);
 	return 0;
 }
 
@@ -204,7 +204,7 @@ static __always_inline int on_pkt_err(struct sk_buff *skb, struct ip_vs_conn *cp
 		r->dport = bpf_ntohs(BPF_CORE_READ(cp, dport));
 		read_svc(&r->svc, BPF_CORE_READ(cp, dest, svc));
 	}
-	bpf_ringbuf_submit(r, 0);
+	submit(r);
 	return 0;
 }
 
@@ -367,7 +367,7 @@ static __always_inline int on_svc_op(__u32 op, struct ip_vs_service *svc, struct
 		read_user_svc(&r->svc, u);
 	else
 		read_svc(&r->svc, svc);
-	bpf_ringbuf_submit(r, 0);
+	submit(r);
 	return 0;
 }
 
@@ -381,7 +381,7 @@ static __always_inline int on_dest_op(__u32 op, struct ip_vs_service *svc, struc
 	bpf_core_read(&r->daddr, sizeof(r->daddr), &ud->addr);
 	r->dport = bpf_ntohs(BPF_CORE_READ(ud, port));
 	r->weight = BPF_CORE_READ(ud, weight);
-	bpf_ringbuf_submit(r, 0);
+	submit(r);
 	return 0;
 }
 

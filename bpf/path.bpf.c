@@ -35,7 +35,7 @@ static __always_inline int on_path(struct sk_buff *skb, __u32 probe, __u8 type, 
 	if (!r)
 		return 0;
 	r->pkt = p;
-	bpf_ringbuf_submit(r, 0);
+	submit(r);
 	return 0;
 }
 

@@ -63,7 +63,7 @@ static __always_inline int on_state(const struct sock *sk, int oldstate, int new
 	r->err = BPF_CORE_READ(sk, sk_err);
 	r->err_soft = BPF_CORE_READ(sk, sk_err_soft);
 	r->pad2 = 0;
-	bpf_ringbuf_submit(r, 0);
+	submit(r);
 	return 0;
 }
 

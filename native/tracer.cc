@@ -1,7 +1,11 @@
 #include "tracer.h"
 
 #include <bpf/bpf.h>
+#include <bpf/btf.h>
 #include <linux/types.h>
+
+#include <sys/epoll.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
@@ -52,6 +56,7 @@ Tracer::Tracer(const Napi::CallbackInfo &info) : Napi::ObjectWrap<Tracer>(info),
   std::string path = opts.Get("object").As<Napi::String>();
   uint32_t ring_bytes = opts.Get("ringBytes").As<Napi::Number>().Uint32Value();
   if (opts.Has("flushBytes")) flush_bytes_ = opts.Get("flushBytes").As<Napi::Number>().Uint32Value();
+  if (opts.Has("pollMs")) poll_ms_ = opts.Get("pollMs").As<Napi::Number>().Int32Value();
 
   CaptureLibbpfLog();
   obj_ = bpf_object__open_file(path.c_str(), nullptr);
@@ -65,6 +70,20 @@ Tracer::Tracer(const Napi::CallbackInfo &info) : Napi::ObjectWrap<Tracer>(info),
   if (int err = bpf_map__set_max_entries(events, ring_bytes)) {
     Shutdown();
     throw ErrnoError(env, "ring buffer size " + std::to_string(ring_bytes), err);
+  }
+
+  if (opts.Has("rodata")) {
+    Napi::Object ro = opts.Get("rodata").As<Napi::Object>();
+    Napi::Array names = ro.GetPropertyNames();
+    for (uint32_t i = 0; i < names.Length(); i++) {
+      std::string name = names.Get(i).As<Napi::String>();
+      Napi::Value v = ro.Get(name);
+      uint64_t value = v.IsBoolean() ? v.As<Napi::Boolean>().Value() : static_cast<uint64_t>(v.As<Napi::Number>().Int64Value());
+      if (std::string err = SetRodata(obj_, name, value); !err.empty()) {
+        Shutdown();
+        throw Napi::Error::New(env, err);
+      }
+    }
   }
 
   std::vector<std::string> avoid;
@@ -100,6 +119,40 @@ Tracer::Tracer(const Napi::CallbackInfo &info) : Napi::ObjectWrap<Tracer>(info),
   }
   napi_add_env_cleanup_hook(env, CleanupHook, this);
   cleanup_hook_ = true;
+}
+
+// Set a `const volatile` global of the object's .rodata before load, by name
+// (its offset and size from the BTF datasec). "" or what went wrong.
+std::string SetRodata(bpf_object *obj, const std::string &name, uint64_t value) {
+  const btf *b = bpf_object__btf(obj);
+  bpf_map *map = nullptr;
+  for (bpf_map *m = bpf_object__next_map(obj, nullptr); m; m = bpf_object__next_map(obj, m)) {
+    std::string n = bpf_map__name(m);
+    if (bpf_map__is_internal(m) && n.size() >= 7 && n.compare(n.size() - 7, 7, ".rodata") == 0) map = m;
+  }
+  int sec = b ? btf__find_by_name_kind(b, ".rodata", BTF_KIND_DATASEC) : -1;
+  if (!map || sec < 0) return "BPF object has no .rodata (ABI drift?)";
+  const btf_type *t = btf__type_by_id(b, sec);
+  const btf_var_secinfo *vs = btf_var_secinfos(t);
+  for (uint16_t i = 0; i < btf_vlen(t); i++, vs++) {
+    const char *vn = btf__name_by_offset(b, btf__type_by_id(b, vs->type)->name_off);
+    if (name != vn) continue;
+    size_t size = 0;
+    auto *cur = static_cast<const uint8_t *>(bpf_map__initial_value(map, &size));
+    if (!cur || vs->offset + vs->size > size) return "cannot set " + name + " in .rodata";
+    std::vector<uint8_t> data(cur, cur + size);
+    uint8_t *at = data.data() + vs->offset;
+    switch (vs->size) {  // in the host's byte order, as the program reads it
+      case 1: *at = static_cast<uint8_t>(value); break;
+      case 2: { uint16_t v = static_cast<uint16_t>(value); std::memcpy(at, &v, 2); break; }
+      case 4: { uint32_t v = static_cast<uint32_t>(value); std::memcpy(at, &v, 4); break; }
+      case 8: std::memcpy(at, &value, 8); break;
+      default: return name + " in .rodata is not an integer";
+    }
+    if (int err = bpf_map__set_initial_value(map, data.data(), size)) return "setting " + name + " in .rodata: " + DescribeErrno(err);
+    return "";
+  }
+  return "BPF object has no read-only setting named " + name + " (ABI drift?)";
 }
 
 Tracer::~Tracer() {
@@ -260,10 +313,17 @@ Napi::Value Tracer::Ack(const Napi::CallbackInfo &info) {
   return info.Env().Undefined();
 }
 
+// Records below the BPF side's wake-up threshold (nw_wakeup_bytes) come
+// without a wake-up. The thread waits on its own edge-triggered epoll: it
+// wakes on the threshold's forced wake-up or after poll_ms, then drains the
+// ring in flush_bytes batches. (libbpf's ring_buffer__poll is level-triggered:
+// under load it returns at once, every time, and batches stay small.)
 void Tracer::PollLoop() {
+  epoll_event ev;
   while (!stop_.load()) {
-    int n = ring_buffer__poll(rb_, 100);
-    if (n < 0 && n != -EINTR) break;
+    int n = epoll_wait(epfd_, &ev, 1, poll_ms_);
+    if (n < 0 && errno != EINTR) break;
+    if (ring_buffer__consume(rb_) < 0) break;
     Flush();
   }
   if (ring_buffer__consume(rb_) > 0) Flush();  // what was left when stop() came
@@ -279,6 +339,10 @@ Napi::Value Tracer::Start(const Napi::CallbackInfo &info) {
   bpf_map *events = bpf_object__find_map_by_name(obj_, "events");
   rb_ = ring_buffer__new(bpf_map__fd(events), OnRecord, this, nullptr);
   if (!rb_) throw ErrnoError(env, "creating ring buffer reader", errno);
+  epfd_ = epoll_create1(EPOLL_CLOEXEC);
+  epoll_event ev{};
+  ev.events = EPOLLIN | EPOLLET;
+  if (epfd_ < 0 || epoll_ctl(epfd_, EPOLL_CTL_ADD, bpf_map__fd(events), &ev) < 0) throw ErrnoError(env, "watching the ring buffer", errno);
   tsfn_ = BatchTsfn::New(env, info[0].As<Napi::Function>(), "netwhy-ringbuf", 8, 1);
   tsfn_live_ = true;
   thread_ = std::thread([this] { PollLoop(); });
@@ -320,6 +384,8 @@ void Tracer::Shutdown() {
   pending_ = nullptr;
   if (rb_) ring_buffer__free(rb_);
   rb_ = nullptr;
+  if (epfd_ >= 0) close(epfd_);
+  epfd_ = -1;
   DetachAll();
   if (obj_) bpf_object__close(obj_);
   obj_ = nullptr;

@@ -19,6 +19,8 @@ using Batch = std::vector<uint8_t>;
 void DeliverBatch(Napi::Env env, Napi::Function fn, std::nullptr_t *, Batch *batch);
 using BatchTsfn = Napi::TypedThreadSafeFunction<std::nullptr_t, Batch, DeliverBatch>;
 
+std::string SetRodata(bpf_object *obj, const std::string &name, uint64_t value);
+
 class Tracer : public Napi::ObjectWrap<Tracer> {
  public:
   static Napi::Function Init(Napi::Env env);
@@ -50,6 +52,7 @@ class Tracer : public Napi::ObjectWrap<Tracer> {
   std::vector<Probe> probes_;
   std::vector<bpf_link *> links_;
   ring_buffer *rb_ = nullptr;
+  int epfd_ = -1;  // edge-triggered wait on the ring buffer (PollLoop)
   BatchTsfn tsfn_;
   bool tsfn_live_ = false;
   bool cleanup_hook_ = false;
@@ -66,7 +69,8 @@ class Tracer : public Napi::ObjectWrap<Tracer> {
   Batch *pending_ = nullptr;
   // Small batches die young in V8: 1 MiB ones (~10k records) lived to the old
   // generation under a storm and held ~30 MiB more RSS, for ~10% less CPU per event.
-  size_t flush_bytes_ = 64 << 10;
+  size_t flush_bytes_ = 256 << 10;
+  int poll_ms_ = 100;
   std::atomic<uint64_t> records_{0};
   std::atomic<uint64_t> batches_{0};
   std::atomic<uint64_t> bytes_{0};

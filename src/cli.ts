@@ -40,6 +40,7 @@ export function buildProgram(): Command {
     .option('--events <kinds>', 'which events: drop,rx,tx,route (default: all with a filter, drop without)')
     .option('--verdicts', 'a verdict (outcome, cause, evidence, fix) for each flow once it goes idle (default with a filter)')
     .option('--no-verdicts', 'events only')
+    .option('--stacks', 'take the kernel stack of every drop (by default only where it is evidence: netfilter drops and drops without a specific reason)')
     .option('--ring-mb <mb>', 'ring buffer size in MiB (a power of two)', positiveNumber, 8)
     .addHelpText(
       'after',

@@ -31,6 +31,10 @@ export interface NativeTracerOptions {
   disable?: string[];
   /** Attach modes to pass over ("fentry", "kprobe", ...). */
   avoidModes?: string[];
+  /** `const volatile` settings of the BPF object (bpf/common.bpf.h), by name, set before load. */
+  rodata?: Record<string, number | boolean>;
+  /** The reader's poll period: it drains records that came without a wake-up. */
+  pollMs?: number;
 }
 
 export interface NativeTracer {

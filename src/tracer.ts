@@ -37,7 +37,17 @@ export interface SessionOptions {
   disable?: string[];
   /** Attach modes to pass over; default from NETWHY_AVOID_MODES (comma-separated). */
   avoidModes?: string[];
+  /** Take the kernel stack of every drop; by default only where it is evidence (a netfilter drop, one without a specific reason). */
+  stackAlways?: boolean;
 }
+
+/**
+ * How often the reader drains the ring buffer on its own. The BPF side wakes
+ * it only once an eighth of the ring waits (nw_wakeup_bytes): under load one
+ * wake-up per many records instead of one each; a lone event waits at most
+ * this long.
+ */
+const POLL_MS = 10;
 
 const ATTACH_MODES = ['fentry', 'fexit', 'kprobe', 'kretprobe', 'tp_btf', 'raw_tp', 'tracepoint'] as const;
 
@@ -73,11 +83,14 @@ export class TraceSession {
 
   static open(opts: SessionOptions = {}): TraceSession {
     const binding = opts.binding ?? loadBinding();
+    const ringBytes = opts.ringBytes ?? 8 << 20;
     try {
       return new TraceSession(
         new binding.Tracer({
           object: opts.objectPath ?? BPF_OBJECT_PATH,
-          ringBytes: opts.ringBytes ?? 8 << 20,
+          ringBytes,
+          rodata: { nw_wakeup_bytes: ringBytes / 8, nw_stack_always: opts.stackAlways ?? false },
+          pollMs: POLL_MS,
           disable: opts.disable ?? [],
           avoidModes: opts.avoidModes ?? avoidModesFromEnv(),
         }),

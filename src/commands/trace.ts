@@ -22,6 +22,8 @@ export interface TraceOptions extends NameOptions {
   duration?: number;
   ringMb: number;
   events?: string;
+  /** The kernel stack of every drop, not only where it is evidence. */
+  stacks?: boolean;
 }
 
 export const EVENT_KINDS = ['drop', 'rx', 'tx', 'route'] as const;
@@ -68,7 +70,7 @@ export async function runTrace(filterWords: string[], opts: TraceOptions, io: Io
 
   const disable = [...Object.entries(PROBE_OF).filter(([k]) => !kinds.includes(k as EventKind)).map(([, p]) => p), 'sched_process_fork' satisfies ProbeName, 'inet_sock_set_state' satisfies ProbeName, 'sock_send_length' satisfies ProbeName];
   const symbols = kernelSymbols(); // read on a worker thread while the BPF object loads
-  const session = TraceSession.open({ ringBytes: opts.ringMb * 1024 * 1024, disable });
+  const session = TraceSession.open({ ringBytes: opts.ringMb * 1024 * 1024, disable, stackAlways: opts.stacks });
   const reasons = kernelDropReasons();
   const syms = await symbols;
   const events: Record<string, number> = {};

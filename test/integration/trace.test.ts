@@ -24,8 +24,8 @@ describe.skipIf(!isRoot())('trace on this kernel', () => {
   afterAll(() => pair?.destroy());
 
   /** Trace with a filter while `act` runs; collect until `done` or 3 s. */
-  async function traceWhile(filter: string | null, act: () => void, done: (recs: NwRecord[]) => boolean, ringBytes = 1 << 22, avoidModes: string[] = []) {
-    const s = TraceSession.open({ ringBytes, disable: ['sched_process_fork'], avoidModes });
+  async function traceWhile(filter: string | null, act: () => void, done: (recs: NwRecord[]) => boolean, ringBytes = 1 << 22, avoidModes: string[] = [], stackAlways = false) {
+    const s = TraceSession.open({ ringBytes, disable: ['sched_process_fork'], avoidModes, stackAlways });
     const recs: NwRecord[] = [];
     try {
       if (filter) s.setFilter(compileFilter(filter, (n) => names.inode(n)).value);
@@ -55,8 +55,8 @@ describe.skipIf(!isRoot())('trace on this kernel', () => {
     expect(kinds).toEqual(expect.arrayContaining(['tx', 'rx', 'drop']));
   });
 
-  it('the raw_tp fallbacks (tp_btf avoided) see the same: every hop, the drop, its reason and stack', async () => {
-    const { recs, probes } = await traceWhile(`host ${pair.addrB} and udp port 9`, () => pair.sendUdp(pair.addrB, 9), (r) => drops(r).length > 0, 1 << 22, ['tp_btf']);
+  it('the raw_tp fallbacks (tp_btf avoided) see the same: every hop, the drop, its reason and (asked for) its stack', async () => {
+    const { recs, probes } = await traceWhile(`host ${pair.addrB} and udp port 9`, () => pair.sendUdp(pair.addrB, 9), (r) => drops(r).length > 0, 1 << 22, ['tp_btf'], true);
     const modes = probes.filter((p) => p.attached).map((p) => `${p.probe}:${p.mode}`);
     expect(modes.filter((m) => m.endsWith(':tp_btf')), modes.join(' ')).toEqual([]);
     expect(modes.some((m) => m.endsWith(':raw_tp')), modes.join(' ')).toBe(true);
@@ -69,7 +69,14 @@ describe.skipIf(!isRoot())('trace on this kernel', () => {
     expect([...kinds].sort()).toEqual(['drop', 'fib', 'rx', 'tx']);
   });
 
-  it('an iptables DROP rule: drop NETFILTER_DROP at the INPUT hook', async () => {
+  it('by default a NO_SOCKET drop (its reason says enough) carries no kernel stack', async () => {
+    const { recs } = await traceWhile(`host ${pair.addrB} and udp port 9`, () => pair.sendUdp(pair.addrB, 9), (r) => drops(r).length > 0);
+    const d = drops(recs)[0];
+    expect(reasonOf(d)).toBe('NO_SOCKET');
+    expect(d.stack).toEqual([]);
+  });
+
+  it('an iptables DROP rule: drop NETFILTER_DROP at the INPUT hook, with the kernel stack that names the hook', async () => {
     pair.exec(pair.b, 'iptables', ['-A', 'INPUT', '-p', 'udp', '--dport', '7777', '-j', 'DROP']);
     try {
       const { recs } = await traceWhile(`udp port 7777`, () => pair.sendUdp(pair.addrB, 7777), (r) => drops(r).length > 0);
