@@ -401,34 +401,31 @@ static __always_inline void parse_headers(const unsigned char *l3, __u16 etherty
 		parse_l4(l3 + l3info.l4off, p);
 }
 
+/* A socket of this namespace: an skb can carry another namespace's socket
+ * across a veth (an ICMP error keeps the sender's icmp socket). */
+static __always_inline void read_local_sk(struct sk_buff *skb, struct nw_pkt *p)
+{
+	struct sock *sk = BPF_CORE_READ(skb, sk);
+
+	if (sk && sk_is_fullsock(sk) && BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum) == p->netns)
+		p->flags |= NW_PKT_LOCAL_SK;
+}
+
 /*
- * Fill p from skb. l3_at_data: the network header starts at skb->data (true
- * at netif_receive_skb, which fires before the stack resets the header
+ * What the filter needs of skb: its namespace, headers and conntrack entry.
+ * l3_at_data: the network header starts at skb->data (true at
+ * netif_receive_skb, which fires before the stack resets the header
  * offsets); elsewhere use skb->network_header.
  */
-static __always_inline void read_pkt(struct sk_buff *skb, struct nw_pkt *p, bool l3_at_data)
+static __always_inline void read_pkt_key(struct sk_buff *skb, struct nw_pkt *p, bool l3_at_data)
 {
 	unsigned char *head = BPF_CORE_READ(skb, head);
 	__u16 proto = bpf_ntohs(BPF_CORE_READ(skb, protocol));
-	struct net_device *dev = BPF_CORE_READ(skb, dev);
-	struct sock *sk = BPF_CORE_READ(skb, sk);
 	unsigned char *l3;
 	__u16 nh;
 
 	p->skb = (__u64)skb;
 	p->netns = skb_netns(skb);
-	p->len = BPF_CORE_READ(skb, len);
-	p->mark = BPF_CORE_READ(skb, mark);
-	p->pid = current_tgid();
-	if (dev) {
-		p->ifindex = BPF_CORE_READ(dev, ifindex);
-		bpf_core_read_str(p->dev, sizeof(p->dev), &dev->name);
-	}
-	/* A socket of this namespace: an skb can carry another namespace's
-	 * socket across a veth (an ICMP error keeps the sender's icmp socket). */
-	if (sk && sk_is_fullsock(sk) && BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum) == p->netns)
-		p->flags |= NW_PKT_LOCAL_SK;
-
 	nh = BPF_CORE_READ(skb, network_header);
 	if (l3_at_data || nh == (__u16)~0U)
 		l3 = BPF_CORE_READ(skb, data);
@@ -437,6 +434,27 @@ static __always_inline void read_pkt(struct sk_buff *skb, struct nw_pkt *p, bool
 
 	parse_headers(l3, proto, p);
 	read_ct(skb, p);
+}
+
+/* The rest, read only for a packet that passed the filter: device, length, mark, task. */
+static __always_inline void read_pkt_meta(struct sk_buff *skb, struct nw_pkt *p)
+{
+	struct net_device *dev = BPF_CORE_READ(skb, dev);
+
+	p->len = BPF_CORE_READ(skb, len);
+	p->mark = BPF_CORE_READ(skb, mark);
+	p->pid = current_tgid();
+	if (dev) {
+		p->ifindex = BPF_CORE_READ(dev, ifindex);
+		bpf_core_read_str(p->dev, sizeof(p->dev), &dev->name);
+	}
+	read_local_sk(skb, p);
+}
+
+static __always_inline void read_pkt(struct sk_buff *skb, struct nw_pkt *p, bool l3_at_data)
+{
+	read_pkt_key(skb, p, l3_at_data);
+	read_pkt_meta(skb, p);
 }
 
 /*
@@ -533,6 +551,8 @@ static __always_inline bool follow_match(struct nw_pkt *p, bool may_seed)
 	 * are address resolution, like ARP, not the process's traffic. */
 	bool nd = p->tuple.proto == IPPROTO_ICMPV6 && p->tuple.sport >= 130 && p->tuple.sport <= 143;
 
+	if (!known && may_seed && !nd)
+		read_local_sk((struct sk_buff *)p->skb, p);
 	if (!known && may_seed && !nd && (p->flags & NW_PKT_LOCAL_SK) && p->netns == task_netns()) {
 		__u32 tgid = current_tgid();
 
@@ -600,7 +620,10 @@ static __always_inline bool followed_sock_pass(struct sk_buff *skb, struct nw_pk
 	const struct nw_filter *f = bpf_map_lookup_elem(&filter, &zero);
 	__u64 sk;
 
-	if (!f || f->mode != NW_FILTER_FOLLOW || !(p->flags & NW_PKT_LOCAL_SK))
+	if (!f || f->mode != NW_FILTER_FOLLOW)
+		return false;
+	read_local_sk(skb, p);
+	if (!(p->flags & NW_PKT_LOCAL_SK))
 		return false;
 	sk = (__u64)BPF_CORE_READ(skb, sk);
 	if (!bpf_map_lookup_elem(&followed_socks, &sk))

@@ -24,11 +24,12 @@ static __always_inline int on_drop(void *ctx, struct sk_buff *skb, void *locatio
 	struct nw_drop *r;
 	long n;
 
-	read_pkt(skb, &p, false);
+	read_pkt_key(skb, &p, false);
 	if (!drop_filter_pass(&p) && !followed_sock_pass(skb, &p)) {
 		count_filtered(NW_PROBE_KFREE_SKB);
 		return 0;
 	}
+	read_pkt_meta(skb, &p);
 	r = reserve(NW_PROBE_KFREE_SKB, sizeof(*r), NW_REC_DROP);
 	if (!r)
 		return 0;

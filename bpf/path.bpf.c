@@ -8,10 +8,12 @@ static __always_inline int on_path(struct sk_buff *skb, __u32 probe, __u8 type, 
 	struct nw_path *r;
 	bool pass;
 
-	read_pkt(skb, &p, rx);
+	read_pkt_key(skb, &p, rx);
 	if (!p.tuple.family)
 		return 0; /* not IP: ARP, LLDP, ... */
 	pass = filter_pass(&p, !rx);
+	if (pass)
+		read_pkt_meta(skb, &p);
 	if (rx) {
 		/* FIB lookups on this CPU until the next receive belong to this skb. */
 		__u32 zero = 0;

@@ -111,7 +111,7 @@ async function main(): Promise<number> {
     if (env) {
       env.setUp();
       await section('pipeline', async () => {
-        const r = await pipelineRows(env, { secs: q ? 2 : 5, senders: 2 }, keep, log);
+        const r = await pipelineRows(env, { secs: q ? 2 : 4, senders: 2, rounds: q ? 1 : 3 }, keep, log);
         if (Number.isFinite(r.eventsPerPacket)) eventsPerPacket = r.eventsPerPacket;
         return r.rows;
       });
@@ -125,7 +125,7 @@ async function main(): Promise<number> {
       return decodeRows(batches, q ? 1500 : 4000);
     });
     if (env) {
-      await section('overhead', () => overheadRows(env, { secs: q ? 2 : 3, rounds: q ? 1 : 3 }, log));
+      await section('overhead', () => overheadRows(env, { secs: q ? 2 : 3, rounds: q ? 1 : 5 }, log));
       await section('startup', () => startupRows(env, { rounds: q ? 2 : 5 }, log));
       await section('memory', () => memoryRows(env, { secs: q ? 4 : 6, eventsPerPacket }, log));
       await section('explain', () => explainRows(env, { rounds: q ? 1 : 3 }, log));

@@ -13,6 +13,12 @@ export function median(xs: number[]): number {
   return v.length % 2 ? v[m] : (v[m - 1] + v[m]) / 2;
 }
 
+/** "median (min–max over n runs)" of a figure's runs, for a note. */
+export function spread(xs: number[], fmt: (v: number) => string = (v) => v.toFixed(2)): string {
+  if (!xs.length) return 'no runs';
+  return `median ${fmt(median(xs))}, ${fmt(Math.min(...xs))}–${fmt(Math.max(...xs))} over ${xs.length} runs`;
+}
+
 /** Run to completion; throws with stderr when the command fails. */
 export function run(cmd: string, args: string[], opts: { input?: string; allowFail?: boolean } = {}): string {
   const r = spawnSync(cmd, args, { encoding: 'utf8', input: opts.input, stdio: ['pipe', 'pipe', 'pipe'] });

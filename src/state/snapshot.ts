@@ -5,9 +5,9 @@
 // each with its own timeout. A missing tool, a non-zero exit or unparsable output is recorded in
 // `errors`; only an unknown namespace name throws.
 
-import { spawn } from 'node:child_process';
 import { readdir } from 'node:fs/promises';
 import { NetwhyError } from '../errors.js';
+import { type RunResult, runCommand } from './run.js';
 import {
   parseConntrackStats,
   parseIpAddrs,
@@ -67,7 +67,6 @@ export const HOST = 'host';
 const NETNS_DIR = '/run/netns';
 const DEFAULT_TIMEOUT_MS = 5_000;
 /** iptables-save of a large Kubernetes node runs to tens of MB. */
-const MAX_OUTPUT = 512 * 1024 * 1024;
 
 /** Per-interface IPv4 settings read for all, default and every device. */
 export const CONF_SYSCTLS = ['forwarding', 'rp_filter', 'accept_local', 'route_localnet', 'arp_ignore', 'arp_announce'] as const;
@@ -112,97 +111,9 @@ grep -aH '' -- "$@"
 exit 0
 `;
 
-interface RunResult {
-  ok: boolean;
-  stdout: string;
-  stderr: string;
-  /** Why it failed, for `errors`. */
-  reason?: string;
-}
-
 export interface SnapshotOptions {
   /** Per-command timeout. */
   timeoutMs?: number;
-}
-
-/** At most this many snapshot commands run at once, over every snapshot taken concurrently. */
-const MAX_PROCS = 6;
-let running = 0;
-const waiting: (() => void)[] = [];
-
-async function slot<T>(fn: () => Promise<T>): Promise<T> {
-  if (running >= MAX_PROCS) await new Promise<void>((r) => waiting.push(r));
-  else running++;
-  try {
-    return await fn();
-  } finally {
-    const next = waiting.shift();
-    if (next) next();
-    else running--;
-  }
-}
-
-/**
- * Run a command and collect its output. Unlike execFile's `timeout`, the deadline never costs a
- * finished command its output: spawn() blocks the event loop (seconds, for dozens of processes
- * under emulation), so a timer can fire after the child exited but before its exit was handled;
- * execFile then destroys the pipes and reports success with empty output. Here the deadline only
- * sends SIGKILL, the pipes are read to the end, and a child that exited 0 on its own counts as
- * done whatever the timer did.
- */
-export function runCommand(argv: string[], timeoutMs: number): Promise<RunResult> {
-  return slot(
-    () =>
-      new Promise<RunResult>((resolve) => {
-        const cmd = argv.join(' ');
-        const out: Buffer[] = [];
-        const err: Buffer[] = [];
-        let size = 0;
-        let tooLarge = false;
-        let spawnError: NodeJS.ErrnoException | undefined;
-        const child = spawn(argv[0]!, argv.slice(1), {
-          stdio: ['ignore', 'pipe', 'pipe'],
-          env: { ...process.env, LC_ALL: 'C', LANG: 'C' },
-        });
-        const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-        let grace: NodeJS.Timeout | undefined;
-        const collect = (into: Buffer[]) => (d: Buffer) => {
-          size += d.length;
-          if (size > MAX_OUTPUT) {
-            tooLarge = true;
-            child.kill('SIGKILL');
-          } else into.push(d);
-        };
-        // Without pipes (EMFILE and the like) there is only the 'error' event.
-        child.stdout?.on('data', collect(out));
-        child.stderr?.on('data', collect(err));
-        child.on('error', (e) => (spawnError = e));
-        // A grandchild (sh -c '... ipvsadm') may hold the pipes after the child
-        // is gone: give it a moment, then stop reading so 'close' comes.
-        child.on('exit', () => {
-          grace = setTimeout(() => {
-            child.stdout?.destroy();
-            child.stderr?.destroy();
-          }, 1000);
-        });
-        child.on('close', (code, signal) => {
-          clearTimeout(timer);
-          clearTimeout(grace);
-          const stdout = Buffer.concat(out).toString('utf8');
-          const stderr = Buffer.concat(err).toString('utf8');
-          if (!spawnError && !tooLarge && code === 0) return resolve({ ok: true, stdout, stderr });
-          const firstErr = stderr.trim().split('\n')[0] ?? '';
-          let reason: string;
-          if (spawnError?.code === 'ENOENT') reason = `${argv[0]}: not installed`;
-          else if (spawnError) reason = `${cmd}: ${spawnError.message.split('\n')[0]}`;
-          else if (tooLarge) reason = `${cmd}: output too large`;
-          else if (signal === 'SIGKILL') reason = `${cmd}: timed out after ${timeoutMs} ms`;
-          else if (signal) reason = `${cmd}: killed by ${signal}`;
-          else reason = `${cmd}: exit ${code}${firstErr ? `: ${firstErr}` : ''}`;
-          resolve({ ok: false, stdout, stderr, reason });
-        });
-      }),
-  );
 }
 
 /** Names of the namespaces `ip netns` knows. */

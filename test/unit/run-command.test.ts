@@ -6,7 +6,7 @@
 import { spawnSync } from 'node:child_process';
 import { readFileSync, readdirSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { runCommand } from '../../src/state/snapshot.js';
+import { runCommand } from '../../src/state/run.js';
 
 /** Pids of this process's children (every thread's), from /proc. */
 function children(): number[] {
@@ -79,5 +79,17 @@ describe('runCommand and grandchildren', () => {
     } finally {
       spawnSync('pkill', ['-f', 'sleep 31.25']);
     }
+  });
+});
+
+describe('runCommand from the compiled code (npm run build)', () => {
+  it('runs commands on its worker thread, each with its whole output and its failure reason', async () => {
+    // dist, not src: the worker thread loads compiled JavaScript (from the sources commands run in-thread)
+    const run = (await import('../../dist/state/run.js')) as typeof import('../../src/state/run.js');
+    const rs = await Promise.all([...Array(8).keys()].map((i) => run.runCommand(['sh', '-c', `seq 1 ${1000 + i}`], 5000)));
+    rs.forEach((r, i) => expect(r.stdout.trim().split('\n')).toHaveLength(1000 + i));
+    expect(run.offThread()).toBe(true);
+    const bad = await run.runCommand(['sh', '-c', 'echo nope >&2; exit 3'], 5000);
+    expect(bad).toMatchObject({ ok: false, reason: 'sh -c echo nope >&2; exit 3: exit 3: nope' });
   });
 });

@@ -3,7 +3,7 @@
 // namespace and uid; its task's pid gives the pod's network namespace inode.
 import { existsSync } from 'node:fs';
 import type { PodFact } from '../../model/k8s.js';
-import { runCommand } from '../snapshot.js';
+import { runCommand } from '../run.js';
 import { type SourceResult, absent, failed, found, sandboxNetnsInode } from './source.js';
 
 export const DEFAULT_CONTAINERD_SOCK = '/run/containerd/containerd.sock';

@@ -3,7 +3,7 @@
 // namespace (path in the runtime spec, and the sandbox pid on containerd).
 import type { PodFact } from '../../model/k8s.js';
 import { canonicalIp } from '../../model/k8s-merge.js';
-import { runCommand } from '../snapshot.js';
+import { runCommand } from '../run.js';
 import { type SourceResult, absent, errorText, failed, found, sandboxNetnsInode } from './source.js';
 
 /** Ids of the ready sandboxes in `crictl pods -o json`. */

@@ -6,7 +6,7 @@ import { type ContainerProtocol, type ServiceFact, type ServicePortFact, KUBE_PR
 import { canonicalIp, mergeK8sFacts, mergePorts } from '../../model/k8s-merge.js';
 import { formatIp } from '../../model/ip.js';
 import { allRules, parseIptablesSave, type Rule } from '../iptables.js';
-import { runCommand } from '../snapshot.js';
+import { runCommand } from '../run.js';
 import { type SourceResult, errorText, found } from './source.js';
 
 const SOURCE = 'kube-proxy-rules';
