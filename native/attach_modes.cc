@@ -175,7 +175,8 @@ std::string CheckVariant(const KernelBtf &kb, Kallsyms &ks, const Variant &v) {
 
 }  // namespace
 
-std::vector<Probe> ChooseAttachModes(bpf_object *obj, const std::vector<std::string> &avoid) {
+std::vector<Probe> ChooseAttachModes(bpf_object *obj, const std::vector<std::string> &avoid,
+                                     const std::vector<std::string> &disabled) {
   static const std::string kEntry = "_entry";
   KernelBtf kb;
   Kallsyms ks;
@@ -213,6 +214,12 @@ std::vector<Probe> ChooseAttachModes(bpf_object *obj, const std::vector<std::str
         if (bpf_program__name(e) == v.program + kEntry) v.entry = e;
     std::stable_sort(p.variants.begin(), p.variants.end(),
                      [](const Variant &a, const Variant &b) { return RankOf(a.mode) < RankOf(b.mode); });
+    // A probe the command does not want is not checked at all: the checks
+    // load test programs and read module BTF, start-up time for nothing.
+    if (std::find(disabled.begin(), disabled.end(), p.name) != disabled.end()) {
+      for (auto &v : p.variants) v.reason = "not requested";
+      continue;
+    }
     for (size_t i = 0; i < p.variants.size(); i++) {
       Variant &v = p.variants[i];
       auto avoids = [&](const std::string &m) { return std::find(avoid.begin(), avoid.end(), m) != avoid.end(); };

@@ -30,7 +30,9 @@ struct Probe {
 // fentry/fexit → kprobe/kretprobe → tp_btf → raw_tp → tracepoint.
 // Modes in `avoid` are passed over (to work around a kernel's broken
 // mechanism, and to test the fallbacks on a kernel that has the better one).
-std::vector<Probe> ChooseAttachModes(bpf_object *obj, const std::vector<std::string> &avoid);
+// Probes named in `disabled` get no variant (reason "not requested") and no checks.
+std::vector<Probe> ChooseAttachModes(bpf_object *obj, const std::vector<std::string> &avoid,
+                                     const std::vector<std::string> &disabled);
 
 struct Feature {
   std::string name;    // "btf", "fentry", "kprobe", "tp_btf", "raw_tp"

@@ -91,21 +91,12 @@ Tracer::Tracer(const Napi::CallbackInfo &info) : Napi::ObjectWrap<Tracer>(info),
     Napi::Array modes = opts.Get("avoidModes").As<Napi::Array>();
     for (uint32_t i = 0; i < modes.Length(); i++) avoid.push_back(modes.Get(i).As<Napi::String>());
   }
-  probes_ = ChooseAttachModes(obj_, avoid);
+  std::vector<std::string> disabled;
   if (opts.Has("disable")) {
     Napi::Array off = opts.Get("disable").As<Napi::Array>();
-    for (uint32_t i = 0; i < off.Length(); i++) {
-      std::string name = off.Get(i).As<Napi::String>();
-      for (auto &p : probes_) {
-        if (p.name != name) continue;
-        p.chosen = -1;
-        for (auto &v : p.variants) {
-          v.usable = false;
-          v.reason = "not requested";
-        }
-      }
-    }
+    for (uint32_t i = 0; i < off.Length(); i++) disabled.push_back(off.Get(i).As<Napi::String>());
   }
+  probes_ = ChooseAttachModes(obj_, avoid, disabled);
   for (auto &p : probes_)
     for (size_t i = 0; i < p.variants.size(); i++) {
       bool load = static_cast<int>(i) == p.chosen;

@@ -3,11 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { NetwhyError, ExitCode } from './errors.js';
-import { runDoctor } from './commands/doctor.js';
-import { runTrace } from './commands/trace.js';
-import { runExplain } from './commands/explain.js';
-import { runLabList, runLabRun, runLabUpDown } from './commands/lab.js';
-import { DEFAULT_LISTEN, runAgent } from './commands/agent.js';
+import { DEFAULT_LISTEN } from './commands/defaults.js';
 import { addNameOptions } from './commands/names.js';
 
 function positiveNumber(v: string): number {
@@ -60,7 +56,7 @@ A packet matches if its own addresses or its conntrack original tuple match,
 so NAT-ed packets and their replies stay in a filtered trace.`,
     )
     .action(async (filter: string[], opts) => {
-      process.exitCode = await runTrace(filter, opts);
+      process.exitCode = await (await import('./commands/trace.js')).runTrace(filter, opts);
     });
 
   addNameOptions(program
@@ -93,7 +89,7 @@ signal ended it; 0 for --replay); 2 for a usage error, 3 when this machine
 cannot trace (not root, no BTF, a probe missing).`,
     )
     .action(async (command: string[], opts) => {
-      process.exitCode = await runExplain(command, opts);
+      process.exitCode = await (await import('./commands/explain.js')).runExplain(command, opts);
     });
 
   const lab = program
@@ -110,18 +106,19 @@ Examples:
   netwhy lab run nft-no-endpoints    kube-proxy's nftables mode: the rule, the map element and its Service named
   netwhy lab up / netwhy lab down    keep the lab up to explore by hand (down also cleans up after a crash); up --nft for nftables mode`,
     );
-  lab.command('list').description('list the scenarios').action(() => {
-    process.exitCode = runLabList({ out: process.stdout, err: process.stderr });
+  const labCommands = () => import('./commands/lab.js');
+  lab.command('list').description('list the scenarios').action(async () => {
+    process.exitCode = (await labCommands()).runLabList({ out: process.stdout, err: process.stderr });
   });
   lab
     .command('up')
     .description('build the lab topology (namespaces nw-*)')
     .option('--nft', "kube-proxy in nftables mode (table ip kube-proxy) instead of iptables mode; for the nft-* scenarios")
-    .action((opts: { nft?: boolean }) => {
-      process.exitCode = runLabUpDown('up', { out: process.stdout, err: process.stderr }, opts.nft ? ['--nft'] : []);
+    .action(async (opts: { nft?: boolean }) => {
+      process.exitCode = (await labCommands()).runLabUpDown('up', { out: process.stdout, err: process.stderr }, opts.nft ? ['--nft'] : []);
     });
-  lab.command('down').description('remove everything the lab made, also after a crash').action(() => {
-    process.exitCode = runLabUpDown('down', { out: process.stdout, err: process.stderr });
+  lab.command('down').description('remove everything the lab made, also after a crash').action(async () => {
+    process.exitCode = (await labCommands()).runLabUpDown('down', { out: process.stdout, err: process.stderr });
   });
   lab
     .command('run')
@@ -131,7 +128,7 @@ Examples:
     .option('--keep', 'leave the lab up afterwards')
     .option('--vm', 'run it in the microVM (Debian 6.1 kernel with IPVS and kprobes); needed for the ipvs-* scenarios here')
     .action(async (name: string, opts) => {
-      process.exitCode = await runLabRun(name, opts);
+      process.exitCode = await (await labCommands()).runLabRun(name, opts);
     });
 
   addNameOptions(program
@@ -160,7 +157,7 @@ Kubernetes name sources (pods, Services and NetworkPolicies are named in the
 explanations and pod_namespace). Operational messages go to stderr.`,
     )
     .action(async (filter: string[], opts) => {
-      process.exitCode = await runAgent(filter, opts);
+      process.exitCode = await (await import('./commands/agent.js')).runAgent(filter, opts);
       // Detached and flushed: a state snapshot still running (ip, iptables-save) must not hold the exit past 2 s.
       setTimeout(() => process.exit(), 300).unref();
     });
@@ -185,7 +182,7 @@ crictl, the CNI result cache, kube-proxy's rules, the API server), each with
 its status: a source that is absent is no problem.`,
     )
     .action(async (opts) => {
-      process.exitCode = await runDoctor(opts);
+      process.exitCode = await (await import('./commands/doctor.js')).runDoctor(opts);
     });
 
   return program;

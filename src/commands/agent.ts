@@ -22,6 +22,7 @@ import type { Flow } from '../explain/flows.js';
 import { type Judged, LiveJudge } from '../explain/live-judge.js';
 import { flowText } from '../render/explanation.js';
 import { AgentMetrics, dropLabels } from '../render/metrics.js';
+import { DEFAULT_LISTEN } from './defaults.js';
 import { type NameOptions, gatherNames } from './names.js';
 import type { Io } from './trace.js';
 
@@ -35,7 +36,6 @@ export interface AgentOptions extends NameOptions {
   maxSeries: number;
 }
 
-export const DEFAULT_LISTEN = '127.0.0.1:9965';
 /** (flow, cause) pairs remembered, so a flow that keeps failing the same way is logged once. */
 const MAX_EXPLAINED_KEYS = 10_000;
 /** Flows waiting for a verdict at most; past it they are counted and let go. */

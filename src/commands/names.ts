@@ -2,7 +2,6 @@
 // and the one call that asks the name sources (src/state/k8s) what they know.
 import type { Command } from 'commander';
 import type { K8sFacts } from '../model/k8s.js';
-import { collectK8sFacts } from '../state/k8s/collect.js';
 import type { Snapshot } from '../state/snapshot.js';
 
 export interface NameOptions {
@@ -34,5 +33,7 @@ export async function gatherNames(opts: NameOptions, snapshots: Snapshot[] = [])
   const nft = snapshots.flatMap((s) => (s.nftJson ? [s.nftJson] : []));
   // No snapshot with rules: kube-proxy's source reads this namespace's own.
   const rules = saves.length || nft.length ? { iptablesSave: saves, nftJson: nft } : {};
+  // Loaded here, not at start-up: the sources and their parsers are only needed when names are.
+  const { collectK8sFacts } = await import('../state/k8s/collect.js');
   return collectK8sFacts({ kubeconfig: opts.kubeconfig, containerdSocket: opts.containerdSocket, cniCacheDir: opts.cniCache, ...rules });
 }

@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
-import { DEFAULT_LISTEN } from '../../src/commands/agent.js';
+import { DEFAULT_LISTEN } from '../../src/commands/defaults.js';
 
 const DEPLOY = resolve(__dirname, '../../deploy');
 const README = readFileSync(resolve(__dirname, '../../README.md'), 'utf8');
