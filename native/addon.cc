@@ -1,4 +1,4 @@
-// netwhy native addon: registers the Tracer class, nothing else.
+// netwhy native addon: the Tracer class, the kernel's features, and a memory release.
 #include <napi.h>
 
 #include "netwhy.h"
@@ -22,9 +22,16 @@ Napi::Value KernelFeatures(const Napi::CallbackInfo &info) {
   return out;
 }
 
+// releaseMemory(): after start-up's big temporary buffers (kallsyms, BTF) are freed.
+Napi::Value ReleaseMemory(const Napi::CallbackInfo &info) {
+  netwhy::ReleaseFreedMemory();
+  return info.Env().Undefined();
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("Tracer", netwhy::Tracer::Init(env));
   exports.Set("kernelFeatures", Napi::Function::New(env, KernelFeatures));
+  exports.Set("releaseMemory", Napi::Function::New(env, ReleaseMemory));
   exports.Set("abiVersion", Napi::Number::New(env, NW_ABI_VERSION));
   return exports;
 }

@@ -19,6 +19,9 @@ using Batch = std::vector<uint8_t>;
 void DeliverBatch(Napi::Env env, Napi::Function fn, std::nullptr_t *, Batch *batch);
 using BatchTsfn = Napi::TypedThreadSafeFunction<std::nullptr_t, Batch, DeliverBatch>;
 
+// Return the pages of freed heap memory to the kernel (glibc keeps them otherwise).
+void ReleaseFreedMemory();
+
 std::string SetRodata(bpf_object *obj, const std::string &name, uint64_t value);
 
 class Tracer : public Napi::ObjectWrap<Tracer> {

@@ -62,6 +62,8 @@ export interface KernelFeature {
 export interface NativeBinding {
   Tracer: new (opts: NativeTracerOptions) => NativeTracer;
   kernelFeatures(): KernelFeature[];
+  /** Give the freed heap pages back to the kernel (glibc keeps them otherwise: start-up's BTF and kallsyms buffers). */
+  releaseMemory(): void;
   abiVersion: number;
 }
 

@@ -77,7 +77,10 @@ export class TraceSession {
   private ended?: Promise<void>;
   private endResolve?: () => void;
 
-  private constructor(native: NativeTracer) {
+  private constructor(
+    native: NativeTracer,
+    private readonly binding: NativeBinding,
+  ) {
     this.native = native;
   }
 
@@ -94,6 +97,7 @@ export class TraceSession {
           disable: opts.disable ?? [],
           avoidModes: opts.avoidModes ?? avoidModesFromEnv(),
         }),
+        binding,
       );
     } catch (e) {
       if (isNativeError(e)) {
@@ -102,6 +106,11 @@ export class TraceSession {
       }
       throw e;
     }
+  }
+
+  /** Once start-up's big temporary buffers (kernel symbols, BTF) are garbage: return their pages. */
+  releaseFreedMemory(): void {
+    this.binding.releaseMemory?.();
   }
 
   probes(): ProbeReport[] {

@@ -73,6 +73,7 @@ export async function runTrace(filterWords: string[], opts: TraceOptions, io: Io
   const session = TraceSession.open({ ringBytes: opts.ringMb * 1024 * 1024, disable, stackAlways: opts.stacks });
   const reasons = kernelDropReasons();
   const syms = await symbols;
+  session.releaseFreedMemory();
   const events: Record<string, number> = {};
   const drops: Record<string, number> = {};
   let seen = 0;

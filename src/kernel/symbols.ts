@@ -48,7 +48,7 @@ function hexValue(c: number): number {
 
 /** Text symbols of kallsyms, sorted by address, as columns (transferable between threads). */
 export interface KallsymsColumns {
-  /** The file's bytes: names are read from it. */
+  /** The names, one after the other (off and len index them). */
   bytes: Uint8Array;
   n: number;
   hi: Uint32Array;
@@ -117,7 +117,16 @@ export function kallsymsColumns(input: string | Uint8Array): KallsymsColumns {
     };
     [hi, lo, off, len] = [by(hi), by(lo), by(off), by(len)];
   }
-  return { bytes: buf, n, hi, lo, off, len, visible };
+  // Keep only the names (a third of the file) and n rows: the rest is garbage now.
+  let total = 0;
+  for (let i = 0; i < n; i++) total += len[i];
+  const names = new Uint8Array(total);
+  const noff = new Uint32Array(n);
+  for (let i = 0, at = 0; i < n; at += len[i], i++) {
+    names.set(buf.subarray(off[i], off[i] + len[i]), at);
+    noff[i] = at;
+  }
+  return { bytes: names, n, hi: hi.slice(0, n), lo: lo.slice(0, n), off: noff, len: len.slice(0, n), visible };
 }
 
 function symbolizer(c: KallsymsColumns): Symbolizer {
