@@ -40,6 +40,9 @@ export interface PacketContext {
   markUnknown?: boolean;
 }
 
+/** TCP flag bits for PacketContext.tcpFlags. */
+export const TCP_FLAGS = { FIN: 1, SYN: 2, RST: 4, PSH: 8, ACK: 16, URG: 32, ECE: 64, CWR: 128 } as const;
+
 /** A packet as a netfilter hook sees it; the namespace's own addresses are added by the evaluator. */
 export type NetfilterPacket = Omit<PacketContext, 'localAddrs'>;
 
