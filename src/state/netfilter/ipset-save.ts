@@ -9,7 +9,7 @@
 import { NetwhyError } from '../../errors.js';
 import { type Family, cidrRange, parseAddrRange } from '../../model/ip.js';
 import type { DimKind, Elem, IpSet, IpsetMember } from '../../model/netfilter/ipset.js';
-import { parseIcmpType, parseU32, protoNumber, splitArgs } from './syntax.js';
+import { eachSaveLine, parseIcmpType, parseU32, protoNumber, splitArgs } from './syntax.js';
 
 // ---------------------------------------------------------------------------------------------
 // Errors
@@ -53,99 +53,85 @@ const ADD_VALUE_OPTS = new Set(['timeout', 'packets', 'bytes', 'comment', 'skbma
 
 export function parseIpsetSave(text: string): Map<string, IpSet> {
   const sets = new Map<string, IpSet>();
-  const lines = text.split('\n');
-  for (let i = 0; i < lines.length; i++) {
-    const lineNo = i + 1;
-    const raw = lines[i].replace(/\r$/, '');
-    const trimmed = raw.trim();
-    if (trimmed === '' || trimmed.startsWith('#')) continue;
-    const fail = (reason: string): never => {
-      throw new IpsetParseError(reason, lineNo, raw);
-    };
-    try {
-      const split = splitArgs(trimmed);
-      if (!split.ok) fail(split.reason);
-      // `-exist` may be written anywhere on a line; it only changes error handling of `ipset restore`.
-      const words = (split as { words: string[] }).words.filter((w) => w !== '-exist');
-      if (words.length === 0) continue;
-      const [cmd, ...args] = words;
-      switch (cmd) {
-        case 'create':
-        case '-N':
-        case 'n': {
-          const set = parseCreate(args, lineNo, fail);
-          if (sets.has(set.name)) fail(`set ${set.name} is created twice`);
-          sets.set(set.name, set);
-          break;
-        }
-        case 'add':
-        case '-A':
-        case 'a':
-        case 'del':
-        case '-D':
-        case 'd': {
-          const [name, memberText, ...opts] = args;
-          if (name === undefined) fail('missing set name');
-          if (memberText === undefined) fail('missing member');
-          const set = sets.get(name);
-          if (!set) fail(`set ${name} was not created before this line`);
-          const member = parseMember(set!, memberText, opts, lineNo, fail);
-          if (cmd === 'add' || cmd === '-A' || cmd === 'a') {
-            set!.members.push(member);
-          } else {
-            const key = elemsKey(member.elems);
-            set!.members = set!.members.filter((m) => elemsKey(m.elems) !== key);
-          }
-          break;
-        }
-        case 'flush':
-        case '-F':
-        case 'destroy':
-        case '-X':
-        case 'x': {
-          if (args.length > 1) fail('too many arguments');
-          const names = args.length === 1 ? [args[0]] : [...sets.keys()];
-          for (const n of names) {
-            const set = sets.get(n);
-            if (!set) fail(`set ${n} does not exist`);
-            if (cmd === 'flush' || cmd === '-F') set!.members = [];
-            else sets.delete(n);
-          }
-          break;
-        }
-        case 'swap':
-        case '-W':
-        case 'w':
-        case 'rename':
-        case '-E':
-        case 'e': {
-          if (args.length !== 2) fail(`${cmd} needs two set names`);
-          const [a, b] = args;
-          const sa = sets.get(a);
-          if (!sa) fail(`set ${a} does not exist`);
-          if (cmd === 'swap' || cmd === '-W' || cmd === 'w') {
-            const sb = sets.get(b);
-            if (!sb) fail(`set ${b} does not exist`);
-            sets.set(a, { ...sb!, name: a });
-            sets.set(b, { ...sa!, name: b });
-          } else {
-            if (sets.has(b)) fail(`set ${b} already exists`);
-            sets.delete(a);
-            sets.set(b, { ...sa!, name: b });
-          }
-          break;
-        }
-        case 'COMMIT':
-          break;
-        default:
-          fail(`unknown command ${JSON.stringify(cmd)}`);
+  eachSaveLine(text, IpsetParseError, ({ no: lineNo, text: trimmed, fail }) => {
+    const split = splitArgs(trimmed);
+    if (!split.ok) fail(split.reason);
+    // `-exist` may be written anywhere on a line; it only changes error handling of `ipset restore`.
+    const words = (split as { words: string[] }).words.filter((w) => w !== '-exist');
+    if (words.length === 0) return;
+    const [cmd, ...args] = words;
+    switch (cmd) {
+      case 'create':
+      case '-N':
+      case 'n': {
+        const set = parseCreate(args, lineNo, fail);
+        if (sets.has(set.name)) fail(`set ${set.name} is created twice`);
+        sets.set(set.name, set);
+        break;
       }
-    } catch (e) {
-      if (e instanceof IpsetParseError) throw e;
-      // A bug in this parser must still name the line it choked on.
-      throw new IpsetParseError(`internal parser error (${(e as Error).message})`, lineNo, raw);
+      case 'add':
+      case '-A':
+      case 'a':
+      case 'del':
+      case '-D':
+      case 'd': {
+        const [name, memberText, ...opts] = args;
+        if (name === undefined) fail('missing set name');
+        if (memberText === undefined) fail('missing member');
+        const set = sets.get(name);
+        if (!set) fail(`set ${name} was not created before this line`);
+        const member = parseMember(set!, memberText, opts, lineNo, fail);
+        if (cmd === 'add' || cmd === '-A' || cmd === 'a') {
+          set!.members.push(member);
+        } else {
+          const key = elemsKey(member.elems);
+          set!.members = set!.members.filter((m) => elemsKey(m.elems) !== key);
+        }
+        break;
+      }
+      case 'flush':
+      case '-F':
+      case 'destroy':
+      case '-X':
+      case 'x': {
+        if (args.length > 1) fail('too many arguments');
+        const names = args.length === 1 ? [args[0]] : [...sets.keys()];
+        for (const n of names) {
+          const set = sets.get(n);
+          if (!set) fail(`set ${n} does not exist`);
+          if (cmd === 'flush' || cmd === '-F') set!.members = [];
+          else sets.delete(n);
+        }
+        break;
+      }
+      case 'swap':
+      case '-W':
+      case 'w':
+      case 'rename':
+      case '-E':
+      case 'e': {
+        if (args.length !== 2) fail(`${cmd} needs two set names`);
+        const [a, b] = args;
+        const sa = sets.get(a);
+        if (!sa) fail(`set ${a} does not exist`);
+        if (cmd === 'swap' || cmd === '-W' || cmd === 'w') {
+          const sb = sets.get(b);
+          if (!sb) fail(`set ${b} does not exist`);
+          sets.set(a, { ...sb!, name: a });
+          sets.set(b, { ...sa!, name: b });
+        } else {
+          if (sets.has(b)) fail(`set ${b} already exists`);
+          sets.delete(a);
+          sets.set(b, { ...sa!, name: b });
+        }
+        break;
+      }
+      case 'COMMIT':
+        break;
+      default:
+        fail(`unknown command ${JSON.stringify(cmd)}`);
     }
-  }
+  });
   return sets;
 }
 

@@ -9,7 +9,7 @@ import { NetwhyError } from '../../errors.js';
 import { BUILTIN_CHAINS, type Counters, type Rule, type Ruleset, type Table, type TableName } from '../../model/netfilter/xt-ruleset.js';
 import { parseRuleArgs } from './iptables-args.js';
 import { type PendingTarget, resolveTarget } from './iptables-targets.js';
-import { splitArgs } from './syntax.js';
+import { eachSaveLine, splitArgs } from './syntax.js';
 
 export class IptablesParseError extends NetwhyError {
   constructor(
@@ -40,46 +40,33 @@ interface OpenTable {
 export function parseIptablesSave(text: string): Ruleset {
   const rs: Ruleset = { tables: new Map() };
   let open: OpenTable | null = null;
-  const lines = text.split('\n');
-  for (let i = 0; i < lines.length; i++) {
-    const lineNo = i + 1;
-    const raw = lines[i].replace(/\r$/, '');
-    const t = raw.trim();
-    if (t === '' || t.startsWith('#')) continue;
-    const fail = (reason: string): never => {
-      throw new IptablesParseError(reason, lineNo, raw);
-    };
-    try {
-      if (t.startsWith('*')) {
-        if (open) {
-          fail(`table ${open.table.name} (line ${open.table.line}) has no COMMIT before the next table`);
-        }
-        const name = t.slice(1).trim();
-        if (!TABLE_NAMES.has(name)) fail(`unknown table ${JSON.stringify(name)}`);
-        open = { table: { name: name as TableName, line: lineNo, chains: new Map() }, rules: [], raw };
-      } else if (t === 'COMMIT') {
-        if (!open) fail('COMMIT outside a table');
-        commitTable(open!, lines);
-        // Like iptables-restore without --noflush: a table given twice is replaced.
-        rs.tables.set(open!.table.name, open!.table);
-        open = null;
-      } else if (t.startsWith(':')) {
-        if (!open) fail('chain declaration outside a table (no *table line before it)');
-        parseChainLine(open!.table, t, lineNo, fail);
-      } else if (t.startsWith('[') || t.startsWith('-')) {
-        if (!open) fail('rule outside a table (no *table line before it)');
-        open!.rules.push(parseRuleLine(open!.table, t, lineNo, fail));
-      } else {
-        fail('not a table, chain, rule, COMMIT or comment line');
+  eachSaveLine(text, IptablesParseError, ({ no: lineNo, raw, text: t, fail }, lines) => {
+    if (t.startsWith('*')) {
+      if (open) {
+        fail(`table ${open.table.name} (line ${open.table.line}) has no COMMIT before the next table`);
       }
-    } catch (e) {
-      if (e instanceof IptablesParseError) throw e;
-      // A bug in this parser must still name the line it choked on.
-      throw new IptablesParseError(`internal parser error (${(e as Error).message})`, lineNo, raw);
+      const name = t.slice(1).trim();
+      if (!TABLE_NAMES.has(name)) fail(`unknown table ${JSON.stringify(name)}`);
+      open = { table: { name: name as TableName, line: lineNo, chains: new Map() }, rules: [], raw };
+    } else if (t === 'COMMIT') {
+      if (!open) fail('COMMIT outside a table');
+      commitTable(open!, lines);
+      // Like iptables-restore without --noflush: a table given twice is replaced.
+      rs.tables.set(open!.table.name, open!.table);
+      open = null;
+    } else if (t.startsWith(':')) {
+      if (!open) fail('chain declaration outside a table (no *table line before it)');
+      parseChainLine(open!.table, t, lineNo, fail);
+    } else if (t.startsWith('[') || t.startsWith('-')) {
+      if (!open) fail('rule outside a table (no *table line before it)');
+      open!.rules.push(parseRuleLine(open!.table, t, lineNo, fail));
+    } else {
+      fail('not a table, chain, rule, COMMIT or comment line');
     }
-  }
-  if (open) {
-    throw new IptablesParseError(`table ${open.table.name} has no COMMIT`, open.table.line, open.raw);
+  });
+  const left = open as OpenTable | null;
+  if (left) {
+    throw new IptablesParseError(`table ${left.table.name} has no COMMIT`, left.table.line, left.raw);
   }
   return rs;
 }

@@ -70,7 +70,12 @@ const ICMP_NAMES: Record<string, [number, number | null]> = {
 
 /** `8`, `3/4`, `echo-request`: ICMP type and optional code (null = any code). */
 export function parseIcmpType(text: string): { type: number; code: number | null } | null {
-  const named = ICMP_NAMES[text.toLowerCase()];
+  return icmpType(ICMP_NAMES, text);
+}
+
+/** A type by its name in `names`, or `type[/code]` in numbers. */
+function icmpType(names: Record<string, [number, number | null]>, text: string): { type: number; code: number | null } | null {
+  const named = names[text.toLowerCase()];
   if (named) return { type: named[0], code: named[1] };
   const m = /^(\d{1,3})(?:\/(\d{1,3}))?$/.exec(text);
   if (!m || Number(m[1]) > 255 || (m[2] !== undefined && Number(m[2]) > 255)) return null;
@@ -91,11 +96,7 @@ const ICMPV6_NAMES: Record<string, [number, number | null]> = {
 
 /** `128`, `1/4`, `echo-request`: an ICMPv6 type (ip6tables --icmpv6-type names) and optional code. */
 export function parseIcmpv6Type(text: string): { type: number; code: number | null } | null {
-  const named = ICMPV6_NAMES[text.toLowerCase()];
-  if (named) return { type: named[0], code: named[1] };
-  const m = /^(\d{1,3})(?:\/(\d{1,3}))?$/.exec(text);
-  if (!m || Number(m[1]) > 255 || (m[2] !== undefined && Number(m[2]) > 255)) return null;
-  return { type: Number(m[1]), code: m[2] === undefined ? null : Number(m[2]) };
+  return icmpType(ICMPV6_NAMES, text);
 }
 
 /** Parse `src,dst` / `dst,dst,src` flags of `--match-set`. */
@@ -113,4 +114,41 @@ export function parseMarkMask(text: string): { value: number; mask: number } | n
   const mask = m === undefined ? 0xffffffff : parseU32(m);
   if (value === null || mask === null) return null;
   return { value, mask };
+}
+
+/** One line of a save file as a parser reads it: its number, the text as written (without a
+ * trailing CR), trimmed, and a `fail` that throws the parser's error naming the line. */
+export interface SaveLine {
+  no: number;
+  raw: string;
+  text: string;
+  fail: (reason: string) => never;
+}
+
+/**
+ * Read a save file line by line, skipping blank and comment lines. Anything but the parser's own
+ * error thrown on a line (a bug in the parser) is turned into that error, so it still names the
+ * line it choked on.
+ */
+export function eachSaveLine<E extends Error>(
+  text: string,
+  ParseError: new (reason: string, line: number, text: string) => E,
+  read: (line: SaveLine, lines: string[]) => void,
+): void {
+  const lines = text.split('\n');
+  for (let i = 0; i < lines.length; i++) {
+    const no = i + 1;
+    const raw = lines[i].replace(/\r$/, '');
+    const trimmed = raw.trim();
+    if (trimmed === '' || trimmed.startsWith('#')) continue;
+    const fail = (reason: string): never => {
+      throw new ParseError(reason, no, raw);
+    };
+    try {
+      read({ no, raw, text: trimmed, fail }, lines);
+    } catch (e) {
+      if (e instanceof ParseError) throw e;
+      throw new ParseError(`internal parser error (${(e as Error).message})`, no, raw);
+    }
+  }
 }
