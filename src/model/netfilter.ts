@@ -1,6 +1,7 @@
 // A packet as a netfilter hook sees it, and what evaluating a namespace's
-// ruleset says about it. The evaluators live in state/, the rules that ask
-// them in explain/.
+// ruleset says about it. The rulesets and walkers are in model/netfilter/,
+// the evaluator built from a snapshot in state/netfilter.ts, the rules that
+// ask it in explain/.
 
 export type Hook = 'PREROUTING' | 'INPUT' | 'FORWARD' | 'OUTPUT' | 'POSTROUTING';
 
