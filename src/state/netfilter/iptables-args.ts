@@ -1,10 +1,10 @@
 // The words of one iptables-save rule after `-A CHAIN`: generic options (-p, -s, -i, -f…),
 // `-m` modules and their options (built into Conditions by iptables-modules.ts), the target and
 // its words, and -c counters. Pure code: no IO.
-import { protoNumber } from './syntax.js';
-import { type Counters, type Condition } from '../../model/netfilter/xt-ruleset.js';
+import type { Condition, Counters } from '../../model/netfilter/xt-ruleset.js';
 import { type ModInst, MODULE_OPTS, buildModule, parseAddrMask } from './iptables-modules.js';
 import type { PendingTarget } from './iptables-targets.js';
+import { protoNumber } from './syntax.js';
 
 const GENERIC_OPTS = new Set([
   '-p', '--protocol', '-s', '--source', '--src', '-d', '--destination', '--dst', '-i', '--in-interface',
