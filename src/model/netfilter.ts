@@ -1,6 +1,7 @@
 // A packet as a netfilter hook sees it, and what evaluating a namespace's
-// ruleset says about it. The evaluators live in state/, the rules that ask
-// them in explain/.
+// ruleset says about it. The rulesets and walkers are in model/netfilter/,
+// the evaluator built from a snapshot in state/netfilter.ts, the rules that
+// ask it in explain/.
 
 export type Hook = 'PREROUTING' | 'INPUT' | 'FORWARD' | 'OUTPUT' | 'POSTROUTING';
 
@@ -39,6 +40,9 @@ export interface PacketContext {
   /** set by the evaluator when a rule made the mark unknowable (CONNMARK --restore-mark without ctmark) */
   markUnknown?: boolean;
 }
+
+/** TCP flag bits for PacketContext.tcpFlags. */
+export const TCP_FLAGS = { FIN: 1, SYN: 2, RST: 4, PSH: 8, ACK: 16, URG: 32, ECE: 64, CWR: 128 } as const;
 
 /** A packet as a netfilter hook sees it; the namespace's own addresses are added by the evaluator. */
 export type NetfilterPacket = Omit<PacketContext, 'localAddrs'>;

@@ -10,8 +10,12 @@ import type { Hook, NatFinding, NetfilterEvaluator, NetfilterFinding, NetfilterP
 import { type NftChainResult, baseChainsAt, walkBaseChain } from '../model/netfilter/nft-walk.js';
 import { policyRef, ruleRef } from '../model/netfilter/nft-text.js';
 import { type NftRule, type NftRuleset, type NftTable, iptablesPriority } from '../model/netfilter/ruleset.js';
-import { parseIpsetSave, type IpSet } from './ipset.js';
-import { HOOK_TABLES, type HookResult, type Ruleset, type TableName, evaluateHook, parseIptablesSave, ruleMiss } from './iptables.js';
+import type { IpSet } from '../model/netfilter/ipset.js';
+import type { HookResult } from '../model/netfilter/xt-result.js';
+import { HOOK_TABLES, type Ruleset, type TableName } from '../model/netfilter/xt-ruleset.js';
+import { evaluateHook, ruleMiss } from '../model/netfilter/xt-walk.js';
+import { parseIpsetSave } from './netfilter/ipset-save.js';
+import { parseIptablesSave } from './netfilter/iptables-save.js';
 import { parseNftRuleset } from './netfilter/nft-json.js';
 import type { Snapshot } from './snapshot.js';
 

@@ -2,14 +2,8 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { type ParseErrorCase, parseErrorCases, parseErrorOf } from '../helpers/parse-errors.js';
-import {
-  IpsetParseError,
-  type IpSet,
-  type SetPacket,
-  findSetMember,
-  parseIpsetSave,
-  testSetMembership,
-} from '../../src/state/ipset.js';
+import { type IpSet, type SetPacket, findSetMember, testSetMembership } from '../../src/model/netfilter/ipset.js';
+import { IpsetParseError, parseIpsetSave } from '../../src/state/netfilter/ipset-save.js';
 
 const fixture = (name: string) =>
   readFileSync(fileURLToPath(new URL(`../fixtures/iptables/${name}`, import.meta.url)), 'utf8');

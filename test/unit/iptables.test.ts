@@ -2,18 +2,12 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { type ParseErrorCase, parseErrorCases, parseErrorOf } from '../helpers/parse-errors.js';
-import { parseIpsetSave } from '../../src/state/ipset.js';
-import {
-  IptablesParseError,
-  type HookResult,
-  type PacketContext,
-  type Ruleset,
-  TCP_FLAGS,
-  allRules,
-  evaluateHook,
-  findRule,
-  parseIptablesSave,
-} from '../../src/state/iptables.js';
+import { type PacketContext, TCP_FLAGS } from '../../src/model/netfilter.js';
+import type { HookResult } from '../../src/model/netfilter/xt-result.js';
+import { type Ruleset, allRules, findRule } from '../../src/model/netfilter/xt-ruleset.js';
+import { evaluateHook } from '../../src/model/netfilter/xt-walk.js';
+import { parseIpsetSave } from '../../src/state/netfilter/ipset-save.js';
+import { IptablesParseError, parseIptablesSave } from '../../src/state/netfilter/iptables-save.js';
 
 const fixture = (name: string) =>
   readFileSync(fileURLToPath(new URL(`../fixtures/iptables/${name}`, import.meta.url)), 'utf8');

@@ -3,8 +3,9 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { parseIptablesSave, evaluateHook } from '../../src/state/iptables.js';
-import { parseIpsetSave } from '../../src/state/ipset.js';
+import { evaluateHook } from '../../src/model/netfilter/xt-walk.js';
+import { parseIpsetSave } from '../../src/state/netfilter/ipset-save.js';
+import { parseIptablesSave } from '../../src/state/netfilter/iptables-save.js';
 import { netfilterEvaluator } from '../../src/state/netfilter.js';
 import { confKey6, parseIpNeigh } from '../../src/state/parsers.js';
 import type { Snapshot } from '../../src/state/snapshot.js';

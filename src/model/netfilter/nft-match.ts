@@ -10,6 +10,7 @@ import type { PacketContext } from '../netfilter.js';
 import { PROTOCOLS } from '../protocols.js';
 import { exprKind, valueText } from './nft-text.js';
 import type { NftElement, NftSet } from './ruleset.js';
+import { PORT_PROTOS, type Tri } from './walk.js';
 
 export type Val =
   | { k: 'addr'; a: IpAddr }
@@ -21,7 +22,6 @@ export type Val =
   | { k: 'notlocal' };
 
 export type Got = { v: Val } | { absent: string } | { unknown: string };
-export type Tri = 'yes' | 'no' | 'unknown';
 
 /** The packet as the walker holds it while rules rewrite it. */
 export interface WalkPacket {
@@ -34,7 +34,6 @@ export interface WalkPacket {
 type Json = Record<string, unknown>;
 const obj = (v: unknown): Json | undefined => (v && typeof v === 'object' && !Array.isArray(v) ? (v as Json) : undefined);
 
-const PORT_PROTOS = new Set([6, 17, 132, 136, 33]);
 const L4_NAMES: Record<string, number> = { ...PROTOCOLS, 'ipv6-icmp': 58, icmpv6: 58, udplite: 136, dccp: 33 };
 const ICMP_TYPES: Record<string, number> = {
   'echo-reply': 0, 'destination-unreachable': 3, 'source-quench': 4, redirect: 5, 'echo-request': 8,
@@ -61,7 +60,7 @@ function payload(a: Json, w: WalkPacket): Got {
   }
   if (proto === 'th' || proto === 'tcp' || proto === 'udp' || proto === 'sctp' || proto === 'udplite' || proto === 'dccp') {
     if (proto !== 'th' && L4_NAMES[proto] !== p.proto) return { absent: `not a ${proto} packet` };
-    if (!PORT_PROTOS.has(p.proto)) return { absent: 'the packet has no ports' };
+    if (!PORT_PROTOS.includes(p.proto)) return { absent: 'the packet has no ports' };
     if (field === 'sport' || field === 'dport') {
       const v = field === 'sport' ? p.sport : p.dport;
       return v === undefined ? { unknown: `${proto} ${field} of this packet is not known` } : num(v);

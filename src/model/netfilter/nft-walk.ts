@@ -8,6 +8,7 @@ import { type Val, type WalkPacket, compare, findElement, valueOf } from './nft-
 import { exprKind, exprText, valueText } from './nft-text.js';
 import { NFT_HOOKS, type NftChain, type NftElement, type NftRule, type NftRuleset, type NftSet, type NftTable } from './ruleset.js';
 import { parseIp } from '../ip.js';
+import { MAX_DEPTH, MAX_STEPS, rewriteNat, walkChains } from './walk.js';
 
 export type NftVerdict = 'ACCEPT' | 'DROP' | 'REJECT' | 'QUEUE';
 
@@ -54,9 +55,6 @@ export interface NftChainResult {
   /** the mark as it left, null when it became unknowable */
   mark: number | null;
 }
-
-const MAX_STEPS = 200_000;
-const MAX_DEPTH = 64;
 
 /** Statements that change nothing the walk decides on. */
 const PASSIVE = new Set(['counter', 'log', 'notrack', 'quota', 'set', 'ct helper', 'ct timeout', 'ct expectation', 'synproxy', 'dup', 'secmark']);
@@ -201,15 +199,7 @@ function applyNat(kind: string, a: Record<string, unknown> | null, w: WalkPacket
   if ((a?.addr !== undefined && !addr) || (a?.port !== undefined && port === undefined)) {
     walk.uncertain.push(`${where(rule)}: ${kind} to a computed or ranged address (${natTo(a)}): the new address is not computed`);
   }
-  if (kind === 'dnat' || kind === 'redirect') {
-    if (addr) p.dst = addr;
-    if (port !== undefined) p.dport = port;
-    if (!p.ctstate.includes('DNAT')) p.ctstate.push('DNAT');
-  } else {
-    if (addr) p.src = addr;
-    if (port !== undefined) p.sport = port;
-    if (!p.ctstate.includes('SNAT')) p.ctstate.push('SNAT');
-  }
+  rewriteNat(p, kind === 'dnat' || kind === 'redirect' ? 'dst' : 'src', addr, port);
 }
 
 /** Run the packet through one base chain of a table. */
@@ -217,66 +207,54 @@ export function walkBaseChain(table: NftTable, base: NftChain, pkt: PacketContex
   const w: WalkPacket = { pkt: { ...pkt, ctstate: [...pkt.ctstate] }, family: parseIp(pkt.src)?.family === 6 ? 6 : 4, mark: pkt.markUnknown ? null : pkt.mark >>> 0 };
   const walk: Walk = { table, w, uncertain: [], nat: [], steps: [] };
   const sets = (n: string) => table.sets.get(n);
-  // Each frame: the chain, the next rule, and its labels in the path (the chain, the map that led there).
-  const stack: { chain: NftChain; pos: number; labels: string[] }[] = [{ chain: base, pos: 0, labels: [base.name] }];
   let lastElement: MatchedElement | undefined;
-  let steps = 0;
-  const finish = (verdict: NftVerdict, rule?: NftRule, element?: MatchedElement): NftChainResult => ({
+  const policy = (): NftVerdict => (base.base?.policy === 'drop' ? 'DROP' : 'ACCEPT');
+  const finish = (path: string[], verdict: NftVerdict, rule?: NftRule, element?: MatchedElement): NftChainResult => ({
     table,
     base,
     verdict,
     ...(rule ? { rule } : {}),
     ...((element ?? lastElement) ? { element: element ?? lastElement } : {}),
-    path: stack.flatMap((f) => f.labels),
+    path,
     steps: walk.steps,
     uncertain: walk.uncertain,
     nat: walk.nat,
     packet: { ...w.pkt, mark: w.mark ?? pkt.mark, ...(w.mark === null ? { markUnknown: true } : {}) },
     mark: w.mark,
   });
-  while (stack.length) {
-    const f = stack[stack.length - 1];
-    const rule = f.chain.rules[f.pos++];
-    if (!rule) {
-      if (stack.length === 1) return finish(base.base?.policy === 'drop' ? 'DROP' : 'ACCEPT');
-      stack.pop();
-      continue;
-    }
-    if (++steps > MAX_STEPS) {
-      walk.uncertain.push(`${where(rule)}: gave up after ${MAX_STEPS} rules (a loop?); assumed accept`);
-      return finish('ACCEPT');
-    }
-    const { out, element, via } = runRule(rule, walk, sets);
-    if (out.kind === 'next') continue;
-    if (element) lastElement = element;
-    const step: NftStep = { rule, effect: out.effect, ...(element ? { element } : {}) };
-    walk.steps.push(step);
-    if (out.kind !== 'verdict') {
-      const next = table.chains.get(out.target);
-      step.jump = out.target;
-      if (!next || stack.length >= MAX_DEPTH) {
-        walk.uncertain.push(`${where(rule)}: ${out.effect}: ${next ? 'too deep' : 'no such chain'}; assumed it returned`);
-        continue;
-      }
-      const labels = [...(via ? [via] : []), next.name];
-      if (out.kind === 'goto') {
-        // goto replaces the frame, so a return goes back to the chain that jumped; the path keeps it
-        const old = stack.pop()!;
-        stack.push({ chain: next, pos: 0, labels: [...old.labels, ...labels] });
-      } else stack.push({ chain: next, pos: 0, labels });
-      continue;
-    }
-    if (out.verdict === 'return') {
-      if (stack.length === 1) return finish(base.base?.policy === 'drop' ? 'DROP' : 'ACCEPT', rule, element);
-      stack.pop();
-      continue;
-    }
-    step.final = true;
-    if (via) stack[stack.length - 1].labels.push(via);
-    const verdict: NftVerdict = out.verdict === 'accept' ? 'ACCEPT' : out.verdict === 'drop' ? 'DROP' : out.verdict === 'reject' ? 'REJECT' : 'QUEUE';
-    return finish(verdict, rule, element);
-  }
-  return finish('ACCEPT');
+  // Each frame's labels in the path: the chain, and the map that led there.
+  return walkChains<NftChain, NftRule, NftChainResult>(
+    base,
+    {
+      policy: (at, returnedBy) => finish(at.path(), policy(), returnedBy),
+      tooManySteps(rule, at) {
+        walk.uncertain.push(`${where(rule)}: gave up after ${MAX_STEPS} rules (a loop?); assumed accept`);
+        return finish(at.path(), 'ACCEPT');
+      },
+      rule(rule, at) {
+        const { out, element, via } = runRule(rule, walk, sets);
+        if (out.kind === 'next') return { kind: 'next' };
+        if (element) lastElement = element;
+        const step: NftStep = { rule, effect: out.effect, ...(element ? { element } : {}) };
+        walk.steps.push(step);
+        if (out.kind !== 'verdict') {
+          const next = table.chains.get(out.target);
+          step.jump = out.target;
+          if (!next || at.depth + 1 >= MAX_DEPTH) {
+            walk.uncertain.push(`${where(rule)}: ${out.effect}: ${next ? 'too deep' : 'no such chain'}; assumed it returned`);
+            return { kind: 'next' };
+          }
+          // goto replaces the frame, so a return goes back to the chain that jumped; the path keeps it
+          return { kind: 'call', chain: next, goto: out.kind === 'goto', labels: [...(via ? [via] : []), next.name] };
+        }
+        if (out.verdict === 'return') return { kind: 'return' };
+        step.final = true;
+        const verdict: NftVerdict = out.verdict === 'accept' ? 'ACCEPT' : out.verdict === 'drop' ? 'DROP' : out.verdict === 'reject' ? 'REJECT' : 'QUEUE';
+        return { kind: 'end', result: finish([...at.path(), ...(via ? [via] : [])], verdict, rule, element) };
+      },
+    },
+    [base.name],
+  );
 }
 
 /** Does a table of this family see a packet of that IP family at the IP hooks? */

@@ -5,7 +5,8 @@
 import { type ContainerProtocol, type ServiceFact, type ServicePortFact, KUBE_PROXY_COMMENT as NAME, emptyFacts } from '../../model/k8s.js';
 import { canonicalIp, mergeK8sFacts, mergePorts } from '../../model/k8s-merge.js';
 import { formatIp } from '../../model/ip.js';
-import { allRules, parseIptablesSave, type Rule } from '../iptables.js';
+import { allRules, type Rule } from '../../model/netfilter/xt-ruleset.js';
+import { parseIptablesSave } from '../netfilter/iptables-save.js';
 import { runCommand } from '../run.js';
 import { type SourceResult, errorText, found } from './source.js';
 
