@@ -21,7 +21,7 @@ const USAGE = `usage: npm run bench [-- options]   (node bench/build/main.js [op
 
 Measures netwhy on this machine, side by side with bpftrace where a peer exists,
 inside network namespaces it creates (nwb-a, nwb-b) and removes. Needs root for
-everything but the decoder figures. About 4.5 minutes; --quick about 1.5.
+everything but the decoder figures. About 5 minutes; --quick about 1.5.
 
   --quick             shorter runs, one round each
   --json              print one JSON document instead of the table
