@@ -166,8 +166,8 @@ export async function runAgent(filterWords: string[], opts: AgentOptions, io: Io
   let stopping = false;
   try {
     session = TraceSession.open({ ringBytes: opts.ringMb * 1024 * 1024, disable });
-    const reasons = kernelDropReasons();
     const syms = await symbols;
+    const reasons = kernelDropReasons(); // read with the symbols
     session.releaseFreedMemory();
     const reason = (v: number) => reasonName(reasons, v);
     const explainedKeys = new Lru<string>(MAX_EXPLAINED_KEYS, () => metrics.shed('explained-keys'));

@@ -58,6 +58,17 @@ export function explainCapture(c: Capture): ExplainDoc {
   const pipeline = new FlowPipeline(5e9);
   for (const r of records) pipeline.add(r);
   const flows = pipeline.flush();
+  return {
+    version: DOCUMENT_VERSION,
+    command: c.command,
+    exitCode: c.exitCode,
+    flows: judgeFlows(flows, captureDeps(c, pipeline), c.exitCode ?? undefined).map((j) => j.doc),
+    lost: { ringbuf: c.lost },
+  };
+}
+
+/** What the rules may ask, answered from a capture's names and state, with what the pipeline saw (IPVS, losses). */
+export function captureDeps(c: Capture, pipeline: FlowPipeline): ExplainDeps {
   const names = new Map(c.netns);
   const reasons = new Map(c.dropReasons);
   const syms = new Map(c.symbols.map(([addr, name, func]) => [addr, { name, func }]));
@@ -67,7 +78,7 @@ export function explainCapture(c: Capture): ExplainDoc {
   for (const snap of c.snapshots) {
     for (const [ino, name] of c.netns) if (name === snap.netns) states.set(ino, netnsState(snap, netfilterEvaluator(snap, rulesBefore.get(snap.netns)), before.get(snap.netns)));
   }
-  const deps: ExplainDeps = {
+  return {
     state: (ino) => states.get(ino),
     netnsName: (ino) => names.get(ino) ?? String(ino),
     reasonName: (v) => reasonName(reasons, v),
@@ -76,13 +87,6 @@ export function explainCapture(c: Capture): ExplainDoc {
     ipvs: pipeline.ipvs,
     names: c.k8s ? new NameResolver(c.k8s) : undefined,
     losses: lossWindows(pipeline.losses, c.lost),
-  };
-  return {
-    version: DOCUMENT_VERSION,
-    command: c.command,
-    exitCode: c.exitCode,
-    flows: judgeFlows(flows, deps, c.exitCode ?? undefined).map((j) => j.doc),
-    lost: { ringbuf: c.lost },
   };
 }
 

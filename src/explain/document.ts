@@ -103,6 +103,7 @@ export function flowDoc(flow: Flow, deps: ExplainDeps, exitCode?: number): FlowD
     hops: kept.map((r) => hopOf(r, flow.start, deps)).filter((h): h is Hop => !!h),
     verdict: verdictFor(flow, deps, exitCode),
   };
-  if (kept.length < records.length) doc.hopsOmitted = records.length - kept.length;
+  const omitted = records.length - kept.length + (flow.shed?.hops ?? 0);
+  if (omitted) doc.hopsOmitted = omitted;
   return doc;
 }

@@ -6,7 +6,7 @@ import { recordPkt } from '../journey.js';
 import { reasonMeaning } from '../model/drop-reasons.js';
 import type { NameLookup } from '../model/k8s.js';
 import { lookupText, tupleText } from './evidence.js';
-import type { Flow, NatStep } from './flows.js';
+import { type Flow, type NatStep, dropKind } from './flows.js';
 import { conntrackInsertRule } from './rules/conntrack.js';
 import { forwardingRule } from './rules/forwarding.js';
 import { hopLimitRule } from './rules/hop-limit.js';
@@ -249,6 +249,8 @@ function judge(flow: Flow, d: Flow['drops'][number] | undefined, delivered: bool
   const reason = deps.reasonName(d.drop.reason);
   const where = whereOf(d.drop, deps);
   const same = flow.drops.filter((x) => x.drop.reason === d.drop.reason && x.drop.pkt.netns === d.drop.pkt.netns);
+  // and those a live trace counted but did not keep
+  const sameCount = same.length + (flow.shed?.drops.get(dropKind(d.drop.reason, d.drop.pkt.netns)) ?? 0);
   const secondary = secondaryDrops(flow, d, deps);
   // The deciding drop first; then its retransmissions, whose journeys may hold
   // more (the agent traces a flow's path only from its first drop on).
@@ -258,7 +260,7 @@ function judge(flow: Flow, d: Flow['drops'][number] | undefined, delivered: bool
       if (!rule.reasons.includes(reason)) continue;
       const f = rule.explain(at);
       if (f) {
-        if (same.length > 1) f.evidence.push(`${same.length} packets of this flow were dropped the same way (retransmissions)`);
+        if (sameCount > 1) f.evidence.push(`${sameCount} packets of this flow were dropped the same way (retransmissions)`);
         const how = refusedOrFiltered(f.cause);
         if (how) f.evidence.push(how);
         return { outcome: 'dropped', where: x === d ? where : whereOf(x.drop, deps), cause: f.cause, evidence: [...f.evidence, ...secondary], fix: f.fix };

@@ -18,6 +18,20 @@ export interface NatStep {
   by?: { type: 'ipvs-service'; ref: string };
 }
 
+/** What a verdict compares drops by: reason and namespace. */
+export function dropKind(reason: number, netns: number): string {
+  return `${reason}|${netns}`;
+}
+
+/** What a live trace let go of a long flow to bound its memory: counted, not kept. */
+export interface FlowShed {
+  journeys: number;
+  /** Packet events (hops) of those journeys. */
+  hops: number;
+  /** Their drops by kind (reason|netns, see dropKind). */
+  drops: Map<string, number>;
+}
+
 export interface Flow {
   id: number;
   journeys: Journey[];
@@ -27,6 +41,8 @@ export interface Flow {
   drops: { drop: DropRecord; journey: Journey }[];
   start: number;
   end: number;
+  /** Journeys a live trace did not keep (a long flow's middle). */
+  shed?: FlowShed;
 }
 
 class UnionFind {

@@ -11,6 +11,9 @@ import { LiveFlows } from './live.js';
 import { FlowPipeline, judgeFlows } from './pipeline.js';
 import { LiveStates } from './state.js';
 
+/** IPVS and loss records older than this cannot concern a held flow (flows are judged within maxAgeNs + idleNs). */
+const FORGET_NS = 60e9;
+
 export interface Judged {
   flow: Flow;
   doc: FlowDoc;
@@ -78,6 +81,7 @@ export class LiveJudge {
    */
   batchDone(lastTs: number, judging = true): Promise<void> | undefined {
     const finished = this.pipeline.takeFinished(lastTs);
+    this.pipeline.forgetBefore(lastTs - FORGET_NS);
     if (!judging) return undefined; // events only: finished journeys are let go
     this.live.add(finished);
     if (!this.live.crowded) return undefined;

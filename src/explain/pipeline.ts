@@ -34,6 +34,15 @@ export class FlowPipeline {
     return this.journeys.add(r).id;
   }
 
+  /** Live: IPVS and loss records before ts can no longer touch a flow still held; let them go. */
+  forgetBefore(ts: number): void {
+    for (const list of [this.ipvs, this.losses] as { ts: number }[][]) {
+      let n = 0;
+      while (n < list.length && list[n].ts < ts) n++;
+      if (n) list.splice(0, n);
+    }
+  }
+
   /** Journeys finished since the last call, and live ones idle at nowNs. */
   takeFinished(nowNs: number): Journey[] {
     return this.journeys.takeFinished(nowNs);

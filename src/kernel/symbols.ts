@@ -1,5 +1,5 @@
 // Kernel symbols: drop reason names from BTF, addresses from /proc/kallsyms.
-import { readFileSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
 import { readEnum } from './btf.js';
 
@@ -60,73 +60,107 @@ export interface KallsymsColumns {
 }
 
 /**
- * Parse /proc/kallsyms (text symbols only) into typed arrays: each address as
- * two 32-bit halves, each name as an offset and length into the bytes (a few
- * MB for ~100k symbols, and no allocation per line).
+ * Parse /proc/kallsyms (text symbols only) into typed arrays, fed in chunks:
+ * each address as two 32-bit halves, each name as an offset and length into
+ * one byte array (a few MB for ~100k symbols, no allocation per line, and
+ * never the whole file in memory).
  */
-export function kallsymsColumns(input: string | Uint8Array): KallsymsColumns {
-  const buf = typeof input === 'string' ? Buffer.from(input, 'latin1') : Buffer.from(input.buffer, input.byteOffset, input.byteLength);
-  let lines = 1;
-  for (let i = buf.indexOf(10); i >= 0; i = buf.indexOf(10, i + 1)) lines++;
-  let hi = new Uint32Array(lines);
-  let lo = new Uint32Array(lines);
-  let off = new Uint32Array(lines);
-  let len = new Uint16Array(lines);
-  let n = 0;
-  let sorted = true;
-  let visible = false;
-  for (let start = 0; start < buf.length; ) {
-    let end = buf.indexOf(10, start);
-    if (end < 0) end = buf.length;
-    // "ffffffff81a00000 t ip_local_deliver[\t[module]]"
+export class KallsymsParser {
+  private n = 0;
+  private hi = new Uint32Array(1 << 16);
+  private lo = new Uint32Array(1 << 16);
+  private off = new Uint32Array(1 << 16);
+  private len = new Uint16Array(1 << 16);
+  private names = new Uint8Array(1 << 20);
+  private used = 0;
+  private sorted = true;
+  private visible = false;
+  /** The start of a line the last chunk cut. */
+  private carry = new Uint8Array(0);
+
+  push(chunk: Uint8Array): void {
+    let buf = chunk;
+    if (this.carry.length) {
+      buf = new Uint8Array(this.carry.length + chunk.length);
+      buf.set(this.carry);
+      buf.set(chunk, this.carry.length);
+    }
+    let start = 0;
+    for (let end = buf.indexOf(10); end >= 0; start = end + 1, end = buf.indexOf(10, start)) this.line(buf, start, end);
+    this.carry = buf.slice(start);
+  }
+
+  finish(): KallsymsColumns {
+    if (this.carry.length) this.line(this.carry, 0, this.carry.length);
+    this.carry = new Uint8Array(0);
+    let { hi, lo, off, len } = this;
+    const n = this.n;
+    if (!this.sorted) {
+      // Module symbols follow the kernel's; sort an index, then the columns by it.
+      const order = Uint32Array.from({ length: n }, (_, i) => i).sort((a, b) => hi[a] - hi[b] || lo[a] - lo[b]);
+      const by = <T extends Uint32Array | Uint16Array>(col: T): T => {
+        const out = new (col.constructor as new (n: number) => T)(n);
+        for (let i = 0; i < n; i++) out[i] = col[order[i]];
+        return out;
+      };
+      [hi, lo, off, len] = [by(hi), by(lo), by(off), by(len)];
+    }
+    return { bytes: this.names.slice(0, this.used), n, hi: hi.slice(0, n), lo: lo.slice(0, n), off: off.slice(0, n), len: len.slice(0, n), visible: this.visible };
+  }
+
+  // "ffffffff81a00000 t ip_local_deliver[\t[module]]"
+  private line(buf: Uint8Array, start: number, end: number): void {
     let sp = start;
     while (sp < end && buf[sp] !== 32) sp++;
     const type = sp > start && sp + 3 < end ? buf[sp + 1] : 0;
-    if ((type === 116 || type === 84) && sp - start <= 16) {
-      // t, T
-      let h = 0;
-      let l = 0;
-      let ok = true;
-      for (let i = start; i < sp; i++) {
-        const v = hexValue(buf[i]);
-        if (v < 0) ok = false;
-        h = ((h << 4) | (l >>> 28)) >>> 0;
-        l = ((l << 4) | v) >>> 0;
-      }
-      let e = sp + 3;
-      while (e < end && buf[e] > 32) e++;
-      if (ok && e > sp + 3) {
-        if (n > 0 && (h < hi[n - 1] || (h === hi[n - 1] && l < lo[n - 1]))) sorted = false;
-        if (h || l) visible = true;
-        hi[n] = h;
-        lo[n] = l;
-        off[n] = sp + 3;
-        len[n] = Math.min(e - sp - 3, 0xffff);
-        n++;
-      }
+    if ((type !== 116 && type !== 84) || sp - start > 16) return; // t, T
+    let h = 0;
+    let l = 0;
+    for (let i = start; i < sp; i++) {
+      const v = hexValue(buf[i]);
+      if (v < 0) return;
+      h = ((h << 4) | (l >>> 28)) >>> 0;
+      l = ((l << 4) | v) >>> 0;
     }
-    start = end + 1;
+    let e = sp + 3;
+    while (e < end && buf[e] > 32) e++;
+    if (e === sp + 3) return;
+    const n = this.n;
+    if (n === this.hi.length) this.grow();
+    if (n > 0 && (h < this.hi[n - 1] || (h === this.hi[n - 1] && l < this.lo[n - 1]))) this.sorted = false;
+    if (h || l) this.visible = true;
+    const size = Math.min(e - sp - 3, 0xffff);
+    if (this.used + size > this.names.length) {
+      const more = new Uint8Array(this.names.length * 2);
+      more.set(this.names.subarray(0, this.used));
+      this.names = more;
+    }
+    this.names.set(buf.subarray(sp + 3, sp + 3 + size), this.used);
+    this.hi[n] = h;
+    this.lo[n] = l;
+    this.off[n] = this.used;
+    this.len[n] = size;
+    this.used += size;
+    this.n++;
   }
-  if (!sorted) {
-    // Module symbols follow the kernel's; sort an index, then the columns by it.
-    const order = Uint32Array.from({ length: n }, (_, i) => i).sort((a, b) => hi[a] - hi[b] || lo[a] - lo[b]);
-    const by = <T extends Uint32Array | Uint16Array>(col: T): T => {
-      const out = new (col.constructor as new (n: number) => T)(n);
-      for (let i = 0; i < n; i++) out[i] = col[order[i]];
+
+  private grow(): void {
+    const twice = <T extends Uint32Array | Uint16Array>(col: T): T => {
+      const out = new (col.constructor as new (n: number) => T)(col.length * 2);
+      out.set(col);
       return out;
     };
-    [hi, lo, off, len] = [by(hi), by(lo), by(off), by(len)];
+    this.hi = twice(this.hi);
+    this.lo = twice(this.lo);
+    this.off = twice(this.off);
+    this.len = twice(this.len);
   }
-  // Keep only the names (a third of the file) and n rows: the rest is garbage now.
-  let total = 0;
-  for (let i = 0; i < n; i++) total += len[i];
-  const names = new Uint8Array(total);
-  const noff = new Uint32Array(n);
-  for (let i = 0, at = 0; i < n; at += len[i], i++) {
-    names.set(buf.subarray(off[i], off[i] + len[i]), at);
-    noff[i] = at;
-  }
-  return { bytes: names, n, hi: hi.slice(0, n), lo: lo.slice(0, n), off: noff, len: len.slice(0, n), visible };
+}
+
+export function kallsymsColumns(input: string | Uint8Array): KallsymsColumns {
+  const p = new KallsymsParser();
+  p.push(typeof input === 'string' ? Buffer.from(input, 'latin1') : input);
+  return p.finish();
 }
 
 function symbolizer(c: KallsymsColumns): Symbolizer {
@@ -170,47 +204,71 @@ export function parseKallsyms(input: string | Uint8Array): Symbolizer {
 
 const KALLSYMS = '/proc/kallsyms';
 
-/** kallsyms in an ArrayBuffer of its own (transferable to this thread); empty when unreadable. */
-export function readKallsyms(): Uint8Array {
+/** /proc/kallsyms parsed as it is read, 64 KiB at a time; no symbols when unreadable. */
+export function readKallsymsColumns(path = KALLSYMS): KallsymsColumns {
+  const p = new KallsymsParser();
+  let fd: number | undefined;
   try {
-    const b = readFileSync(KALLSYMS);
-    return b.byteOffset === 0 && b.byteLength === b.buffer.byteLength ? b : new Uint8Array(b);
+    fd = openSync(path, 'r');
+    const chunk = new Uint8Array(64 << 10);
+    for (let got = readSync(fd, chunk); got > 0; got = readSync(fd, chunk)) p.push(chunk.subarray(0, got));
   } catch {
-    return new Uint8Array(0); // hidden from us: addresses stay hex
+    // hidden from us: addresses stay hex
+  } finally {
+    if (fd !== undefined) closeSync(fd);
   }
+  return p.finish();
 }
 
-// The worker: read and parse, then hand the columns over without copying.
+/** What the worker hands over: the symbols' columns, and the drop reasons while it was at it. */
+interface KernelFacts {
+  columns: KallsymsColumns;
+  reasons: [number, string][];
+}
+
+/** Both, read on this thread (in the worker, or where no worker can run). */
+export function readKernelFacts(): KernelFacts {
+  return { columns: readKallsymsColumns(), reasons: [...kernelDropReasons()] };
+}
+
+// The worker: read and parse, then hand the columns over without copying. Its
+// heap is kept small: what it reads is streamed, and what it keeps is typed arrays.
 const WORKER = `
 const { parentPort, workerData } = require('node:worker_threads');
 import(workerData.module).then((m) => {
-  const c = m.kallsymsColumns(m.readKallsyms());
-  parentPort.postMessage(c, [c.bytes.buffer, c.hi.buffer, c.lo.buffer, c.off.buffer, c.len.buffer]);
+  const f = m.readKernelFacts();
+  const c = f.columns;
+  parentPort.postMessage(f, [c.bytes.buffer, c.hi.buffer, c.lo.buffer, c.off.buffer, c.len.buffer]);
 });
 `;
+const WORKER_LIMITS = { maxYoungGenerationSizeMb: 2, maxOldGenerationSizeMb: 48 };
 
 let symbols: Promise<Symbolizer> | undefined;
 
 /**
- * The running kernel's symbols, read once. /proc/kallsyms costs ~0.1 s of
- * kernel time to read (4 KiB per read(), so an async read is 5x slower
- * still) plus the parse: call this before loading the BPF object and it runs
- * on a worker thread meanwhile. Never rejects: unreadable, addresses stay hex.
+ * The running kernel's symbols, read once, and its drop reasons with them
+ * (kernelDropReasons() answers from memory once this resolved). kallsyms
+ * costs ~40 ms of kernel time to read (4 KiB per read(), so an async read is
+ * slower still) and as much to parse: call this before loading the BPF object
+ * and it runs on a worker thread meanwhile. Never rejects: unreadable,
+ * addresses stay hex.
  */
 export function kernelSymbols(): Promise<Symbolizer> {
   symbols ??= new Promise<KallsymsColumns>((resolve) => {
     let settled = false;
-    const settle = (c: () => KallsymsColumns) => {
+    const settle = (f: () => KernelFacts) => {
       if (settled) return;
       settled = true;
-      resolve(c());
+      const { columns, reasons } = f();
+      reasonCache ??= new Map(reasons);
+      resolve(columns);
     };
     // No worker (or it failed, e.g. running from sources): the same on this thread.
-    const here = () => settle(() => kallsymsColumns(readKallsyms()));
+    const here = () => settle(readKernelFacts);
     try {
-      const w = new Worker(WORKER, { eval: true, workerData: { module: import.meta.url } });
-      w.once('message', (c: KallsymsColumns) => {
-        settle(() => c);
+      const w = new Worker(WORKER, { eval: true, workerData: { module: import.meta.url }, resourceLimits: WORKER_LIMITS });
+      w.once('message', (f: KernelFacts) => {
+        settle(() => f);
         void w.terminate();
       });
       w.once('error', here);
