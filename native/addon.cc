@@ -29,6 +29,7 @@ Napi::Value ReleaseMemory(const Napi::CallbackInfo &info) {
 }
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  netwhy::SetMallocPolicy();
   exports.Set("Tracer", netwhy::Tracer::Init(env));
   exports.Set("kernelFeatures", Napi::Function::New(env, KernelFeatures));
   exports.Set("releaseMemory", Napi::Function::New(env, ReleaseMemory));

@@ -38,6 +38,7 @@ void DeliverBatch(Napi::Env env, Napi::Function fn, std::nullptr_t *, Batch *bat
 Napi::Function Tracer::Init(Napi::Env env) {
   return DefineClass(env, "Tracer",
                      {
+                         InstanceMethod("load", &Tracer::Load),
                          InstanceMethod("probes", &Tracer::Probes),
                          InstanceMethod("updateMap", &Tracer::UpdateMap),
                          InstanceMethod("deleteMapKey", &Tracer::DeleteMapKey),
@@ -53,7 +54,8 @@ Napi::Function Tracer::Init(Napi::Env env) {
                      });
 }
 
-// new Tracer({ object, ringBytes, flushBytes?, disable?, avoidModes? }): open, choose attach modes, load.
+// new Tracer({ object, ringBytes, flushBytes?, disable?, avoidModes?, rodata?, pollMs? }): open, set,
+// choose attach modes; load() then loads.
 Tracer::Tracer(const Napi::CallbackInfo &info) : Napi::ObjectWrap<Tracer>(info), env_(info.Env()) {
   Napi::Env env = info.Env();
   if (!info[0].IsObject()) throw Napi::TypeError::New(env, "Tracer: options object expected");
@@ -109,11 +111,44 @@ Tracer::Tracer(const Napi::CallbackInfo &info) : Napi::ObjectWrap<Tracer>(info),
       if (p.variants[i].entry) bpf_program__set_autoload(p.variants[i].entry, load);
     }
 
-  if (int err = bpf_object__load(obj_)) {
-    Shutdown();
-    throw ErrnoError(env, "loading BPF programs failed", err);
+}
+
+// Loading (the verifier, CO-RE against the kernel's BTF) takes ~0.1 s: it runs
+// on a thread of libuv's pool, so the caller reads kernel symbols meanwhile.
+class LoadWorker : public Napi::AsyncWorker {
+ public:
+  LoadWorker(Napi::Object tracer, Napi::Function done, bpf_object *obj)
+      : Napi::AsyncWorker(tracer, done, "netwhy-load"), obj_(obj) {}
+  void Execute() override { err_ = bpf_object__load(obj_); }
+  void OnOK() override {
+    Napi::Env env = Env();
+    Tracer *t = Tracer::Unwrap(Receiver().Value());
+    t->Loaded(err_);
+    Callback().Call({err_ ? ErrnoError(env, "loading BPF programs failed", err_).Value() : env.Null()});
   }
-  napi_add_env_cleanup_hook(env, CleanupHook, this);
+
+ private:
+  bpf_object *obj_;
+  int err_ = 0;
+};
+
+// load(done): done(null) once loaded, done(Error) if the kernel refused (the tracer is closed then).
+Napi::Value Tracer::Load(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  if (!obj_) throw Napi::Error::New(env, "tracer is closed");
+  if (state_ != State::kOpen) throw Napi::Error::New(env, "tracer already loaded");
+  state_ = State::kLoading;
+  (new LoadWorker(info.This().As<Napi::Object>(), info[0].As<Napi::Function>(), obj_))->Queue();
+  return env.Undefined();
+}
+
+void Tracer::Loaded(int err) {
+  if (err || close_after_load_) {
+    Shutdown();
+    return;
+  }
+  state_ = State::kLoaded;
+  napi_add_env_cleanup_hook(env_, CleanupHook, this);
   cleanup_hook_ = true;
   // Loading parsed the kernel's BTF (tens of MB, freed by now): give the
   // freed pages back, or they stay in the process's RSS for its lifetime.
@@ -156,6 +191,18 @@ std::string SetRodata(bpf_object *obj, const std::string &name, uint64_t value) 
 
 void ReleaseFreedMemory() { malloc_trim(0); }
 
+// A long trace allocates big blocks over and over: V8's backing stores for
+// each batch, kallsyms' columns, BTF. glibc's default raises its mmap
+// threshold to the size of every mmap-ed block freed, so after start-up such
+// blocks come from the heap, and a heap only shrinks from its top: freed
+// blocks below a live one stay resident. A fixed threshold keeps them mmap-ed
+// (returned to the kernel on free). Threads (libuv's pool, V8's, the ring
+// reader) share two arenas instead of one each.
+void SetMallocPolicy() {
+  mallopt(M_MMAP_THRESHOLD, 128 << 10);
+  mallopt(M_ARENA_MAX, 2);
+}
+
 Tracer::~Tracer() {
   Shutdown();
   if (cleanup_hook_) napi_remove_env_cleanup_hook(env_, CleanupHook, this);
@@ -194,7 +241,7 @@ Napi::Value Tracer::Probes(const Napi::CallbackInfo &info) {
 }
 
 bpf_map *Tracer::FindMap(Napi::Env env, const Napi::Value &name) {
-  if (!obj_) throw Napi::Error::New(env, "tracer is closed");
+  RequireLoaded(env);
   std::string n = name.As<Napi::String>();
   bpf_map *m = bpf_object__find_map_by_name(obj_, n.c_str());
   if (!m) throw Napi::Error::New(env, "no BPF map named " + n);
@@ -242,7 +289,7 @@ Napi::Value Tracer::ReadPercpu(const Napi::CallbackInfo &info) {
 // Attach every chosen program; returns [{ program, error? }] for the ones that failed.
 Napi::Value Tracer::Attach(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
-  if (!obj_) throw Napi::Error::New(env, "tracer is closed");
+  RequireLoaded(env);
   Napi::Array failed = Napi::Array::New(env);
   for (auto &p : probes_) {
     if (p.chosen < 0) continue;
@@ -333,9 +380,14 @@ void Tracer::PollLoop() {
 }
 
 // start(onBatch): onBatch(Buffer) per batch, onBatch(null) once after stop().
+void Tracer::RequireLoaded(Napi::Env env) const {
+  if (!obj_) throw Napi::Error::New(env, "tracer is closed");
+  if (state_ != State::kLoaded) throw Napi::Error::New(env, "tracer is not loaded yet (load() first)");
+}
+
 Napi::Value Tracer::Start(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
-  if (!obj_) throw Napi::Error::New(env, "tracer is closed");
+  RequireLoaded(env);
   if (tsfn_live_) throw Napi::Error::New(env, "tracer already started");
   bpf_map *events = bpf_object__find_map_by_name(obj_, "events");
   rb_ = ring_buffer__new(bpf_map__fd(events), OnRecord, this, nullptr);
@@ -366,6 +418,10 @@ Napi::Value Tracer::Stop(const Napi::CallbackInfo &info) {
 }
 
 Napi::Value Tracer::Close(const Napi::CallbackInfo &info) {
+  if (state_ == State::kLoading) {
+    close_after_load_ = true;  // the pool thread still uses the object
+    return info.Env().Undefined();
+  }
   Shutdown();
   return info.Env().Undefined();
 }

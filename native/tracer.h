@@ -21,6 +21,8 @@ using BatchTsfn = Napi::TypedThreadSafeFunction<std::nullptr_t, Batch, DeliverBa
 
 // Return the pages of freed heap memory to the kernel (glibc keeps them otherwise).
 void ReleaseFreedMemory();
+// Big blocks always from mmap (returned on free), and few arenas: see tracer.cc.
+void SetMallocPolicy();
 
 std::string SetRodata(bpf_object *obj, const std::string &name, uint64_t value);
 
@@ -29,8 +31,11 @@ class Tracer : public Napi::ObjectWrap<Tracer> {
   static Napi::Function Init(Napi::Env env);
   explicit Tracer(const Napi::CallbackInfo &info);
   ~Tracer() override;
+  // The end of load(): on failure the tracer is closed.
+  void Loaded(int err);
 
  private:
+  Napi::Value Load(const Napi::CallbackInfo &info);
   Napi::Value Probes(const Napi::CallbackInfo &info);
   Napi::Value UpdateMap(const Napi::CallbackInfo &info);
   Napi::Value DeleteMapKey(const Napi::CallbackInfo &info);
@@ -45,6 +50,7 @@ class Tracer : public Napi::ObjectWrap<Tracer> {
   Napi::Value Stats(const Napi::CallbackInfo &info);
 
   bpf_map *FindMap(Napi::Env env, const Napi::Value &name);
+  void RequireLoaded(Napi::Env env) const;
   static int OnRecord(void *ctx, void *data, size_t size);
   void PollLoop();
   void Flush();
@@ -52,6 +58,9 @@ class Tracer : public Napi::ObjectWrap<Tracer> {
   static void CleanupHook(void *self);
 
   bpf_object *obj_ = nullptr;
+  // Close() while loading waits for the end of the load (Shutdown() runs then).
+  enum class State { kOpen, kLoading, kLoaded } state_ = State::kOpen;
+  bool close_after_load_ = false;
   std::vector<Probe> probes_;
   std::vector<bpf_link *> links_;
   ring_buffer *rb_ = nullptr;

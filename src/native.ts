@@ -38,6 +38,8 @@ export interface NativeTracerOptions {
 }
 
 export interface NativeTracer {
+  /** Load the programs on a thread of libuv's pool; done(null), or done(error) with the tracer closed. */
+  load(done: (err: Error | null) => void): void;
   probes(): NativeProbe[];
   updateMap(name: string, key: Uint8Array, value: Uint8Array): void;
   deleteMapKey(name: string, key: Uint8Array): boolean;

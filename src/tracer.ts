@@ -1,5 +1,7 @@
 // A typed facade over the native Tracer: what a trace session does, in the
 // order it must happen. The binding is a parameter so unit tests can pass a fake.
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { FilterMode, LAYOUT, type NwRecord, PROBES, decodeBatch } from './abi.js';
 import { filterValue } from './filter/compile.js';
 import { NetwhyError, EnvironmentError, UsageError, isNativeError } from './errors.js';
@@ -84,21 +86,25 @@ export class TraceSession {
     this.native = native;
   }
 
-  static open(opts: SessionOptions = {}): TraceSession {
+  /**
+   * Open the BPF object and load it. The load (the verifier) runs off the
+   * event loop: whatever the caller started before (kernelSymbols()) goes on
+   * meanwhile.
+   */
+  static async open(opts: SessionOptions = {}): Promise<TraceSession> {
     const binding = opts.binding ?? loadBinding();
     const ringBytes = opts.ringBytes ?? 8 << 20;
     try {
-      return new TraceSession(
-        new binding.Tracer({
-          object: opts.objectPath ?? BPF_OBJECT_PATH,
-          ringBytes,
-          rodata: { nw_wakeup_bytes: ringBytes / 8, nw_stack_always: opts.stackAlways ?? false },
-          pollMs: POLL_MS,
-          disable: opts.disable ?? [],
-          avoidModes: opts.avoidModes ?? avoidModesFromEnv(),
-        }),
-        binding,
-      );
+      const native = new binding.Tracer({
+        object: opts.objectPath ?? BPF_OBJECT_PATH,
+        ringBytes,
+        rodata: { nw_wakeup_bytes: ringBytes / 8, nw_stack_always: opts.stackAlways ?? false },
+        pollMs: POLL_MS,
+        disable: opts.disable ?? [],
+        avoidModes: opts.avoidModes ?? avoidModesFromEnv(),
+      });
+      await new Promise<void>((resolve, reject) => native.load((err) => (err ? reject(err) : resolve())));
+      return new TraceSession(native, binding);
     } catch (e) {
       if (isNativeError(e)) {
         const hint = e.code === 'EPERM' ? 'run netwhy as root (or with CAP_BPF and CAP_PERFMON)' : e.libbpfLog?.trim().split('\n').slice(-8).join('\n');
@@ -108,9 +114,16 @@ export class TraceSession {
     }
   }
 
-  /** Once start-up's big temporary buffers (kernel symbols, BTF) are garbage: return their pages. */
+  /**
+   * Once start-up's big temporary buffers (kernel symbols, BTF) are garbage:
+   * collect them and return their pages. V8 would not collect for a long
+   * while: they are ArrayBuffers, outside the heap whose filling triggers it.
+   */
   releaseFreedMemory(): void {
-    this.binding.releaseMemory?.();
+    setFlagsFromString('--expose-gc');
+    (runInNewContext('gc') as () => void)();
+    // Backing stores are freed right after the collection, off this call.
+    setTimeout(() => this.binding.releaseMemory?.(), 20).unref();
   }
 
   probes(): ProbeReport[] {

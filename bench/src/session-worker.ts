@@ -34,7 +34,7 @@ if (!isMainThread && parentPort) {
   let session: TraceSession | undefined;
   let inspector: Session | undefined;
   try {
-    session = TraceSession.open({ ringBytes: input.ringBytes, disable: input.disable });
+    session = await TraceSession.open({ ringBytes: input.ringBytes, disable: input.disable });
     session.setFilter(compileFilter(input.filter, () => undefined).value);
     session.attach();
     session.start((records, batch) => {

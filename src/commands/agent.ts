@@ -41,11 +41,13 @@ const MAX_EXPLAINED_KEYS = 10_000;
 /** Flows waiting for a verdict at most; past it they are counted and let go. */
 const MAX_QUEUED_FLOWS = 2_000;
 /**
- * Journeys held for their flows' verdicts (trace holds 2,000). Under a full-rate storm
- * (npm run bench, agent section) 500 peaked at 177 MiB against 195 and counted 23 % more
- * drops: fewer held journeys to rebuild flows from at each judgement.
+ * Journeys held for verdicts in all (trace holds 2,000); each flow holds a
+ * bounded sample of its own (see LiveFlows). Past it, as under a storm of
+ * many distinct flows, the oldest flows are judged early.
  */
 const MAX_HELD_JOURNEYS = 500;
+/** A flow that never goes quiet (a storm, a client retrying) is judged, and its drops counted, this often. */
+const MAX_FLOW_AGE_NS = 3e9;
 /** At exit, the open flows judged at most (SIGTERM must end the agent within 2 s). */
 const EXIT_VERDICTS = 20;
 /** What the flush after SIGTERM may take (the exit comes within 2 s: kubelet waits 30, a human less). */
@@ -161,24 +163,28 @@ export async function runAgent(filterWords: string[], opts: AgentOptions, io: Io
   const addr = server.address();
   const where = typeof addr === 'object' && addr ? `${addr.family === 'IPv6' ? `[${addr.address}]` : addr.address}:${addr.port}` : opts.listen;
 
-  const symbols = kernelSymbols();
   const disable: ProbeName[] = ['sched_process_fork'];
   let stopping = false;
   try {
-    session = TraceSession.open({ ringBytes: opts.ringMb * 1024 * 1024, disable });
-    const syms = await symbols;
-    const reasons = kernelDropReasons(); // read with the symbols
+    const opening = TraceSession.open({ ringBytes: opts.ringMb * 1024 * 1024, disable });
+    // Read on this thread while the BPF object loads on another.
+    const syms = kernelSymbols();
+    const reasons = kernelDropReasons();
+    session = await opening;
     session.releaseFreedMemory();
     const reason = (v: number) => reasonName(reasons, v);
     const explainedKeys = new Lru<string>(MAX_EXPLAINED_KEYS, () => metrics.shed('explained-keys'));
     let logged = 0;
 
-    const dropsOf = (f: Flow) => f.drops.map((d) => ({ reason: reason(d.drop.reason), netns: netns.name(d.drop.pkt.netns), pod: judge.deps.names?.netns(d.drop.pkt.netns)?.namespace }));
+    // Each drop held, and those counted but not kept (a long flow's middle).
+    const dropOf = (r: number, ns: number, count: number) => ({ reason: reason(r), netns: netns.name(ns), pod: judge.deps.names?.netns(ns)?.namespace, count });
+    const dropsOf = (f: Flow) => [...f.drops.map((d) => dropOf(d.drop.reason, d.drop.pkt.netns, 1)), ...[...(f.shed?.drops.values() ?? [])].map((d) => dropOf(d.reason, d.netns, d.count))];
     const onJudged = (judged: Judged[]): void | Promise<void> => {
       let text = '';
       const time = new Date().toISOString();
       for (const { flow, doc } of judged) {
-        for (const l of dropLabels(doc, dropsOf(flow))) metrics.drop(l);
+        const drops = dropsOf(flow);
+        dropLabels(doc, drops).forEach((l, i) => metrics.drop(l, drops[i].count));
         // Logged: flows a packet of which died for a reason that blames something. Not the
         // tail of a followed flow that dropped nothing since, nor weak frees alone (counted above).
         if (!hasStrongDrop(flow, reason)) continue;
@@ -205,9 +211,10 @@ export async function runAgent(filterWords: string[], opts: AgentOptions, io: Io
       onJudged,
       maxQueued: MAX_QUEUED_FLOWS,
       maxPending: MAX_HELD_JOURNEYS,
+      maxAgeNs: MAX_FLOW_AGE_NS,
       onShed: (flows) => {
         metrics.shed('flows', flows.length);
-        for (const f of flows) for (const { pod, ...d } of dropsOf(f)) metrics.drop({ ...d, cause_type: 'unjudged', cause: '', pod_namespace: pod ?? '' });
+        for (const f of flows) for (const { pod, count, ...d } of dropsOf(f)) metrics.drop({ ...d, cause_type: 'unjudged', cause: '', pod_namespace: pod ?? '' }, count);
       },
       onError: (e) => io.err.write(`netwhy: agent: a verdict failed: ${(e as Error).message}\n`),
     });

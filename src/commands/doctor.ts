@@ -174,7 +174,7 @@ export async function collectDoctor(opts: DoctorOptions = {}): Promise<DoctorRep
     const binding = loadBinding();
     features = binding.kernelFeatures();
     try {
-      const s = TraceSession.open({ ringBytes: 1 << 16, binding });
+      const s = await TraceSession.open({ ringBytes: 1 << 16, binding });
       probes = s.probes();
       s.close();
     } catch (e) {

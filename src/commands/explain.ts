@@ -122,8 +122,9 @@ export async function runExplainCaptured(command: string[], opts: ExplainOptions
   if (!(opts.settle >= 0)) throw new UsageError('--settle must be a number of milliseconds');
   requireTracing();
   const names = new NetnsNames();
-  const symbols = kernelSymbols(); // read on a worker thread while the BPF object loads
-  const session = TraceSession.open({ ringBytes: opts.ringMb * 1024 * 1024 });
+  const opening = TraceSession.open({ ringBytes: opts.ringMb * 1024 * 1024 });
+  const syms = kernelSymbols(); // read on this thread while the BPF object loads on another
+  const session = await opening;
   const raw: Uint8Array[] = [];
   const seen: NwRecord[] = [];
   let exitCode: number | null;
@@ -136,7 +137,7 @@ export async function runExplainCaptured(command: string[], opts: ExplainOptions
     [conntrackBefore, netfilterBefore] = await Promise.all([conntrackBaseline(), netfilterBaseline()]);
     // The live view names pods from the start (the sources answer within their deadlines);
     // the document asks again once the namespaces' rules are snapshotted.
-    const live = opts.live ? liveView(names, await symbols, opts.json ? io.err : io.out, await gatherNames(opts)) : undefined;
+    const live = opts.live ? liveView(names, syms, opts.json ? io.err : io.out, await gatherNames(opts)) : undefined;
     session.start((records, batch) => {
       raw.push(batch);
       seen.push(...records);
@@ -152,7 +153,6 @@ export async function runExplainCaptured(command: string[], opts: ExplainOptions
   const inodes = netnsToSnapshot(seen);
   const snapshots = await captureSnapshots(inodes, names);
   const k8s = await gatherNames(opts, snapshots);
-  const syms = await symbols;
   const capture: Capture = {
     version: RECORDING_VERSION,
     abiVersion: ABI_VERSION,

@@ -69,10 +69,11 @@ export async function runTrace(filterWords: string[], opts: TraceOptions, io: Io
   requireTracing();
 
   const disable = [...Object.entries(PROBE_OF).filter(([k]) => !kinds.includes(k as EventKind)).map(([, p]) => p), 'sched_process_fork' satisfies ProbeName, 'inet_sock_set_state' satisfies ProbeName, 'sock_send_length' satisfies ProbeName];
-  const symbols = kernelSymbols(); // read on a worker thread while the BPF object loads
-  const session = TraceSession.open({ ringBytes: opts.ringMb * 1024 * 1024, disable, stackAlways: opts.stacks });
-  const syms = await symbols;
-  const reasons = kernelDropReasons(); // read with the symbols
+  const opening = TraceSession.open({ ringBytes: opts.ringMb * 1024 * 1024, disable, stackAlways: opts.stacks });
+  // Read on this thread while the BPF object loads on another.
+  const syms = kernelSymbols();
+  const reasons = kernelDropReasons();
+  const session = await opening;
   session.releaseFreedMemory();
   const events: Record<string, number> = {};
   const drops: Record<string, number> = {};

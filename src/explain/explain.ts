@@ -250,7 +250,7 @@ function judge(flow: Flow, d: Flow['drops'][number] | undefined, delivered: bool
   const where = whereOf(d.drop, deps);
   const same = flow.drops.filter((x) => x.drop.reason === d.drop.reason && x.drop.pkt.netns === d.drop.pkt.netns);
   // and those a live trace counted but did not keep
-  const sameCount = same.length + (flow.shed?.drops.get(dropKind(d.drop.reason, d.drop.pkt.netns)) ?? 0);
+  const sameCount = same.length + (flow.shed?.drops.get(dropKind(d.drop.reason, d.drop.pkt.netns))?.count ?? 0);
   const secondary = secondaryDrops(flow, d, deps);
   // The deciding drop first; then its retransmissions, whose journeys may hold
   // more (the agent traces a flow's path only from its first drop on).

@@ -28,8 +28,8 @@ export interface FlowShed {
   journeys: number;
   /** Packet events (hops) of those journeys. */
   hops: number;
-  /** Their drops by kind (reason|netns, see dropKind). */
-  drops: Map<string, number>;
+  /** Their drops by kind (see dropKind). */
+  drops: Map<string, { reason: number; netns: number; count: number }>;
 }
 
 export interface Flow {

@@ -2,6 +2,7 @@
 // out once nothing has happened on them for a while. What is held is bounded
 // twice: per flow (its first packets, its latest, and each new kind of drop;
 // the rest only counted) and in all (past maxPending the oldest flows are due).
+import type { DropRecord } from '../abi.js';
 import { type Journey, recordPkt } from '../journey.js';
 import { type Flow, type FlowShed, buildFlows, dropKind } from './flows.js';
 
@@ -11,8 +12,8 @@ export const KEEP_LATEST = 32;
 /** Journeys kept past KEEP_FIRST because they carry a drop of a kind the flow had not shown yet. */
 export const KEEP_NEW_DROPS = 16;
 
-function journeyDrop(j: Journey): string | undefined {
-  for (const r of j.records) if (r.kind === 'drop') return dropKind(r.reason, r.pkt.netns);
+function journeyDrop(j: Journey): DropRecord | undefined {
+  for (const r of j.records) if (r.kind === 'drop') return r;
   return undefined;
 }
 
@@ -29,8 +30,12 @@ function shedInto(h: Held, j: Journey): void {
   const s = (h.shed ??= { journeys: 0, hops: 0, drops: new Map() });
   s.journeys++;
   for (const r of j.records) if (recordPkt(r)) s.hops++;
-  const kind = journeyDrop(j);
-  if (kind) s.drops.set(kind, (s.drops.get(kind) ?? 0) + 1);
+  const d = journeyDrop(j);
+  if (!d) return;
+  const kind = dropKind(d.reason, d.pkt.netns);
+  const seen = s.drops.get(kind);
+  if (seen) seen.count++;
+  else s.drops.set(kind, { reason: d.reason, netns: d.pkt.netns, count: 1 });
 }
 
 function mergeShed(into: Flow, s: FlowShed | undefined): void {
@@ -38,7 +43,11 @@ function mergeShed(into: Flow, s: FlowShed | undefined): void {
   const f = (into.shed ??= { journeys: 0, hops: 0, drops: new Map() });
   f.journeys += s.journeys;
   f.hops += s.hops;
-  for (const [k, n] of s.drops) f.drops.set(k, (f.drops.get(k) ?? 0) + n);
+  for (const [k, d] of s.drops) {
+    const seen = f.drops.get(k);
+    if (seen) seen.count += d.count;
+    else f.drops.set(k, { ...d });
+  }
 }
 
 export class LiveFlows {
@@ -65,7 +74,8 @@ export class LiveFlows {
       if (key === undefined) continue;
       let h = this.held.get(key);
       if (!h) this.held.set(key, (h = { first: [], latest: [], kinds: new Set(), extra: 0 }));
-      const kind = journeyDrop(j);
+      const d = journeyDrop(j);
+      const kind = d && dropKind(d.reason, d.pkt.netns);
       this.count++;
       if (h.first.length < KEEP_FIRST) h.first.push(j);
       else if (kind && !h.kinds.has(kind) && h.extra < KEEP_NEW_DROPS) {

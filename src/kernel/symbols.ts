@@ -1,6 +1,5 @@
 // Kernel symbols: drop reason names from BTF, addresses from /proc/kallsyms.
 import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
-import { Worker } from 'node:worker_threads';
 import { readEnum } from './btf.js';
 
 export const KERNEL_BTF = process.env.NETWHY_KERNEL_BTF ?? '/sys/kernel/btf/vmlinux';
@@ -220,62 +219,14 @@ export function readKallsymsColumns(path = KALLSYMS): KallsymsColumns {
   return p.finish();
 }
 
-/** What the worker hands over: the symbols' columns, and the drop reasons while it was at it. */
-interface KernelFacts {
-  columns: KallsymsColumns;
-  reasons: [number, string][];
-}
-
-/** Both, read on this thread (in the worker, or where no worker can run). */
-export function readKernelFacts(): KernelFacts {
-  return { columns: readKallsymsColumns(), reasons: [...kernelDropReasons()] };
-}
-
-// The worker: read and parse, then hand the columns over without copying. Its
-// heap is kept small: what it reads is streamed, and what it keeps is typed arrays.
-const WORKER = `
-const { parentPort, workerData } = require('node:worker_threads');
-import(workerData.module).then((m) => {
-  const f = m.readKernelFacts();
-  const c = f.columns;
-  parentPort.postMessage(f, [c.bytes.buffer, c.hi.buffer, c.lo.buffer, c.off.buffer, c.len.buffer]);
-});
-`;
-const WORKER_LIMITS = { maxYoungGenerationSizeMb: 2, maxOldGenerationSizeMb: 48 };
-
-let symbols: Promise<Symbolizer> | undefined;
+let symbols: Symbolizer | undefined;
 
 /**
- * The running kernel's symbols, read once, and its drop reasons with them
- * (kernelDropReasons() answers from memory once this resolved). kallsyms
- * costs ~40 ms of kernel time to read (4 KiB per read(), so an async read is
- * slower still) and as much to parse: call this before loading the BPF object
- * and it runs on a worker thread meanwhile. Never rejects: unreadable,
- * addresses stay hex.
+ * The running kernel's symbols, read once. kallsyms costs ~40 ms of kernel
+ * time to read (4 KiB per read()) and as much to parse: call this while the
+ * BPF object loads (TraceSession.open() loads on another thread) and it costs
+ * no start-up time. Never throws: unreadable, addresses stay hex.
  */
-export function kernelSymbols(): Promise<Symbolizer> {
-  symbols ??= new Promise<KallsymsColumns>((resolve) => {
-    let settled = false;
-    const settle = (f: () => KernelFacts) => {
-      if (settled) return;
-      settled = true;
-      const { columns, reasons } = f();
-      reasonCache ??= new Map(reasons);
-      resolve(columns);
-    };
-    // No worker (or it failed, e.g. running from sources): the same on this thread.
-    const here = () => settle(readKernelFacts);
-    try {
-      const w = new Worker(WORKER, { eval: true, workerData: { module: import.meta.url }, resourceLimits: WORKER_LIMITS });
-      w.once('message', (f: KernelFacts) => {
-        settle(() => f);
-        void w.terminate();
-      });
-      w.once('error', here);
-      w.once('exit', here);
-    } catch {
-      here();
-    }
-  }).then(symbolizer);
-  return symbols;
+export function kernelSymbols(): Symbolizer {
+  return (symbols ??= symbolizer(readKallsymsColumns()));
 }

@@ -100,26 +100,51 @@ export function runHere(argv: string[], timeoutMs: number): Promise<RunResult> {
 }
 
 const WORKER_URL = new URL('./run-worker.js', import.meta.url);
+/**
+ * An idle runner is let go after this long: a thread with its own V8 heap
+ * (~10 MB) is worth keeping between the commands of one snapshot, not for
+ * the minutes between snapshots of a long trace.
+ */
+export const RUNNER_IDLE_MS = 3000;
+/** It only spawns and collects output: a small young generation is plenty. */
+const RUNNER_LIMITS = { maxYoungGenerationSizeMb: 4 };
 let worker: Worker | undefined;
+let idle: NodeJS.Timeout | undefined;
 let seq = 0;
 const pending = new Map<number, (r: RunResult) => void>();
 
+/** Let the runner go once nothing has been asked of it for RUNNER_IDLE_MS. */
+function idleOut(w: Worker): void {
+  clearTimeout(idle);
+  idle = setTimeout(() => {
+    if (worker !== w || pending.size) return;
+    worker = undefined;
+    void w.terminate();
+  }, RUNNER_IDLE_MS).unref();
+}
+
 function runner(): Worker | undefined {
-  if (worker) return worker;
+  if (worker) {
+    idleOut(worker);
+    return worker;
+  }
   // From the TypeScript sources (tests) there is no compiled worker: run here.
   if (!existsSync(fileURLToPath(WORKER_URL))) return undefined;
-  const w = new Worker(WORKER_URL);
+  const w = new Worker(WORKER_URL, { resourceLimits: RUNNER_LIMITS });
   w.on('message', ({ id, result }: { id: number; result: RunResult }) => {
     pending.get(id)?.(result);
     pending.delete(id);
-    if (!pending.size) w.unref(); // idle: never what keeps the process alive
+    if (pending.size) return;
+    w.unref(); // idle: never what keeps the process alive
+    idleOut(w);
   });
   w.on('error', (e) => {
     for (const done of pending.values()) done({ ok: false, stdout: '', stderr: '', reason: `command runner failed: ${e.message}` });
     pending.clear();
-    worker = undefined;
+    if (worker === w) worker = undefined;
   });
   w.unref();
+  idleOut(w);
   return (worker = w);
 }
 

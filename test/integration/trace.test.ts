@@ -25,7 +25,7 @@ describe.skipIf(!isRoot())('trace on this kernel', () => {
 
   /** Trace with a filter while `act` runs; collect until `done` or 3 s. */
   async function traceWhile(filter: string | null, act: () => void, done: (recs: NwRecord[]) => boolean, ringBytes = 1 << 22, avoidModes: string[] = [], stackAlways = false) {
-    const s = TraceSession.open({ ringBytes, disable: ['sched_process_fork'], avoidModes, stackAlways });
+    const s = await TraceSession.open({ ringBytes, disable: ['sched_process_fork'], avoidModes, stackAlways });
     const recs: NwRecord[] = [];
     try {
       if (filter) s.setFilter(compileFilter(filter, (n) => names.inode(n)).value);
@@ -139,7 +139,7 @@ describe.skipIf(!isRoot())('trace on this kernel', () => {
   });
 
   it('close() leaves no netwhy program or link behind', async () => {
-    const s = TraceSession.open({ ringBytes: 1 << 16 });
+    const s = await TraceSession.open({ ringBytes: 1 << 16 });
     s.attach();
     expect(netwhyBpfObjects().programs.length).toBeGreaterThan(0);
     s.close();

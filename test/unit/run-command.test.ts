@@ -92,4 +92,15 @@ describe('runCommand from the compiled code (npm run build)', () => {
     const bad = await run.runCommand(['sh', '-c', 'echo nope >&2; exit 3'], 5000);
     expect(bad).toMatchObject({ ok: false, reason: 'sh -c echo nope >&2; exit 3: exit 3: nope' });
   });
+
+  it('lets an idle runner go (its thread ends) and starts another for the next command', async () => {
+    const run = (await import('../../dist/state/run.js')) as typeof import('../../src/state/run.js');
+    const threads = () => readdirSync('/proc/self/task').length;
+    expect((await run.runCommand(['sh', '-c', 'echo one'], 5000)).stdout).toBe('one\n');
+    const busy = threads();
+    await new Promise((r) => setTimeout(r, run.RUNNER_IDLE_MS + 500));
+    expect(threads()).toBeLessThan(busy);
+    expect((await run.runCommand(['sh', '-c', 'echo two'], 5000)).stdout).toBe('two\n');
+    expect(threads()).toBe(busy);
+  });
 });
