@@ -2,7 +2,7 @@
 // under a drop storm in the bench's namespaces for N minutes, its RSS sampled
 // from /proc, /metrics scraped as Prometheus would, then SIGTERM timed.
 import type { BenchEnv } from './env.js';
-import { CLI } from './overhead.js';
+import { netwhyArgs } from './overhead.js';
 import type { Row } from './report.js';
 import { STORM_PORT, Storm } from './storm.js';
 import { memoryOf, onLines, sleep, spawnTracked, stopChild, until } from './util.js';
@@ -10,7 +10,7 @@ import { memoryOf, onLines, sleep, spawnTracked, stopChild, until } from './util
 const SECTION = 'agent (netwhy agent under a drop storm, scraped every second)';
 
 export async function agentRows(env: BenchEnv, o: { minutes: number }, log: (s: string) => void): Promise<Row[]> {
-  const child = spawnTracked(process.execPath, [CLI, 'agent', '--listen', '127.0.0.1:0', 'host', env.addrB], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawnTracked(process.execPath, netwhyArgs('agent', '--listen', '127.0.0.1:0', 'host', env.addrB), { stdio: ['ignore', 'ignore', 'pipe'] });
   let url = '';
   onLines(child.stderr, (l) => (url ||= /metrics on (http:\S+)/.exec(l)?.[1] ?? ''));
   const storms: Storm[] = [];

@@ -2,7 +2,7 @@
 // latency (the command's exit → the verdict on screen).
 import { Bpftrace, PRINT_DROP, PRINT_PATH, inNetns } from './bpftrace.js';
 import type { BenchEnv } from './env.js';
-import { CLI } from './overhead.js';
+import { netwhyArgs } from './overhead.js';
 import type { Row } from './report.js';
 import { STORM_PORT, Storm } from './storm.js';
 import { exited, median, memoryOf, onLines, sleep, spawnTracked, stopChild, until } from './util.js';
@@ -33,7 +33,7 @@ export async function startupRows(env: BenchEnv, o: { rounds: number }, log: (s:
     for (let i = 0; i < o.rounds; i++) {
       log(`start-up: round ${i + 1}/${o.rounds}`);
       bare.push(await timeToLine(process.execPath, ['-e', 'console.log(1)'], () => true));
-      nw.push(await timeToLine(process.execPath, [CLI, 'trace', '--json', 'udp', 'and', 'dst', 'host', env.addrB, 'and', 'dst', 'port', String(STORM_PORT)], (l) => l.includes('"type":"event"')));
+      nw.push(await timeToLine(process.execPath, netwhyArgs('trace', '--json', 'udp', 'and', 'dst', 'host', env.addrB, 'and', 'dst', 'port', String(STORM_PORT)), (l) => l.includes('"type":"event"')));
       if (env.tools.bpftrace) {
         bt.push(await timeToLine('bpftrace', ['-e', `tracepoint:skb:kfree_skb /${inNetns([env.inodeB])}/ { printf("first\\n"); exit(); }`], (l) => l === 'first'));
       }
@@ -56,7 +56,7 @@ const MEM = 'memory (peak RSS, VmHWM, while ~100k events/s are offered)';
 
 /** Peak RSS of `netwhy trace --json ARGS` over secs of load, then Ctrl-C (bounded). */
 async function netwhyPeak(args: string[], secs: number): Promise<{ hwm: number; rate: number; lost: number; stopped: boolean }> {
-  const child = spawnTracked(process.execPath, [CLI, 'trace', '--json', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawnTracked(process.execPath, netwhyArgs('trace', '--json', ...args), { stdio: ['ignore', 'pipe', 'pipe'] });
   const lines = { n: 0 };
   let tail = '';
   child.stdout?.on('data', (d: Buffer) => {
@@ -144,7 +144,7 @@ async function explainOnce(env: BenchEnv, url: string, settle: number | undefine
   const t0 = performance.now();
   const settleArgs = settle === undefined ? [] : ['--settle', String(settle)];
   const cmd = `ip netns exec ${env.a} curl -s -m 1 ${url}; echo NWB-EXITED`;
-  const child = spawnTracked(process.execPath, [CLI, 'explain', ...settleArgs, '--', 'sh', '-c', cmd], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawnTracked(process.execPath, netwhyArgs('explain', ...settleArgs, '--', 'sh', '-c', cmd), { stdio: ['ignore', 'pipe', 'pipe'] });
   let tExit = NaN;
   let tVerdict = NaN;
   onLines(child.stdout, (l) => {

@@ -3,6 +3,7 @@
 // every packet), and bpftrace on the same tracepoints. Modes alternate within
 // each round so drift on a shared machine hits them alike; medians are shown.
 import type { ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { PACKAGE_ROOT } from '../../dist/native.js';
 import { Bpftrace, PRINT_DROP, PRINT_PATH, inNetns } from './bpftrace.js';
@@ -10,7 +11,19 @@ import type { BenchEnv } from './env.js';
 import type { Row } from './report.js';
 import { exited, median, onLines, sleep, spawnTracked, spread, stopChild, until } from './util.js';
 
-export const CLI = resolve(PACKAGE_ROOT, 'dist/cli.js');
+const CLI = resolve(PACKAGE_ROOT, 'dist/cli.js');
+
+/** The node flags on the command's first line (#!/usr/bin/env -S node FLAGS): what its users run it with. */
+function shebangFlags(path: string): string[] {
+  const first = readFileSync(path, 'utf8').split('\n', 1)[0];
+  const words = first.replace(/^#!/, '').trim().split(/\s+/);
+  return words.slice(words.indexOf('node') + 1);
+}
+
+/** netwhy as its users run it (the installed command), with this bench's node: spawn(process.execPath, netwhyArgs(...)). */
+export function netwhyArgs(...args: string[]): string[] {
+  return [...shebangFlags(CLI), CLI, ...args];
+}
 
 export interface OverheadOptions {
   secs: number;
@@ -25,7 +38,7 @@ interface Tracer {
 
 /** `netwhy trace FILTER` as a user runs it, events to /dev/null; resolves once attached. */
 export async function startNetwhyTrace(filter: string[], extra: string[] = []): Promise<{ child: ChildProcess; stop: () => Promise<{ events?: number; lost?: number; stopped: boolean }> }> {
-  const child = spawnTracked(process.execPath, [CLI, 'trace', ...extra, ...filter], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawnTracked(process.execPath, netwhyArgs('trace', ...extra, ...filter), { stdio: ['ignore', 'ignore', 'pipe'] });
   let attached = false;
   let events: number | undefined;
   let lost: number | undefined;
