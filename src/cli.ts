@@ -1,9 +1,12 @@
-#!/usr/bin/env -S node --max-semi-space-size=4
+#!/usr/bin/env -S node --max-semi-space-size=4 --heap-growing-percent=50
 // The netwhy command line: parse, dispatch, and one error boundary.
-// The first line caps V8's young generation at 2 x 4 MiB (it grows to 2 x 16
-// under a trace's event rate): ~20 MiB less RSS for a few % more CPU per
-// event (npm run bench, memory section). The bench and the image run netwhy
-// with the flags of this line.
+// The first line gives V8 a smaller heap for a long trace, each for ~5 % more
+// CPU per event (npm run bench, memory and agent sections): the young
+// generation capped at 2 x 4 MiB (it grows to 2 x 16 under a trace's event
+// rate: ~20 MiB), and the old generation let grow by half its live size
+// between collections, not up to 4x as V8 does for small heaps (the agent
+// under a storm: ~25 MiB). The bench and the image run netwhy with the flags
+// of this line.
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { NetwhyError, ExitCode } from './errors.js';

@@ -68,16 +68,24 @@ function fibFits(f: FibRecord, j: Journey): boolean {
 export interface JourneyOptions {
   /** A journey idle this long (ns) is finished. */
   idleNs?: number;
+  /**
+   * Unfinished journeys held at most; past it the oldest are finished. Under
+   * loss many never see their last event (its drop was not recorded) and
+   * would each wait idleNs.
+   */
+  maxLive?: number;
 }
 
 export class JourneyBuilder {
   private live = new Map<number, Journey>();
   private nextId = 1;
   private readonly idleNs: number;
+  private readonly maxLive: number;
   private done: Journey[] = [];
 
   constructor(opts: JourneyOptions = {}) {
     this.idleNs = opts.idleNs ?? 1e9;
+    this.maxLive = opts.maxLive ?? 50_000;
   }
 
   private finish(j: Journey): void {
@@ -123,7 +131,10 @@ export class JourneyBuilder {
       this.finish(j);
       j = undefined;
     }
-    j ??= this.open(r.pkt.skb, r.ts);
+    if (!j) {
+      j = this.open(r.pkt.skb, r.ts);
+      if (this.live.size > this.maxLive) this.finish(this.live.values().next().value!);
+    }
     j.records.push(r);
     j.last = r.ts;
     for (const k of keys) j.keys.add(k);
@@ -133,7 +144,12 @@ export class JourneyBuilder {
 
   /** Journeys finished since the last call, plus live ones idle at `nowNs`. */
   takeFinished(nowNs: number): Journey[] {
-    for (const j of [...this.live.values()]) if (nowNs - j.last > this.idleNs) this.finish(j);
+    // The live map is in the order journeys started: only those started over
+    // idleNs ago can be idle, so the walk stops at the first younger one.
+    for (const j of this.live.values()) {
+      if (nowNs - j.start <= this.idleNs) break;
+      if (nowNs - j.last > this.idleNs) this.finish(j);
+    }
     const out = this.done;
     this.done = [];
     return out;

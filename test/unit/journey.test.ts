@@ -78,6 +78,25 @@ describe('flows', () => {
     expect(flows[0].nat).toEqual([expect.objectContaining({ kind: 'dnat', to: { addr: '10.244.2.2', port: 80 } })]);
   });
 
+  it('past maxLive unfinished journeys the oldest is finished (its drop may never come: lost)', () => {
+    const b = new JourneyBuilder({ maxLive: 3 });
+    const js = [1, 2, 3, 4, 5].map((i) => b.add(rec('tx', i, pkt(i, '10.0.0.1', 1000 + i, '10.0.0.2', 80))));
+    expect(js.map((j) => j.ended)).toEqual([true, true, false, false, false]);
+    expect(b.takeFinished(6)).toEqual([js[0], js[1]]);
+  });
+
+  it('idle journeys are finished behind one that started earlier and is still active', () => {
+    const b = new JourneyBuilder({ idleNs: 10 });
+    const busy = b.add(rec('tx', 0, pkt(1, '10.0.0.1', 1000, '10.0.0.2', 80)));
+    const quiet = b.add(rec('tx', 1, pkt(2, '10.0.0.1', 1001, '10.0.0.2', 80)));
+    const young = b.add(rec('tx', 15, pkt(3, '10.0.0.1', 1002, '10.0.0.2', 80)));
+    b.add(rec('rx', 8, { ...pkt(1, '10.0.0.1', 1000, '10.0.0.2', 80), netns: 2 }));
+    b.add(rec('tx', 16, { ...pkt(1, '10.0.0.1', 1000, '10.0.0.2', 80), netns: 2 }));
+    expect(b.takeFinished(20)).toEqual([quiet]);
+    expect([busy.ended, young.ended]).toEqual([false, false]);
+    expect(b.takeFinished(40)).toEqual([busy, young]);
+  });
+
   it('live: a flow is handed out once idle, and only once', () => {
     const b = new JourneyBuilder({ idleNs: 10 });
     b.add(rec('tx', 1, pkt(1, '10.0.0.1', 1000, '10.0.0.2', 80)));
