@@ -16,7 +16,7 @@
 
 namespace netwhy {
 
-void DeliverBatch(Napi::Env env, Napi::Function fn, std::nullptr_t *, Batch *batch) {
+void DeliverBatch(Napi::Env env, Napi::Function fn, Tracer *tracer, Batch *batch) {
   if (env == nullptr) {  // delivery aborted by close(): just free
     delete batch;
     return;
@@ -26,12 +26,12 @@ void DeliverBatch(Napi::Env env, Napi::Function fn, std::nullptr_t *, Batch *bat
     return;
   }
   // A copy into memory V8 allocates and accounts for (its GC sees the
-  // pressure), and the vector freed at once: handed over zero-copy, batches
-  // waited for a GC to free them, and under a storm tens of MB of them piled
-  // up in the reader thread's malloc arena. A 256 KiB memcpy per batch is
-  // ~0.1 ns per byte, nothing beside decoding it.
+  // pressure), and the vector handed back to the reader at once: handed over
+  // zero-copy, batches waited for a GC to free them, and under a storm tens of
+  // MB of them piled up in the reader thread's malloc arena. A 256 KiB memcpy
+  // per batch is ~0.1 ns per byte, nothing beside decoding it.
   auto buf = Napi::Buffer<uint8_t>::Copy(env, batch->data(), batch->size());
-  delete batch;
+  tracer->Recycle(batch);
   fn.Call({buf});
 }
 
@@ -191,17 +191,11 @@ std::string SetRodata(bpf_object *obj, const std::string &name, uint64_t value) 
 
 void ReleaseFreedMemory() { malloc_trim(0); }
 
-// A long trace allocates big blocks over and over: V8's backing stores for
-// each batch, kallsyms' columns, BTF. glibc's default raises its mmap
-// threshold to the size of every mmap-ed block freed, so after start-up such
-// blocks come from the heap, and a heap only shrinks from its top: freed
-// blocks below a live one stay resident. A fixed threshold keeps them mmap-ed
-// (returned to the kernel on free). Threads (libuv's pool, V8's, the ring
-// reader) share two arenas instead of one each.
-void SetMallocPolicy() {
-  mallopt(M_MMAP_THRESHOLD, 128 << 10);
-  mallopt(M_ARENA_MAX, 2);
-}
+// Threads (libuv's pool, V8's, the ring reader) share two malloc arenas
+// instead of one each, whose freed pages would stay resident apiece. (A fixed
+// mmap threshold, tried too, cost ~20 % more CPU per event in the bench's
+// pipeline section for no RSS the memory section could tell apart.)
+void SetMallocPolicy() { mallopt(M_ARENA_MAX, 2); }
 
 Tracer::~Tracer() {
   Shutdown();
@@ -315,11 +309,24 @@ Napi::Value Tracer::Attach(const Napi::CallbackInfo &info) {
   return failed;
 }
 
+void Tracer::Recycle(Batch *batch) {
+  batch->clear();
+  std::lock_guard<std::mutex> lock(credit_mu_);
+  if (spare_) delete batch;
+  else spare_ = batch;
+}
+
 int Tracer::OnRecord(void *ctx, void *data, size_t size) {
   auto *self = static_cast<Tracer *>(ctx);
   if (!self->pending_) {
-    self->pending_ = new Batch();
-    self->pending_->reserve(self->flush_bytes_ + 4096);
+    {
+      std::lock_guard<std::mutex> lock(self->credit_mu_);
+      std::swap(self->pending_, self->spare_);
+    }
+    if (!self->pending_) {
+      self->pending_ = new Batch();
+      self->pending_->reserve(self->flush_bytes_ + 4096);
+    }
   }
   const uint8_t *p = static_cast<const uint8_t *>(data);
   self->pending_->insert(self->pending_->end(), p, p + size);
@@ -396,7 +403,7 @@ Napi::Value Tracer::Start(const Napi::CallbackInfo &info) {
   epoll_event ev{};
   ev.events = EPOLLIN | EPOLLET;
   if (epfd_ < 0 || epoll_ctl(epfd_, EPOLL_CTL_ADD, bpf_map__fd(events), &ev) < 0) throw ErrnoError(env, "watching the ring buffer", errno);
-  tsfn_ = BatchTsfn::New(env, info[0].As<Napi::Function>(), "netwhy-ringbuf", 8, 1);
+  tsfn_ = BatchTsfn::New(env, info[0].As<Napi::Function>(), "netwhy-ringbuf", 8, 1, this);
   tsfn_live_ = true;
   thread_ = std::thread([this] { PollLoop(); });
   return env.Undefined();
@@ -439,6 +446,8 @@ void Tracer::Shutdown() {
   }
   delete pending_;
   pending_ = nullptr;
+  delete spare_;
+  spare_ = nullptr;
   if (rb_) ring_buffer__free(rb_);
   rb_ = nullptr;
   if (epfd_ >= 0) close(epfd_);

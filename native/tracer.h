@@ -16,12 +16,13 @@ namespace netwhy {
 
 // A batch of raw records on its way to JS; nullptr marks the end of the stream.
 using Batch = std::vector<uint8_t>;
-void DeliverBatch(Napi::Env env, Napi::Function fn, std::nullptr_t *, Batch *batch);
-using BatchTsfn = Napi::TypedThreadSafeFunction<std::nullptr_t, Batch, DeliverBatch>;
+class Tracer;
+void DeliverBatch(Napi::Env env, Napi::Function fn, Tracer *tracer, Batch *batch);
+using BatchTsfn = Napi::TypedThreadSafeFunction<Tracer, Batch, DeliverBatch>;
 
 // Return the pages of freed heap memory to the kernel (glibc keeps them otherwise).
 void ReleaseFreedMemory();
-// Big blocks always from mmap (returned on free), and few arenas: see tracer.cc.
+// Few malloc arenas: see tracer.cc.
 void SetMallocPolicy();
 
 std::string SetRodata(bpf_object *obj, const std::string &name, uint64_t value);
@@ -33,6 +34,8 @@ class Tracer : public Napi::ObjectWrap<Tracer> {
   ~Tracer() override;
   // The end of load(): on failure the tracer is closed.
   void Loaded(int err);
+  // A delivered batch's vector, emptied for the reader to fill again.
+  void Recycle(Batch *batch);
 
  private:
   Napi::Value Load(const Napi::CallbackInfo &info);
@@ -79,6 +82,7 @@ class Tracer : public Napi::ObjectWrap<Tracer> {
   bool WaitForCredit();
   void DetachAll();
   Batch *pending_ = nullptr;
+  Batch *spare_ = nullptr;  // under credit_mu_: with one batch in flight, two vectors serve
   // ~800 drop records: with wake-ups batched (PollLoop), 64 KiB batches cost a
   // thread hand-off per ~110 records; 1 MiB ones (~10k records) lived to V8's
   // old generation under a storm and held ~30 MiB more RSS.
