@@ -560,26 +560,30 @@ function decodeOne(b: Uint8Array, dv: DataView, off: number, type: number, size:
 /**
  * Decode a batch of concatenated records. A record of an unknown version or
  * type is counted and skipped; a record whose size runs past the batch ends
- * the batch (the rest cannot be trusted) and is counted too.
+ * the batch (the rest cannot be trusted) and is counted too. From byte `from`,
+ * at most `max` records: `next` is where to go on (the batch's length at its end).
  */
-export function decodeBatch(buf: Uint8Array, out: NwRecord[] = []): { records: NwRecord[]; bad: number } {
+export function decodeBatch(buf: Uint8Array, out: NwRecord[] = [], from = 0, max = Infinity): { records: NwRecord[]; bad: number; next: number } {
   const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
   const H = LAYOUT.nw_hdr;
-  let off = 0;
+  let off = from;
   let bad = 0;
+  let n = 0;
   while (off + H.size <= buf.length) {
+    if (n >= max) return { records: out, bad, next: off };
     const version = buf[off + H.version];
     const type = buf[off + H.type];
     const size = dv.getUint16(off + H.size_, true);
     if (size < H.size || off + size > buf.length) {
       bad++;
-      break;
+      return { records: out, bad, next: buf.length }; // no way to the next record
     }
     if (version !== ABI_VERSION) {
       bad++;
     } else {
       try {
         out.push(decodeOne(buf, dv, off, type, size));
+        n++;
       } catch (e) {
         if (!(e instanceof AbiError)) throw e;
         bad++;
@@ -587,6 +591,6 @@ export function decodeBatch(buf: Uint8Array, out: NwRecord[] = []): { records: N
     }
     off += size;
   }
-  if (off < buf.length && bad === 0) bad++; // trailing bytes shorter than a header
-  return { records: out, bad };
+  if (off < buf.length) bad++; // trailing bytes shorter than a header
+  return { records: out, bad, next: buf.length };
 }

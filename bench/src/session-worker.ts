@@ -37,14 +37,18 @@ if (!isMainThread && parentPort) {
     session = await TraceSession.open({ ringBytes: input.ringBytes, disable: input.disable });
     session.setFilter(compileFilter(input.filter, () => undefined).value);
     session.attach();
-    session.start((records, batch) => {
-      counts[0] += records.length;
-      counts[1]++;
-      if (keptBytes < input.keepBytes) {
-        kept.push(new Uint8Array(batch));
-        keptBytes += batch.length;
-      }
-    });
+    session.start(
+      (records) => {
+        counts[0] += records.length;
+      },
+      (batch) => {
+        counts[1]++;
+        if (keptBytes < input.keepBytes) {
+          kept.push(new Uint8Array(batch));
+          keptBytes += batch.length;
+        }
+      },
+    );
     if (input.profile) {
       // Only now: the profiler's SIGPROF interrupts the BPF verifier, which
       // then fails the load with EAGAIN.

@@ -138,11 +138,13 @@ export async function runExplainCaptured(command: string[], opts: ExplainOptions
     // The live view names pods from the start (the sources answer within their deadlines);
     // the document asks again once the namespaces' rules are snapshotted.
     const live = opts.live ? liveView(names, syms, opts.json ? io.err : io.out, await gatherNames(opts)) : undefined;
-    session.start((records, batch) => {
-      raw.push(batch);
-      seen.push(...records);
-      live?.(records);
-    });
+    session.start(
+      (records) => {
+        seen.push(...records);
+        live?.(records);
+      },
+      (batch) => raw.push(batch),
+    );
     exitCode = await runGated(command, !!opts.json, (pid) => session.followPid(pid), opts.onCommandStdout);
     await new Promise((r) => setTimeout(r, opts.settle));
     await session.stop();

@@ -40,8 +40,18 @@ export interface LiveJudgeOptions {
   snapshotTtlMs?: number;
 }
 
+/**
+ * A live journey with no event for this long is finished. A delivered packet
+ * has no last event (its journey ends at its last hop), so every journey of a
+ * busy flow waits this long: at 1 s, an iperf3 stream's journeys lived long
+ * enough for V8 to promote them all, and collecting them took ~15 % of the
+ * thread. A packet held longer (a neighbour queue, ~1-3 s) continues as a
+ * journey of its own in the same flow, as it did at 1 s.
+ */
+const LIVE_JOURNEY_IDLE_NS = 0.2e9;
+
 export class LiveJudge {
-  readonly pipeline = new FlowPipeline();
+  readonly pipeline = new FlowPipeline(LIVE_JOURNEY_IDLE_NS);
   readonly states: LiveStates;
   readonly deps: ExplainDeps;
   private readonly live: LiveFlows;

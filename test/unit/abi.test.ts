@@ -69,7 +69,7 @@ describe('decodeBatch', () => {
     rec[0] = ABI_VERSION + 1;
     rec[1] = 2;
     dv.setUint16(2, rec.length, true);
-    expect(decodeBatch(rec)).toEqual({ records: [], bad: 1 });
+    expect(decodeBatch(rec)).toEqual({ records: [], bad: 1, next: rec.length });
   });
 
   it('stops at a record whose size runs past the batch', () => {

@@ -67,6 +67,26 @@ describe('fuzz: decodeBatch (ring buffer bytes)', () => {
     expect(decodeBatch(realRecords).bad).toBe(0);
   });
 
+  it('decoded in slices of 7 records (as a trace hands them over), the corpus gives the same records, and so does a damaged copy', () => {
+    for (const buf of [realRecords, Uint8Array.from(realRecords, (b, i) => (i % 997 === 5 ? b ^ 0x5a : b))]) {
+      const whole = decodeBatch(buf);
+      const sliced: unknown[] = [];
+      let bad = 0;
+      let slices = 0;
+      for (let from = 0; from < buf.length; slices++) {
+        const r = decodeBatch(buf, [], from, 7);
+        expect(r.records.length).toBeLessThanOrEqual(7);
+        expect(r.next).toBeGreaterThan(from);
+        sliced.push(...r.records);
+        bad += r.bad;
+        from = r.next;
+      }
+      expect(sliced).toEqual(whole.records);
+      expect(bad).toBe(whole.bad);
+      expect(slices).toBeGreaterThanOrEqual(whole.records.length / 7);
+    }
+  });
+
   it('random bytes, with and without a valid header in front: never throws', () => {
     const r = rng(1);
     function* cases() {
