@@ -65,6 +65,9 @@ function fibFits(f: FibRecord, j: Journey): boolean {
   });
 }
 
+/** Records of one journey at most (a packet crossing ten namespaces makes ~30). */
+export const MAX_JOURNEY_RECORDS = 64;
+
 export interface JourneyOptions {
   /** A journey idle this long (ns) is finished. */
   idleNs?: number;
@@ -127,7 +130,11 @@ export class JourneyBuilder {
     }
     const keys = pktKeys(r.pkt);
     let j = this.live.get(r.pkt.skb);
-    if (j && (r.ts - j.last > this.idleNs || (keys.length > 0 && j.keys.size > 0 && !keys.some((k) => j!.keys.has(k))))) {
+    // A freed skb leaves no event: its address, reused at once by the next
+    // packet of the same flow, would continue one journey for as long as the
+    // flow runs. No one packet's path is this long.
+    const full = j !== undefined && j.records.length >= MAX_JOURNEY_RECORDS;
+    if (j && (full || r.ts - j.last > this.idleNs || (keys.length > 0 && j.keys.size > 0 && !keys.some((k) => j!.keys.has(k))))) {
       this.finish(j);
       j = undefined;
     }

@@ -7,7 +7,7 @@ import { MAX_HOPS, flowDoc } from '../../src/explain/document.js';
 import type { ExplainDeps } from '../../src/explain/explain.js';
 import { buildFlows } from '../../src/explain/flows.js';
 import { LiveFlows } from '../../src/explain/live.js';
-import { JourneyBuilder, flowKey } from '../../src/journey.js';
+import { type Journey, JourneyBuilder, MAX_JOURNEY_RECORDS, flowKey } from '../../src/journey.js';
 import { decodeCapture } from '../../src/recording.js';
 import { expectValid } from '../helpers/schema.js';
 
@@ -76,6 +76,14 @@ describe('flows', () => {
     expect(flows).toHaveLength(1);
     expect(flows[0].orig).toMatchObject({ dst: '192.168.0.11', dport: 30080 });
     expect(flows[0].nat).toEqual([expect.objectContaining({ kind: 'dnat', to: { addr: '10.244.2.2', port: 80 } })]);
+  });
+
+  it('an skb address reused by packet after packet of one flow starts a new journey every MAX_JOURNEY_RECORDS records', () => {
+    const b = new JourneyBuilder();
+    const seen = new Set<Journey>();
+    for (let i = 0; i < 1000; i++) seen.add(b.add(rec(i % 2 ? 'rx' : 'tx', i, pkt(7, '10.0.0.1', 1000, '10.0.0.2', 80))));
+    expect(seen.size).toBe(Math.ceil(1000 / MAX_JOURNEY_RECORDS));
+    for (const j of seen) expect(j.records.length).toBeLessThanOrEqual(MAX_JOURNEY_RECORDS);
   });
 
   it('past maxLive unfinished journeys the oldest is finished (its drop may never come: lost)', () => {
