@@ -9,7 +9,7 @@ import { PACKAGE_ROOT } from '../../dist/native.js';
 import { Bpftrace, PRINT_DROP, PRINT_PATH, inNetns } from './bpftrace.js';
 import type { BenchEnv } from './env.js';
 import type { Row } from './report.js';
-import { exited, median, onLines, sleep, spawnTracked, spread, stopChild, until } from './util.js';
+import { exited, median, memoryOf, onLines, sleep, spawnTracked, spread, stopChild, until } from './util.js';
 
 const CLI = resolve(PACKAGE_ROOT, 'dist/cli.js');
 
@@ -33,11 +33,11 @@ export interface OverheadOptions {
 type Mode = 'untraced' | 'netwhy-none' | 'netwhy-all' | 'bpftrace-none' | 'bpftrace-all';
 
 interface Tracer {
-  stop(): Promise<{ events?: number; lost?: number }>;
+  stop(): Promise<{ events?: number; lost?: number; hwm?: number }>;
 }
 
 /** `netwhy trace FILTER` as a user runs it, events to /dev/null; resolves once attached. */
-export async function startNetwhyTrace(filter: string[], extra: string[] = []): Promise<{ child: ChildProcess; stop: () => Promise<{ events?: number; lost?: number; stopped: boolean }> }> {
+export async function startNetwhyTrace(filter: string[], extra: string[] = []): Promise<{ child: ChildProcess; stop: () => Promise<{ events?: number; lost?: number; hwm?: number; stopped: boolean }> }> {
   const child = spawnTracked(process.execPath, netwhyArgs('trace', ...extra, ...filter), { stdio: ['ignore', 'ignore', 'pipe'] });
   let attached = false;
   let events: number | undefined;
@@ -59,8 +59,9 @@ export async function startNetwhyTrace(filter: string[], extra: string[] = []): 
   return {
     child,
     stop: async () => {
+      const hwm = memoryOf(child.pid ?? 0)?.hwm;
       const stopped = await stopChild(child, 'SIGINT', 5000);
-      return { events, lost, stopped };
+      return { events, lost, hwm, stopped };
     },
   };
 }
@@ -117,7 +118,7 @@ export async function overheadRows(env: BenchEnv, o: OverheadOptions, log: (s: s
   const modes: Mode[] = ['untraced', 'netwhy-none', 'netwhy-all'];
   if (env.tools.bpftrace) modes.push('bpftrace-none', 'bpftrace-all');
   const gbps: Record<Mode, number[]> = { untraced: [], 'netwhy-none': [], 'netwhy-all': [], 'bpftrace-none': [], 'bpftrace-all': [] };
-  const traced: Record<string, { events?: number; lost?: number }[]> = {};
+  const traced: Record<string, { events?: number; lost?: number; hwm?: number }[]> = {};
   try {
     await sleep(300);
     for (let round = 0; round < o.rounds; round++) {
@@ -151,6 +152,15 @@ export async function overheadRows(env: BenchEnv, o: OverheadOptions, log: (s: s
       note: `netwhy ${spread(gbps[nw].map((g) => (100 * g) / base), (v) => `${v.toFixed(0)} %`)} (${gbps[nw].map((g) => g.toFixed(2)).join(', ')} Gbit/s)` +
         (nw === 'netwhy-all' ? `; netwhy ${sum(nw, 'events')} events, ${sum(nw, 'lost')} lost` : '') +
         (p !== null ? `; bpftrace runs ${gbps[bt].map((g) => g.toFixed(2)).join(', ')}` + (bt === 'bpftrace-all' ? `, ${sum(bt, 'events')} events printed, ${sum(bt, 'lost')} lost (bpftrace has no fib probe here)` : '') : ''),
+    });
+  }
+  // Delivered packets leave no last event: what a trace holds for them is bounded by time and count, not by a drop.
+  const hwms = (traced['netwhy-all'] ?? []).flatMap((r) => (r.hwm === undefined ? [] : [r.hwm]));
+  if (hwms.length) {
+    const h = median(hwms);
+    rows.push({
+      section: SECTION, metric: 'peak RSS, trace (verdicts on) of every packet of the stream', unit: 'MiB', netwhy: h,
+      target: '≤ 100 MiB', ok: h <= 100, note: `${spread(hwms, (v) => `${v.toFixed(0)} MiB`)}; every packet delivered, none dropped`,
     });
   }
   return rows;
