@@ -11,7 +11,6 @@ import { NetnsNames } from '../kernel/netns.js';
 import { requireTracing } from '../preflight.js';
 import { EVENT_HEADER, type ViewContext, eventLine, eventView, summarize, summaryText } from '../render/events.js';
 import { TraceSession } from '../tracer.js';
-import { flowText } from '../render/explanation.js';
 import { LiveJudge } from '../explain/live-judge.js';
 
 export interface TraceOptions extends NameOptions {
@@ -97,7 +96,9 @@ export async function runTrace(filterWords: string[], opts: TraceOptions, io: Io
     reasonName: (v) => reasonName(reasons, v),
     func: (a) => syms.func(a),
     symbol: (a) => syms.name(a),
-    onJudged: (judged) => {
+    onJudged: async (judged) => {
+      // Loaded at the first verdict: the first event need not wait for it.
+      const { flowText } = await import('../render/explanation.js');
       let text = '';
       for (const { flow, doc } of judged) {
         text += opts.json ? JSON.stringify({ type: 'flow', ...doc }) + '\n' : `\n${flowText(doc, flow.id)}\n\n`;

@@ -10,7 +10,8 @@ import { netfilterEvaluator } from '../state/netfilter.js';
 import { recordNetns } from '../journey.js';
 import { DOCUMENT_VERSION, type ExplainDoc } from './document.js';
 import type { ExplainDeps, LossWindow } from './explain.js';
-import { FlowPipeline, judgeFlows } from './pipeline.js';
+import { judgeFlows } from './judge.js';
+import { FlowPipeline } from './pipeline.js';
 import { netnsState } from './state.js';
 
 /**

@@ -8,8 +8,15 @@ import type { FlowDoc } from './document.js';
 import type { ExplainDeps } from './explain.js';
 import type { Flow } from './flows.js';
 import { LiveFlows } from './live.js';
-import { FlowPipeline, judgeFlows } from './pipeline.js';
-import { LiveStates } from './state.js';
+import { FlowPipeline } from './pipeline.js';
+import type { LiveStates } from './state.js';
+
+/**
+ * The rules and the state readers, loaded at the first judgement: a trace's
+ * first event need not wait for them (~65 ms of module loading).
+ */
+let verdictCode: Promise<[typeof import('./judge.js'), typeof import('./state.js')]> | undefined;
+const loadVerdictCode = () => (verdictCode ??= Promise.all([import('./judge.js'), import('./state.js')]));
 
 /** IPVS and loss records older than this cannot concern a held flow (flows are judged within maxAgeNs + idleNs). */
 const FORGET_NS = 60e9;
@@ -52,7 +59,7 @@ const LIVE_JOURNEY_IDLE_NS = 0.2e9;
 
 export class LiveJudge {
   readonly pipeline = new FlowPipeline(LIVE_JOURNEY_IDLE_NS);
-  readonly states: LiveStates;
+  private states?: LiveStates;
   readonly deps: ExplainDeps;
   private readonly live: LiveFlows;
   private out: Promise<void> = Promise.resolve();
@@ -61,9 +68,8 @@ export class LiveJudge {
 
   constructor(private readonly opts: LiveJudgeOptions) {
     this.live = new LiveFlows(opts.idleNs, opts.maxAgeNs, opts.maxPending, (j) => this.pipeline.flows(j));
-    this.states = new LiveStates(opts.netns, opts.snapshotTtlMs);
     this.deps = {
-      state: (ino) => this.states.get(ino),
+      state: (ino) => this.states?.get(ino),
       netnsName: (i) => opts.netns.name(i),
       reasonName: opts.reasonName,
       func: opts.func,
@@ -139,6 +145,8 @@ export class LiveJudge {
     this.queued += flows.length;
     this.out = this.out.then(async () => {
       try {
+        const [{ judgeFlows }, { LiveStates }] = await loadVerdictCode();
+        this.states ??= new LiveStates(this.opts.netns, this.opts.snapshotTtlMs);
         await this.states.load(flows);
         const judged = judgeFlows(flows, this.deps);
         if (judged.length) await this.opts.onJudged(judged);

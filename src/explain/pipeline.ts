@@ -1,12 +1,10 @@
 // The pipeline every command runs, assembled once: records → journeys (one
-// skb's path) → flows (journeys joined by conntrack and IPVS tuples) → flow
-// documents with their verdicts. `trace` feeds it live, `explain` (and so
-// `lab run`) with a whole capture; both judge flows the same way.
+// skb's path) → flows (journeys joined by conntrack and IPVS tuples); then
+// judge.ts makes flow documents with their verdicts. `trace` feeds it live,
+// `explain` (and so `lab run`) with a whole capture; both judge flows the same way.
 import type { IpvsRecord, LostRecord, NwRecord } from '../abi.js';
 import { isIpvs } from '../abi.js';
 import { type Journey, JourneyBuilder } from '../journey.js';
-import { type FlowDoc, flowDoc } from './document.js';
-import { type ExplainDeps, isNoise } from './explain.js';
 import { buildFlows, type Flow } from './flows.js';
 
 export class FlowPipeline {
@@ -61,9 +59,4 @@ export class FlowPipeline {
   flows(journeys: Journey[]): Flow[] {
     return buildFlows(journeys, this.ipvs);
   }
-}
-
-/** The flows worth a verdict, as documents (a flow of weak frees only is noise). */
-export function judgeFlows(flows: Flow[], deps: ExplainDeps, exitCode?: number): { flow: Flow; doc: FlowDoc }[] {
-  return flows.filter((f) => !isNoise(f, deps.reasonName)).map((f) => ({ flow: f, doc: flowDoc(f, deps, exitCode) }));
 }

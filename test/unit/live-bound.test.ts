@@ -8,7 +8,8 @@ import { describe, expect, it } from 'vitest';
 import { type NwRecord, decodeBatch, isIpvs } from '../../src/abi.js';
 import { captureDeps } from '../../src/explain/capture.js';
 import { KEEP_FIRST, KEEP_LATEST, KEEP_NEW_DROPS, LiveFlows } from '../../src/explain/live.js';
-import { FlowPipeline, judgeFlows } from '../../src/explain/pipeline.js';
+import { judgeFlows } from '../../src/explain/judge.js';
+import { FlowPipeline } from '../../src/explain/pipeline.js';
 import { type Capture, decodeCapture } from '../../src/recording.js';
 
 const load = (name: string) => decodeCapture(readFileSync(resolve(__dirname, `../fixtures/recordings/${name}.nwrec`)));
