@@ -110,7 +110,6 @@ Tracer::Tracer(const Napi::CallbackInfo &info) : Napi::ObjectWrap<Tracer>(info),
       bpf_program__set_autoload(p.variants[i].prog, load);
       if (p.variants[i].entry) bpf_program__set_autoload(p.variants[i].entry, load);
     }
-
 }
 
 // Loading (the verifier, CO-RE against the kernel's BTF) takes ~0.1 s: it runs

@@ -97,11 +97,11 @@ export async function runTrace(filterWords: string[], opts: TraceOptions, io: Io
     func: (a) => syms.func(a),
     symbol: (a) => syms.name(a),
     onJudged: async (judged) => {
-      // Loaded at the first verdict: the first event need not wait for it.
-      const { flowText } = await import('../render/explanation.js');
+      // The text renderer loads at the first verdict: the first event need not wait for it.
+      const flowText = opts.json ? undefined : (await import('../render/explanation.js')).flowText;
       let text = '';
       for (const { flow, doc } of judged) {
-        text += opts.json ? JSON.stringify({ type: 'flow', ...doc }) + '\n' : `\n${flowText(doc, flow.id)}\n\n`;
+        text += flowText ? `\n${flowText(doc, flow.id)}\n\n` : JSON.stringify({ type: 'flow', ...doc }) + '\n';
       }
       if (text) io.out.write(text);
     },

@@ -26,16 +26,24 @@ interface Held {
   shed?: FlowShed;
 }
 
+/** The key a journey is held under: its first (the packet's own tuple). */
+function heldKey(j: Journey): string | undefined {
+  return j.keys.values().next().value;
+}
+
+function countDrops(into: FlowShed['drops'], reason: number, netns: number, count: number): void {
+  const kind = dropKind(reason, netns);
+  const seen = into.get(kind);
+  if (seen) seen.count += count;
+  else into.set(kind, { reason, netns, count });
+}
+
 function shedInto(h: Held, j: Journey): void {
   const s = (h.shed ??= { journeys: 0, hops: 0, drops: new Map() });
   s.journeys++;
   for (const r of j.records) if (recordPkt(r)) s.hops++;
   const d = journeyDrop(j);
-  if (!d) return;
-  const kind = dropKind(d.reason, d.pkt.netns);
-  const seen = s.drops.get(kind);
-  if (seen) seen.count++;
-  else s.drops.set(kind, { reason: d.reason, netns: d.pkt.netns, count: 1 });
+  if (d) countDrops(s.drops, d.reason, d.pkt.netns, 1);
 }
 
 function mergeShed(into: Flow, s: FlowShed | undefined): void {
@@ -43,11 +51,7 @@ function mergeShed(into: Flow, s: FlowShed | undefined): void {
   const f = (into.shed ??= { journeys: 0, hops: 0, drops: new Map() });
   f.journeys += s.journeys;
   f.hops += s.hops;
-  for (const [k, d] of s.drops) {
-    const seen = f.drops.get(k);
-    if (seen) seen.count += d.count;
-    else f.drops.set(k, { ...d });
-  }
+  for (const d of s.drops.values()) countDrops(f.drops, d.reason, d.netns, d.count);
 }
 
 export class LiveFlows {
@@ -70,7 +74,7 @@ export class LiveFlows {
 
   add(journeys: Journey[]): void {
     for (const j of journeys) {
-      const key = j.keys.values().next().value;
+      const key = heldKey(j);
       if (key === undefined) continue;
       let h = this.held.get(key);
       if (!h) this.held.set(key, (h = { first: [], latest: [], kinds: new Set(), extra: 0 }));
@@ -124,11 +128,14 @@ export class LiveFlows {
     const journeys: Journey[] = [];
     for (const h of this.held.values()) journeys.push(...h.first, ...h.latest);
     const flows = this.build(journeys);
+    const inFlows = new Set<string>();
     for (const f of flows) {
-      for (const key of this.keysOf(f)) mergeShed(f, this.held.get(key)?.shed);
+      for (const key of this.keysOf(f)) {
+        inFlows.add(key);
+        mergeShed(f, this.held.get(key)!.shed);
+      }
     }
     // Journeys no flow could take (no tuple at all) would wait forever: let them go.
-    const inFlows = new Set(flows.flatMap((f) => [...this.keysOf(f)]));
     for (const [key, h] of this.held) {
       if (inFlows.has(key)) continue;
       this.held.delete(key);
@@ -137,19 +144,18 @@ export class LiveFlows {
     return flows;
   }
 
-  private *keysOf(f: Flow): Iterable<string> {
-    const seen = new Set<string>();
+  /** The held keys of a flow's journeys, each once. */
+  private keysOf(f: Flow): Set<string> {
+    const keys = new Set<string>();
     for (const j of f.journeys) {
-      const key = j.keys.values().next().value;
-      if (key !== undefined && !seen.has(key) && this.held.has(key)) {
-        seen.add(key);
-        yield key;
-      }
+      const key = heldKey(j);
+      if (key !== undefined && this.held.has(key)) keys.add(key);
     }
+    return keys;
   }
 
   private release(f: Flow): void {
-    for (const key of [...this.keysOf(f)]) {
+    for (const key of this.keysOf(f)) {
       const h = this.held.get(key)!;
       this.count -= h.first.length + h.latest.length;
       this.held.delete(key);

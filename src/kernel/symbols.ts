@@ -78,15 +78,22 @@ export class KallsymsParser {
   private carry = new Uint8Array(0);
 
   push(chunk: Uint8Array): void {
-    let buf = chunk;
-    if (this.carry.length) {
-      buf = new Uint8Array(this.carry.length + chunk.length);
-      buf.set(this.carry);
-      buf.set(chunk, this.carry.length);
-    }
     let start = 0;
-    for (let end = buf.indexOf(10); end >= 0; start = end + 1, end = buf.indexOf(10, start)) this.line(buf, start, end);
-    this.carry = buf.slice(start);
+    if (this.carry.length) {
+      // Only the cut line is put together; the rest is parsed where it lies.
+      const nl = chunk.indexOf(10);
+      const line = new Uint8Array(this.carry.length + (nl < 0 ? chunk.length : nl));
+      line.set(this.carry);
+      line.set(chunk.subarray(0, nl < 0 ? chunk.length : nl), this.carry.length);
+      if (nl < 0) {
+        this.carry = line;
+        return;
+      }
+      this.line(line, 0, line.length);
+      start = nl + 1;
+    }
+    for (let end = chunk.indexOf(10, start); end >= 0; start = end + 1, end = chunk.indexOf(10, start)) this.line(chunk, start, end);
+    this.carry = chunk.slice(start);
   }
 
   finish(): KallsymsColumns {

@@ -106,8 +106,6 @@ const WORKER_URL = new URL('./run-worker.js', import.meta.url);
  * the minutes between snapshots of a long trace.
  */
 export const RUNNER_IDLE_MS = 3000;
-/** It only spawns and collects output: a small young generation is plenty. */
-const RUNNER_LIMITS = { maxYoungGenerationSizeMb: 4 };
 let worker: Worker | undefined;
 let idle: NodeJS.Timeout | undefined;
 let seq = 0;
@@ -130,7 +128,7 @@ function runner(): Worker | undefined {
   }
   // From the TypeScript sources (tests) there is no compiled worker: run here.
   if (!existsSync(fileURLToPath(WORKER_URL))) return undefined;
-  const w = new Worker(WORKER_URL, { resourceLimits: RUNNER_LIMITS });
+  const w = new Worker(WORKER_URL);
   w.on('message', ({ id, result }: { id: number; result: RunResult }) => {
     pending.get(id)?.(result);
     pending.delete(id);

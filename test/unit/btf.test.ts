@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { BtfError, readEnum } from '../../src/kernel/btf.js';
-import { dropReasonNames, parseKallsyms } from '../../src/kernel/symbols.js';
+import { KallsymsParser, dropReasonNames, kallsymsColumns, parseKallsyms } from '../../src/kernel/symbols.js';
 
 /** A BTF blob with an INT, a STRUCT with one member, and the given enum. */
 export function makeBtf(enumName: string, values: [string, number][]): Uint8Array {
@@ -101,6 +101,18 @@ describe('kallsyms', () => {
     expect(parsed.name(syms[i].addr + 3n)).toBe(`${syms[i].name}+0x3`);
     expect(parsed.func(syms[i].addr)).toBe(syms[i].name);
   });
+  it('fed in chunks that cut lines anywhere (as read 64 KiB at a time), gives the columns of one whole push', () => {
+    const text = ['ffffffffc0001000 t b_mod\t[m]', 'ffffffff81000000 T _stext', 'zzzz T bad', 'ffffffffc0000000 t a_mod\t[m]', 'ffffffff81000100 d data_sym', 'ffffffff81a00000 t ip_local_deliver'].join('\n');
+    const bytes = Buffer.from(text, 'latin1');
+    const whole = kallsymsColumns(bytes);
+    expect(whole.n).toBe(4);
+    for (const size of [1, 3, 7, 40]) {
+      const p = new KallsymsParser();
+      for (let i = 0; i < bytes.length; i += size) p.push(bytes.subarray(i, i + size));
+      expect(p.finish(), `chunks of ${size}`).toEqual(whole);
+    }
+  });
+
   it('treats hidden (all-zero) kallsyms as unknown', () => {
     const hidden = parseKallsyms('0000000000000000 T a\n0000000000000000 T b\n');
     expect(hidden.name(0xffffffff81a0004cn)).toBe('0xffffffff81a0004c');
